@@ -1,0 +1,80 @@
+#pragma once
+// The one interface every attention backend implements.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attnkit/problem.hpp"
+
+namespace attnkit {
+
+// What a backend can honour. forward() throws attnkit::Error, naming the missing capability,
+// when a Problem asks for something the backend lacks; it never ignores a part of the Problem.
+struct Capabilities {
+  bool causal = false;       // Mask::causal
+  bool key_lengths = false;  // Mask::key_lengths
+  bool cross = false;        // n_q != n_k
+  bool gqa = false;          // kv_heads < heads
+  bool weights = false;      // Backend::weights() gives the (implied) probability matrix
+};
+
+// Work of one forward call, for reports: floating point operations actually executed and bytes
+// moved to and from memory at least once.
+struct Cost {
+  double flops = 0;
+  double bytes = 0;
+};
+
+// Shape of a problem without data, for cost().
+struct Shape {
+  int64_t batch = 1, heads = 1, kv_heads = 1, n_q = 1, n_k = 1, d = 64, d_v = 64;
+  bool causal = false;
+};
+
+// An a-posteriori error bound that theory gives for a given problem. Rows are indexed
+// (b * heads + h) * n_q + i.
+struct ErrorBound {
+  std::string description;       // which theorem / formula
+  std::vector<double> out_l2;    // per row: ||approx_i - exact_i||_2 <= out_l2[row]
+  std::vector<double> prob_l1;   // per row, where known: L1 distance of the probability rows
+                                 // (empty when the backend has no such figure)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Canonical spec string with every default filled in; make_backend(spec()) recreates it.
+  virtual std::string spec() const = 0;
+  virtual Capabilities capabilities() const = 0;
+
+  // Computes p.out. Validates p first (Problem::validate plus capabilities) and throws
+  // attnkit::Error before any work. Thread-safe: one backend object may run forward() from many
+  // threads at once on different problems. Uses OpenMP threads inside (omp_get_max_threads()).
+  virtual void forward(const Problem& p) const = 0;
+
+  // Flops and bytes of a forward call of this shape. Default: exact attention's count.
+  virtual Cost cost(const Shape& s) const;
+
+  // The bound theory gives for this problem, or nullopt where it gives none.
+  virtual std::optional<ErrorBound> error_bound(const Problem& p) const;
+
+  // Probability matrix (exact or implied by the approximation) of batch b, head h, written to
+  // w as n_q x n_k row-major floats; fully masked rows are zeros. Only for backends with
+  // capabilities().weights; others throw attnkit::Error. Throws when n_q * n_k exceeds
+  // kMaxWeights.
+  virtual void weights(const Problem& p, int64_t b, int64_t h, float* w) const;
+
+  static constexpr int64_t kMaxWeights = int64_t{1} << 26;  // 64 Mi entries = 256 MiB of floats
+
+ protected:
+  // Validates p and that the backend's capabilities cover it; returns the sizes.
+  Dims check(const Problem& p) const;
+};
+
+// Exact attention's flop count: 4 * n_q * n_k * d per head (2 for QK^T, 2 for PV with d_v),
+// halved (approximately) under a causal mask.
+Cost exact_cost(const Shape& s);
+
+}  // namespace attnkit

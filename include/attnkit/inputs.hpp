@@ -1,0 +1,29 @@
+#pragma once
+// Generated input families for tests, benchmarks and the sweep (DESIGN.md §5).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attnkit/tensor.hpp"
+
+namespace attnkit {
+
+// gaussian: q,k,v ~ N(0,1).  diffuse: q,k ~ N(0, 0.25).  peaky: gaussian with q,k scaled by 2.
+// local: keys correlated with nearby positions (a smooth random walk per head is added to both q
+//        and k, so attention mass concentrates near the diagonal).
+// clustered: queries drawn around 8 centres per head (small spread), keys ~ N(0,1).
+enum class Family { Gaussian, Diffuse, Peaky, Local, Clustered };
+
+Family parse_family(std::string_view name);  // throws attnkit::Error listing the valid names
+std::string family_name(Family f);
+const std::vector<std::string>& family_names();
+
+struct Inputs {
+  Tensor q, k, v;  // [batch, heads, n, d] each
+};
+
+// Deterministic for a given seed. Throws attnkit::Error for sizes < 1.
+Inputs generate(Family f, int64_t batch, int64_t heads, int64_t n, int64_t d, uint64_t seed);
+
+}  // namespace attnkit

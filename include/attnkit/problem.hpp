@@ -1,0 +1,61 @@
+#pragma once
+// The attention problem every backend solves:
+//   out[b,h,i,:] = Σ_j softmax_j(scale · q[b,h,i,:]·k[b,g,j,:] + mask) · v[b,g,j,:],  g = h / (H/H_kv)
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "attnkit/tensor.hpp"
+
+namespace attnkit {
+
+struct Mask {
+  // Bottom-right aligned causal mask: query i sees key j iff j <= i + n_k - n_q. With n_q > n_k the
+  // first n_q - n_k rows see no key at all and produce zeros.
+  bool causal = false;
+  // Optional, one entry per batch: keys j >= key_lengths[b] are padding. Each entry in [0, n_k].
+  // Empty means no padding.
+  std::vector<int32_t> key_lengths;
+};
+
+// Sizes of a validated problem.
+struct Dims {
+  int64_t batch = 0, heads = 0, kv_heads = 0, n_q = 0, n_k = 0, d = 0, d_v = 0;
+  int64_t group() const { return heads / kv_heads; }  // query heads per kv head
+};
+
+// Shapes: q [B,H,n_q,d], k [B,H_kv,n_k,d], v [B,H_kv,n_k,d_v], out [B,H,n_q,d_v], H % H_kv == 0.
+// n_q != n_k is cross-attention; H_kv < H is grouped-query attention. Every dimension >= 1.
+// A query row that sees no key (fully masked) gets an all-zero output row.
+struct Problem {
+  ConstView q, k, v;
+  MutView out;
+  // Softmax temperature; unset means 1/sqrt(d). Must be finite and > 0.
+  std::optional<float> scale;
+  Mask mask;
+
+  // Checks every invariant above plus: non-null data, last-axis stride 1, non-negative strides,
+  // element offsets that fit in int64, out not overlapping any input, key_lengths size and range.
+  // Throws attnkit::Error naming the argument, the value seen and the value expected.
+  Dims validate() const;
+
+  // Sizes without checks (call validate() first).
+  Dims dims() const;
+  float effective_scale() const;
+
+  // End (exclusive) of the keys visible to query row i of batch b: visible keys are
+  // [0, key_end(b, i)) — the mask's only shapes are a prefix (padding) and a causal diagonal.
+  // Returns a value in [0, n_k]; 0 means the row sees nothing.
+  int64_t key_end(int64_t b, int64_t i) const {
+    int64_t end = k.shape[2];
+    if (!mask.key_lengths.empty() && mask.key_lengths[static_cast<size_t>(b)] < end)
+      end = mask.key_lengths[static_cast<size_t>(b)];
+    if (mask.causal) {
+      const int64_t c = i + k.shape[2] - q.shape[2] + 1;
+      if (c < end) end = c < 0 ? 0 : c;
+    }
+    return end;
+  }
+};
+
+}  // namespace attnkit

@@ -1,0 +1,45 @@
+"""Sums the test cases of a `meson test` run from its testlog.json.
+
+Catch2 executables report "test cases: N | P passed | F failed" (or "All tests passed (... in N
+test cases)"); shell tests print "NAME: P passed, F failed". A test whose output has neither counts
+as one case, passed or failed by its exit status. Prints "P passed, F failed" and exits 1 when
+anything failed or nothing ran.
+"""
+import json
+import re
+import sys
+
+
+def count(entry):
+    out = entry.get("stdout", "") or ""
+    m = re.search(r"test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed", out)
+    if m:
+        return int(m.group(2)), int(m.group(3))
+    m = re.search(r"All tests passed \(\d+ assertions? in (\d+) test cases?\)", out)
+    if m:
+        return int(m.group(1)), 0
+    m = re.search(r"^\S+: (\d+) passed, (\d+) failed", out, re.M)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    return (1, 0) if entry.get("result") == "OK" else (0, 1)
+
+
+def main(path):
+    passed = failed = 0
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            entry = json.loads(line)
+            p, fl = count(entry)
+            if entry.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP") and fl == 0:
+                fl = 1  # crashed or timed out after reporting success
+            passed += p
+            failed += fl
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or passed == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,86 @@
+#include "args.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "attnkit/error.hpp"
+
+namespace attnkit::cli {
+
+Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& valued,
+           const std::set<std::string>& switches) {
+  for (size_t i = 0; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (switches.count(a)) {
+      switches_.insert(a);
+    } else if (valued.count(a)) {
+      if (i + 1 >= argv.size()) detail::fail(a, ": missing value");
+      if (values_.count(a)) detail::fail(a, ": given twice; expected once");
+      values_[a] = argv[++i];
+    } else {
+      std::string known;
+      for (const auto& v : valued) known += " " + v;
+      for (const auto& s : switches) known += " " + s;
+      detail::fail("unknown argument '", a, "'; expected one of:", known);
+    }
+  }
+}
+
+bool Args::has(const std::string& flag) const { return values_.count(flag) || switches_.count(flag); }
+
+std::string Args::str(const std::string& flag) const {
+  auto it = values_.find(flag);
+  if (it == values_.end()) detail::fail(flag, ": required");
+  return it->second;
+}
+
+std::string Args::str(const std::string& flag, const std::string& fallback) const {
+  auto it = values_.find(flag);
+  return it == values_.end() ? fallback : it->second;
+}
+
+int64_t Args::integer(const std::string& flag, int64_t fallback, int64_t lo, int64_t hi) const {
+  auto it = values_.find(flag);
+  if (it == values_.end()) return fallback;
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(it->second.c_str(), &end, 10);
+  if (it->second.empty() || *end != '\0' || errno == ERANGE || v < lo || v > hi)
+    detail::fail(flag, " ", it->second, ": expected an integer in [", lo, ", ", hi, "]");
+  return v;
+}
+
+double Args::number(const std::string& flag) const {
+  const std::string s = str(flag);
+  errno = 0;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
+    detail::fail(flag, " ", s, ": expected a finite number");
+  return v;
+}
+
+Tensor load_tensor(const std::string& flag, const std::string& path, int* rank) {
+  const NpyArray a = read_npy(path);
+  if (a.dtype != NpyArray::DType::Float32) detail::fail(flag, " ", path, ": dtype int32; expected float32");
+  const size_t r = a.shape.size();
+  if (r < 2 || r > 4)
+    detail::fail(flag, " ", path, ": rank ", r, "; expected [B,H,N,D], [H,N,D] or [N,D]");
+  int64_t s[4] = {1, 1, 1, 1};
+  for (size_t i = 0; i < r; ++i) s[4 - r + i] = a.shape[i];
+  for (int64_t x : s)
+    if (x < 1) detail::fail(flag, " ", path, ": an empty dimension; expected every dimension >= 1");
+  if (rank) *rank = static_cast<int>(r);
+  Tensor t(s[0], s[1], s[2], s[3]);
+  std::memcpy(t.data(), a.f32.data(), a.f32.size() * sizeof(float));
+  return t;
+}
+
+void save_tensor(const std::string& path, const Tensor& t, int rank) {
+  std::vector<int64_t> shape(t.shape().begin() + (4 - rank), t.shape().end());
+  write_npy(path, t.data(), shape);
+}
+
+}  // namespace attnkit::cli

@@ -1,0 +1,10 @@
+#pragma once
+#include <string>
+#include <vector>
+
+namespace attnkit::cli {
+// Each returns the process exit code; bad input throws attnkit::Error (main turns it into exit 2).
+int cmd_list(const std::vector<std::string>& args);
+int cmd_run(const std::vector<std::string>& args);
+int cmd_gen(const std::vector<std::string>& args);
+}  // namespace attnkit::cli

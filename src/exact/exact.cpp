@@ -1,0 +1,88 @@
+// Streaming exact attention: per (batch, head, query block) task, online softmax over key tiles.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../simd/attend.hpp"
+#include "attnkit/error.hpp"
+#include "attnkit/exact.hpp"
+
+namespace attnkit {
+
+namespace {
+// One BLAS thread per OpenMP thread while we are inside our parallel region; restores the caller's.
+struct SingleThreadedBlas {
+  int saved = openblas_get_num_threads();
+  SingleThreadedBlas() { openblas_set_num_threads(1); }
+  ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
+};
+}  // namespace
+
+ExactBackend::ExactBackend(ExactOptions o) : opt_(o) {
+  if (o.block_q < 0 || o.block_q > 4096) detail::fail("exact: block_q=", o.block_q, "; expected 0 (auto) or 1..4096");
+  if (o.block_k < 0 || o.block_k > 8192) detail::fail("exact: block_k=", o.block_k, "; expected 0 (auto) or 1..8192");
+}
+
+std::string ExactBackend::spec() const {
+  return "exact:block_q=" + std::to_string(opt_.block_q) + ",block_k=" + std::to_string(opt_.block_k);
+}
+
+Capabilities ExactBackend::capabilities() const { return {true, true, true, true, true}; }
+
+void ExactBackend::forward(const Problem& p) const {
+  const Dims d = check(p);
+  const int64_t bq = opt_.block_q ? opt_.block_q : (d.n_q >= 768 ? 128 : 64);
+  const int64_t bk = opt_.block_k ? opt_.block_k : 256;
+  const int64_t qblocks = (d.n_q + bq - 1) / bq;
+  const int64_t tasks = d.batch * d.heads * qblocks;
+  const float scale = p.effective_scale();
+  SingleThreadedBlas blas;
+#pragma omp parallel
+  {
+    simd::Workspace ws;
+    // Heaviest (last, under causal) query blocks first: dynamic schedule over a reversed order.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t qb = qblocks - 1 - t % qblocks;
+      const int64_t bh = t / qblocks, b = bh / d.heads, h = bh % d.heads, g = h / d.group();
+      const int64_t r0 = qb * bq, rows = std::min(bq, d.n_q - r0);
+      const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
+      const simd::PrefixMask mask(limit, d.n_k - d.n_q, p.mask.causal);
+      const simd::KeySpan span{0, mask.end(r0 + rows - 1)};
+      simd::AttendArgs a;
+      a.q = p.q.row(b, h, r0);
+      a.q_stride = p.q.stride[2];
+      a.rows = rows;
+      a.row0 = r0;
+      a.k = p.k.row(b, g, 0);
+      a.k_stride = p.k.stride[2];
+      a.v = p.v.row(b, g, 0);
+      a.v_stride = p.v.stride[2];
+      a.d = d.d;
+      a.d_v = d.d_v;
+      a.scale = scale;
+      a.out = p.out.row(b, h, r0);
+      a.out_stride = p.out.stride[2];
+      simd::attend(a, std::span<const simd::KeySpan>(&span, 1), &mask, bk, ws);
+    }
+  }
+}
+
+void ExactBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+  ReferenceBackend().weights(p, b, h, w);
+}
+
+BackendInfo exact_info() {
+  return {"exact",
+          "fused tiled online-softmax attention (FlashAttention-style), float32, never stores n x n",
+          {{"block_q", ParamType::Int, "0", 0, 4096, "query rows per tile (0 = auto from d and caches)"},
+           {"block_k", ParamType::Int, "0", 0, 8192, "keys per tile (0 = auto from d and caches)"}},
+          ExactBackend().capabilities(),
+          [](const Params& pr) {
+            return std::make_unique<ExactBackend>(ExactOptions{pr.get_int("block_q"), pr.get_int("block_k")});
+          }};
+}
+
+}  // namespace attnkit

@@ -1,0 +1,87 @@
+// fp64 oracle: one score row at a time, straight from the definition.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "attnkit/error.hpp"
+#include "attnkit/exact.hpp"
+
+namespace attnkit {
+
+namespace {
+// Probabilities of query row i of (b, h) over all n_k keys, in fp64; masked keys get 0.
+// Returns false when the row sees no key (all zeros).
+bool reference_row(const Problem& p, const Dims& d, int64_t b, int64_t h, int64_t i, std::vector<double>& w) {
+  const int64_t g = h / d.group();
+  const int64_t end = p.key_end(b, i);
+  const double s = p.effective_scale();
+  const float* q = p.q.row(b, h, i);
+  std::fill(w.begin(), w.end(), 0.0);
+  if (end == 0) return false;
+  double mx = -std::numeric_limits<double>::infinity();
+  bool nan = false;
+  for (int64_t j = 0; j < end; ++j) {
+    const float* k = p.k.row(b, g, j);
+    double dot = 0;
+    for (int64_t c = 0; c < d.d; ++c) dot += static_cast<double>(q[c]) * k[c];
+    w[static_cast<size_t>(j)] = s * dot;
+    if (std::isnan(dot)) nan = true;
+    mx = std::max(mx, s * dot);
+  }
+  if (nan) {
+    std::fill(w.begin(), w.begin() + end, std::numeric_limits<double>::quiet_NaN());
+    return true;
+  }
+  double sum = 0;
+  for (int64_t j = 0; j < end; ++j) sum += (w[static_cast<size_t>(j)] = std::exp(w[static_cast<size_t>(j)] - mx));
+  for (int64_t j = 0; j < end; ++j) w[static_cast<size_t>(j)] /= sum;
+  return true;
+}
+}  // namespace
+
+Capabilities ReferenceBackend::capabilities() const { return {true, true, true, true, true}; }
+
+void ReferenceBackend::forward(const Problem& p) const {
+  const Dims d = check(p);
+  const int64_t rows = d.batch * d.heads * d.n_q;
+#pragma omp parallel
+  {
+    std::vector<double> w(static_cast<size_t>(d.n_k)), o(static_cast<size_t>(d.d_v));
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t b = r / (d.heads * d.n_q), h = r / d.n_q % d.heads, i = r % d.n_q;
+      const int64_t g = h / d.group();
+      reference_row(p, d, b, h, i, w);
+      std::fill(o.begin(), o.end(), 0.0);
+      const int64_t end = p.key_end(b, i);
+      for (int64_t j = 0; j < end; ++j) {
+        const double wj = w[static_cast<size_t>(j)];
+        const float* v = p.v.row(b, g, j);
+        for (int64_t c = 0; c < d.d_v; ++c) o[static_cast<size_t>(c)] += wj * v[c];
+      }
+      float* out = p.out.row(b, h, i);
+      for (int64_t c = 0; c < d.d_v; ++c) out[c] = static_cast<float>(o[static_cast<size_t>(c)]);
+    }
+  }
+}
+
+void ReferenceBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+  const Dims d = check(p);
+  if (b < 0 || b >= d.batch) detail::fail("weights: batch ", b, "; expected a value in [0, ", d.batch, ")");
+  if (h < 0 || h >= d.heads) detail::fail("weights: head ", h, "; expected a value in [0, ", d.heads, ")");
+  if (d.n_q * d.n_k > kMaxWeights)
+    detail::fail("weights: n_q x n_k = ", d.n_q * d.n_k, " entries; expected at most ", kMaxWeights);
+  std::vector<double> row(static_cast<size_t>(d.n_k));
+  for (int64_t i = 0; i < d.n_q; ++i) {
+    reference_row(p, d, b, h, i, row);
+    for (int64_t j = 0; j < d.n_k; ++j) w[i * d.n_k + j] = static_cast<float>(row[static_cast<size_t>(j)]);
+  }
+}
+
+BackendInfo reference_info() {
+  return {"reference", "fp64 oracle, one score row at a time (slow, obviously correct)", {},
+          ReferenceBackend().capabilities(),
+          [](const Params&) { return std::make_unique<ReferenceBackend>(); }};
+}
+
+}  // namespace attnkit

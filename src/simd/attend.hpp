@@ -1,0 +1,78 @@
+#pragma once
+// Internal: the online-softmax tile kernel shared by every backend that computes exact softmax
+// attention over some set of keys (exact, local, clustered centroids). Not installed.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace attnkit::simd {
+
+// Half-open range of key indices.
+struct KeySpan {
+  int64_t begin = 0, end = 0;
+};
+
+enum class TileKind { Full, Empty, Partial };
+
+// Which (query, key) pairs of a tile are visible. Query rows are absolute row indices of the
+// head (AttendArgs::row0 + r), keys absolute key indices.
+class TileMask {
+ public:
+  virtual ~TileMask() = default;
+  // Classifies the tile rows [q0, q0+nq) x keys [k0, k0+nk).
+  virtual TileKind classify(int64_t q0, int64_t nq, int64_t k0, int64_t nk) const = 0;
+  // For a Partial tile: set S[r * lds + c] = -inf for every invisible (q0+r, k0+c).
+  virtual void apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S, int64_t lds) const = 0;
+};
+
+// Rows q0.. see keys [0, end(row)) where end is non-decreasing in the row: the causal + padding mask.
+class PrefixMask final : public TileMask {
+ public:
+  // Row i sees keys j < min(limit, i + offset + 1); offset = n_k - n_q for causal, or huge.
+  PrefixMask(int64_t limit, int64_t offset, bool causal) : limit_(limit), offset_(offset), causal_(causal) {}
+  int64_t end(int64_t i) const {
+    int64_t e = limit_;
+    if (causal_ && i + offset_ + 1 < e) e = i + offset_ + 1;
+    return e < 0 ? 0 : e;
+  }
+  TileKind classify(int64_t q0, int64_t nq, int64_t k0, int64_t nk) const override {
+    if (end(q0) >= k0 + nk) return TileKind::Full;          // first row sees the whole tile
+    if (end(q0 + nq - 1) <= k0) return TileKind::Empty;     // last row sees none of it
+    return TileKind::Partial;
+  }
+  void apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S, int64_t lds) const override;
+
+ private:
+  int64_t limit_, offset_;
+  bool causal_;
+};
+
+// One block of query rows of one head, attending to keys of one kv head.
+struct AttendArgs {
+  const float* q = nullptr; int64_t q_stride = 0;  // rows x d, row stride in elements
+  int64_t rows = 0;
+  int64_t row0 = 0;                                // absolute index of the first row (for masks)
+  const float* k = nullptr; int64_t k_stride = 0;  // key 0 of the head
+  const float* v = nullptr; int64_t v_stride = 0;  // value 0 of the head
+  int64_t d = 0, d_v = 0;
+  float scale = 1;
+  float* out = nullptr; int64_t out_stride = 0;    // rows x d_v
+};
+
+// Per-thread scratch of attend(); reuse one per thread across calls.
+class Workspace {
+ public:
+  float* scores(int64_t n);  // at least n floats, 64-byte aligned
+  float* acc(int64_t n);
+  float* rowstats(int64_t n);
+ private:
+  std::vector<float> s_, a_, r_;
+};
+
+// out[r] = softmax over the visible keys in `spans` (ascending, disjoint) of scale * q_r·k_j,
+// applied to v. Rows that see no key get zeros. Never stores more than one tile of scores.
+// Calls BLAS single-threaded: call it from inside the caller's OpenMP region.
+void attend(const AttendArgs& a, std::span<const KeySpan> spans, const TileMask* mask,
+            int64_t block_k, Workspace& ws);
+
+}  // namespace attnkit::simd

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# CLI behaviour: success paths and exit code 2 with a message for each bad input.
+set -u
+cli="$1"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+
+expect_ok() {  # description, command...
+  local what="$1"; shift
+  if "$@" >out.txt 2>err.txt; then ok; else bad "$what: exit $? $(cat err.txt)"; fi
+}
+expect_2() {  # description, expected message fragment, command...
+  local what="$1" msg="$2"; shift 2
+  "$@" >out.txt 2>err.txt
+  local rc=$?
+  if [ $rc -ne 2 ]; then bad "$what: exit $rc, expected 2"; return; fi
+  if [ "$(wc -l <err.txt)" -ne 1 ]; then bad "$what: stderr is not one line: $(cat err.txt)"; return; fi
+  if ! grep -qF -- "$msg" err.txt; then bad "$what: message '$(cat err.txt)' lacks '$msg'"; return; fi
+  ok
+}
+
+expect_ok "list" "$cli" list
+grep -q "^exact" out.txt && grep -q "^reference" out.txt && ok || bad "list lacks exact/reference"
+expect_ok "gen" "$cli" gen --n 300 --d 32 --heads 2 --family peaky --seed 3 --prefix p
+expect_ok "run --check" "$cli" run --backend exact --q p_q.npy --k p_k.npy --v p_v.npy --out o.npy --check --repeat 3
+grep -q "rel_fro" out.txt && ok || bad "run --check prints no rel_fro"
+expect_ok "run --json" "$cli" run --backend exact --q p_q.npy --k p_k.npy --v p_v.npy --out o.npy --check --json --causal --threads 1
+/usr/bin/python3 - <<'PY' && ok || bad "json output"
+import json, numpy as np
+r = json.load(open("out.txt"))
+for key in ("backend", "shape", "ms_best", "ms_median", "gflops", "max_abs", "rel_fro"):
+    assert key in r, key
+assert r["rel_fro"] <= 2e-6, r
+o = np.load("o.npy")
+assert o.shape == (1, 2, 300, 32) and o.dtype == np.float32
+PY
+/usr/bin/python3 - <<'PY'
+import numpy as np
+q = np.load("p_q.npy")[0, 0]
+np.save("q2.npy", q)  # [N, D]
+np.save("k2.npy", np.load("p_k.npy")[0, 0])
+np.save("v2.npy", np.load("p_v.npy")[0, 0])
+np.save("len.npy", np.array([100], dtype=np.int32))
+np.save("lenf.npy", np.array([100.0], dtype=np.float32))
+np.save("len3.npy", np.array([400], dtype=np.int32))
+np.save("q64.npy", q.astype(np.float64))
+np.save("qF.npy", np.asfortranarray(np.load("p_q.npy")[0, 0][:, :8]))
+np.save("k5.npy", np.load("p_k.npy")[0, 0][:, :5])
+PY
+expect_ok "rank-2 run with key lengths" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o2.npy --key-lengths len.npy --check
+/usr/bin/python3 -c "import numpy as np; assert np.load('o2.npy').shape == (300, 32)" && ok || bad "rank-2 output"
+expect_2 "unknown backend" "unknown" "$cli" run --backend nosuch --q q2.npy --k k2.npy --v v2.npy --out o.npy
+expect_2 "bad spec key" "unknown key" "$cli" run --backend exact:foo=1 --q q2.npy --k k2.npy --v v2.npy --out o.npy
+expect_2 "missing file" "cannot open" "$cli" run --backend exact --q nofile.npy --k k2.npy --v v2.npy --out o.npy
+expect_2 "float64" "dtype '<f8'" "$cli" run --backend exact --q q64.npy --k k2.npy --v v2.npy --out o.npy
+expect_2 "fortran" "Fortran" "$cli" run --backend exact --q qF.npy --k k2.npy --v v2.npy --out o.npy
+expect_2 "dim mismatch" "k: dim is 5" "$cli" run --backend exact --q q2.npy --k k5.npy --v v2.npy --out o.npy
+expect_2 "float key lengths" "expected int32" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --key-lengths lenf.npy
+expect_2 "key length range" "key_lengths[0]: 400" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --key-lengths len3.npy
+expect_2 "bad scale" "scale" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --scale -1
+expect_2 "bad repeat" "--repeat" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --repeat 0
+expect_2 "missing --out" "--out: required" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy
+expect_2 "unknown flag" "unknown argument" "$cli" run --bogus
+expect_2 "unknown command" "unknown command" "$cli" frobnicate
+expect_2 "gen bad family" "family" "$cli" gen --n 4 --d 4 --family nope --prefix x
+expect_2 "gen bad n" "--n" "$cli" gen --n 0 --d 4 --prefix x
+expect_2 "gen missing d" "--d" "$cli" gen --n 4 --prefix x
+printf 'garbage garbage garbage' > junk.npy
+expect_2 "garbage npy" "magic" "$cli" run --backend exact --q junk.npy --k k2.npy --v v2.npy --out o.npy
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
