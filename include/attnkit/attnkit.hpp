@@ -2,6 +2,7 @@
 // Umbrella header: the contract and every backend family this build contains.
 #include "attnkit_config.hpp"
 #include "attnkit/backend.hpp"
+#include "attnkit/blas.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/inputs.hpp"
 #include "attnkit/metrics.hpp"

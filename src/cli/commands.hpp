@@ -7,4 +7,5 @@ namespace attnkit::cli {
 int cmd_list(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 int cmd_gen(const std::vector<std::string>& args);
+int cmd_sweep(const std::vector<std::string>& args);
 }  // namespace attnkit::cli

@@ -1,4 +1,5 @@
 // fp64 oracle: one score row at a time, straight from the definition.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -41,6 +42,23 @@ bool reference_row(const Problem& p, const Dims& d, int64_t b, int64_t h, int64_
 
 Capabilities ReferenceBackend::capabilities() const { return {true, true, true, true, true}; }
 
+namespace {
+// Output rows of query row i of (b, h) in fp64, written as float to out.
+void reference_output(const Problem& p, const Dims& d, int64_t b, int64_t h, int64_t i, std::vector<double>& w,
+                      std::vector<double>& o, float* out) {
+  const int64_t g = h / d.group();
+  reference_row(p, d, b, h, i, w);
+  std::fill(o.begin(), o.end(), 0.0);
+  const int64_t end = p.key_end(b, i);
+  for (int64_t j = 0; j < end; ++j) {
+    const double wj = w[static_cast<size_t>(j)];
+    const float* v = p.v.row(b, g, j);
+    for (int64_t c = 0; c < d.d_v; ++c) o[static_cast<size_t>(c)] += wj * v[c];
+  }
+  for (int64_t c = 0; c < d.d_v; ++c) out[c] = static_cast<float>(o[static_cast<size_t>(c)]);
+}
+}  // namespace
+
 void ReferenceBackend::forward(const Problem& p) const {
   const Dims d = check(p);
   const int64_t rows = d.batch * d.heads * d.n_q;
@@ -50,17 +68,23 @@ void ReferenceBackend::forward(const Problem& p) const {
 #pragma omp for schedule(dynamic, 16)
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t b = r / (d.heads * d.n_q), h = r / d.n_q % d.heads, i = r % d.n_q;
-      const int64_t g = h / d.group();
-      reference_row(p, d, b, h, i, w);
-      std::fill(o.begin(), o.end(), 0.0);
-      const int64_t end = p.key_end(b, i);
-      for (int64_t j = 0; j < end; ++j) {
-        const double wj = w[static_cast<size_t>(j)];
-        const float* v = p.v.row(b, g, j);
-        for (int64_t c = 0; c < d.d_v; ++c) o[static_cast<size_t>(c)] += wj * v[c];
-      }
-      float* out = p.out.row(b, h, i);
-      for (int64_t c = 0; c < d.d_v; ++c) out[c] = static_cast<float>(o[static_cast<size_t>(c)]);
+      reference_output(p, d, b, h, i, w, o, p.out.row(b, h, i));
+    }
+  }
+}
+
+void ReferenceBackend::forward_rows(const Problem& p, const std::vector<int64_t>& rows, float* out) const {
+  const Dims d = check(p);
+  for (int64_t i : rows)
+    if (i < 0 || i >= d.n_q) detail::fail("rows: ", i, "; expected a value in [0, ", d.n_q, ")");
+  const int64_t m = static_cast<int64_t>(rows.size()), total = d.batch * d.heads * m;
+#pragma omp parallel
+  {
+    std::vector<double> w(static_cast<size_t>(d.n_k)), o(static_cast<size_t>(d.d_v));
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t r = 0; r < total; ++r) {
+      const int64_t b = r / (d.heads * m), h = r / m % d.heads, x = r % m;
+      reference_output(p, d, b, h, rows[static_cast<size_t>(x)], w, o, out + r * d.d_v);
     }
   }
 }

@@ -1,0 +1,311 @@
+// attnkit sweep: every (input × backend setting) checked against reference, then timed.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "args.hpp"
+#include "attnkit/attnkit.hpp"
+#include "commands.hpp"
+#include "sweep_machine.hpp"
+#include "sweep_record.hpp"
+#include "sweep_suite.hpp"
+
+namespace attnkit::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// One input problem of the sweep with its reference answers, shared by every backend.
+struct Input {
+  std::string family, name;  // family: generated family or "trained"; name: file prefix
+  bool causal = false;
+  Tensor q, k, v;
+  Problem p;
+  std::vector<int64_t> rows;  // checked rows (all, or a fixed sample)
+  std::vector<float> ref;     // reference output of `rows`, [B,H,rows,d_v]
+  std::vector<float> ref_w;   // reference weights of (b=0, h=0), when n is small enough
+  double baseline_rel = NAN;
+  Input(std::string fam, std::string nm, bool c, Tensor q_, Tensor k_, Tensor v_)
+      : family(std::move(fam)), name(std::move(nm)), causal(c), q(std::move(q_)), k(std::move(k_)), v(std::move(v_)) {}
+};
+
+constexpr int64_t kWeightsMaxN = 4096;
+
+// The checked rows of out, gathered as [B,H,rows,d_v].
+std::vector<float> gather(ConstView out, const std::vector<int64_t>& rows) {
+  std::vector<float> g;
+  g.reserve(static_cast<size_t>(out.shape[0] * out.shape[1]) * rows.size() * static_cast<size_t>(out.shape[3]));
+  for (int64_t b = 0; b < out.shape[0]; ++b)
+    for (int64_t h = 0; h < out.shape[1]; ++h)
+      for (int64_t i : rows) g.insert(g.end(), out.row(b, h, i), out.row(b, h, i) + out.shape[3]);
+  return g;
+}
+
+ConstView as_view(const std::vector<float>& x, const Input& in) {
+  const Dims d = in.p.dims();
+  return ConstView::bhnd(x.data(), d.batch, d.heads, static_cast<int64_t>(in.rows.size()), d.d_v);
+}
+
+void prepare(Input& in, const Suite& s, Tensor& out) {
+  in.p.q = in.q.view();
+  in.p.k = in.k.view();
+  in.p.v = in.v.view();
+  in.p.out = out.view();
+  in.p.mask.causal = in.causal;
+  const Dims d = in.p.validate();
+  in.rows.clear();
+  if (d.n_q <= s.full_check_max_n) {
+    for (int64_t i = 0; i < d.n_q; ++i) in.rows.push_back(i);
+  } else {
+    for (int64_t t = 0; t < s.sampled_rows; ++t) in.rows.push_back(t * (d.n_q - 1) / (s.sampled_rows - 1));
+  }
+  in.ref.assign(static_cast<size_t>(d.batch * d.heads) * in.rows.size() * static_cast<size_t>(d.d_v), 0.0f);
+  ReferenceBackend().forward_rows(in.p, in.rows, in.ref.data());
+  Tensor base(d.batch, d.heads, d.n_q, d.d_v);
+  mean_value_baseline(in.p, base.view());
+  in.baseline_rel = compare(as_view(gather(base.cview(), in.rows), in), as_view(in.ref, in)).rel_fro;
+  in.ref_w.clear();
+  if (d.n_q <= kWeightsMaxN && d.n_k <= kWeightsMaxN) {
+    in.ref_w.resize(static_cast<size_t>(d.n_q * d.n_k));
+    ReferenceBackend().weights(in.p, 0, 0, in.ref_w.data());
+  }
+}
+
+Record measure(const Backend& b, const Input& in, const Suite& s, double sgemm, std::optional<double> exact_ms,
+               PeakMemory& mem) {
+  const Dims d = in.p.dims();
+  Record r;
+  r.spec = b.spec();
+  r.backend = r.spec.substr(0, r.spec.find(':'));
+  r.family = in.family;
+  r.input = in.name;
+  r.n = d.n_q;
+  r.d = d.d;
+  r.heads = d.heads;
+  r.batch = d.batch;
+  r.causal = in.causal;
+  r.sgemm_gflops = sgemm;
+  r.baseline_rel_fro = in.baseline_rel;
+  r.check = static_cast<int64_t>(in.rows.size()) == d.n_q ? "full" : "sampled:" + std::to_string(in.rows.size());
+  // Check first (this run is also the warm-up and the memory probe), then time.
+  mem.reset();
+  const auto t0 = Clock::now();
+  try {
+    b.forward(in.p);
+  } catch (const Error& e) {
+    r.status = std::string("unsupported: ") + e.what();
+    return r;
+  }
+  const double first_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  r.peak_extra_mib = mem.extra_mib();
+  const std::vector<float> got = gather(ConstView(in.p.out), in.rows);
+  const ErrorMetrics em = compare(as_view(got, in), as_view(in.ref, in));
+  r.max_abs = em.max_abs;
+  r.rel_fro = em.rel_fro;
+  r.mean_row_l2 = em.mean_row_l2;
+  r.beats_baseline = std::isfinite(em.rel_fro) ? em.rel_fro < in.baseline_rel : 0;
+  if (!in.ref_w.empty() && b.capabilities().weights) {
+    std::vector<float> w(in.ref_w.size());
+    b.weights(in.p, 0, 0, w.data());
+    double l1 = 0;
+    for (int64_t i = 0; i < d.n_q; ++i) l1 += row_l1(w.data() + i * d.n_k, in.ref_w.data() + i * d.n_k, d.n_k);
+    r.prob_l1 = l1 / static_cast<double>(d.n_q);
+  }
+  if (r.check == "full") {
+    if (const auto bound = b.error_bound(in.p)) {
+      const std::vector<double> err = row_l2_errors(ConstView(in.p.out), as_view(in.ref, in));
+      bool holds = bound->out_l2.size() == err.size();
+      double mx = 0;
+      for (size_t i = 0; holds && i < err.size(); ++i) {
+        holds = err[i] <= bound->out_l2[i] * (1 + 1e-5) + 1e-5;
+        mx = std::max(mx, bound->out_l2[i]);
+      }
+      r.bound_max = mx;
+      r.bound_holds = holds;
+    }
+  }
+  std::vector<double> ms;
+  const int reps = first_ms > 5000 ? 1 : s.repeat;
+  for (int t = 0; t < reps; ++t) {
+    const auto a = Clock::now();
+    b.forward(in.p);
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  r.ms_best = ms.front();
+  r.ms_median = ms[ms.size() / 2];
+  Shape sh{d.batch, d.heads, d.kv_heads, d.n_q, d.n_k, d.d, d.d_v, in.causal};
+  r.gflops_actual = b.cost(sh).flops / (r.ms_best * 1e6);
+  sh.causal = false;
+  r.gflops = exact_cost(sh).flops / (r.ms_best * 1e6);
+  r.ratio_sgemm = r.gflops / sgemm;
+  if (exact_ms) r.speedup = *exact_ms / r.ms_best;
+  return r;
+}
+
+// Real inputs: every *_q.npy in dir with its _k and _v siblings.
+std::vector<std::string> real_prefixes(const std::string& dir) {
+  if (!fs::is_directory(dir)) detail::fail("--inputs ", dir, ": not a directory");
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    if (f.size() > 6 && f.substr(f.size() - 6) == "_q.npy") out.push_back(f.substr(0, f.size() - 6));
+  }
+  std::sort(out.begin(), out.end());
+  if (out.empty()) detail::fail("--inputs ", dir, ": no *_q.npy files");
+  return out;
+}
+
+std::string fmt_seconds(double s) {
+  char buf[32];
+  if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  else std::snprintf(buf, sizeof buf, "%.0fs", s);
+  return buf;
+}
+
+void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, double sgemm, bool mem_ok,
+                int64_t cases, double seconds) {
+  std::ofstream f(path);
+  auto q = [](const std::string& x) {
+    std::string o;
+    for (char c : x) o += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+    return "\"" + o + "\"";
+  };
+  std::time_t now = std::time(nullptr);
+  char date[64];
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  f << "{\"suite\": " << q(s.name) << ", \"date\": " << q(date) << ", \"cpu\": " << q(m.cpu)
+    << ", \"cores\": " << m.cores << ", \"threads\": " << m.threads << ", \"simd\": " << q(m.simd)
+    << ", \"compiler\": " << q(m.compiler) << ", \"blas\": " << q(m.blas) << ", \"sgemm_gflops\": " << sgemm
+    << ", \"sgemm_n\": 2048, \"memory_probe\": " << (mem_ok ? "true" : "false") << ", \"heads\": " << s.heads
+    << ", \"d\": " << s.d << ", \"repeat\": " << s.repeat << ", \"full_check_max_n\": " << s.full_check_max_n
+    << ", \"sampled_rows\": " << s.sampled_rows << ", \"cases\": " << cases << ", \"seconds\": " << seconds
+    << ", \"attnkit_version\": \"0.1.0\"}\n";
+}
+
+}  // namespace
+
+int cmd_sweep(const std::vector<std::string>& argv) {
+  Args args(argv, {"--suite", "--backends", "--families", "--n", "--out", "--inputs", "--heads", "--d", "--repeat",
+                   "--threads"},
+            {"--no-real"});
+  Suite s = suite_by_name(args.str("--suite", "quick"));
+  if (args.has("--backends")) s.backends = split_specs(args.str("--backends"));
+  if (args.has("--families")) {
+    s.families = split_list(args.str("--families"));
+    for (const auto& f : s.families) parse_family(f);
+  }
+  if (args.has("--n")) {
+    s.n.clear();
+    for (const auto& x : split_list(args.str("--n"))) {
+      char* end = nullptr;
+      const long long v = std::strtoll(x.c_str(), &end, 10);
+      if (*end != '\0' || v < 2 || v > (int64_t{1} << 22)) detail::fail("--n ", x, ": expected integers in [2, 4194304]");
+      s.n.push_back(v);
+    }
+  }
+  s.heads = args.integer("--heads", s.heads, 1, 256);
+  s.d = args.integer("--d", s.d, 1, 1024);
+  s.repeat = static_cast<int>(args.integer("--repeat", s.repeat, 1, 1000));
+  const int64_t threads = args.integer("--threads", 2, 1, 4096);
+  omp_set_num_threads(static_cast<int>(threads));
+  const std::string out_dir = args.str("--out", "results");
+  fs::create_directories(out_dir);
+
+  // Backends: exact first, every spec parsed before any work (bad specs fail fast); a family that
+  // was not built is skipped with a note.
+  std::vector<std::unique_ptr<Backend>> backends;
+  backends.push_back(make_backend("exact"));
+  for (const std::string& spec : s.backends) {
+    try {
+      auto b = make_backend(spec);
+      if (b->spec() != backends.front()->spec()) backends.push_back(std::move(b));
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("was not built") == std::string::npos) throw;
+      std::fprintf(stderr, "sweep: skipping %s: %s\n", spec.c_str(), e.what());
+    }
+  }
+
+  std::vector<std::string> prefixes;
+  std::string in_dir;
+  if (args.has("--inputs")) {
+    in_dir = args.str("--inputs");
+    prefixes = real_prefixes(in_dir);
+  }
+  const int64_t n_inputs = static_cast<int64_t>(s.families.size() * s.n.size() + 2 * prefixes.size());
+  const int64_t total = n_inputs * static_cast<int64_t>(backends.size());
+
+  const MachineInfo machine = machine_info();
+  const double sgemm = sgemm_gflops(2048);
+  PeakMemory mem;
+  std::fprintf(stderr, "sweep %s: %lld inputs x %zu backends = %lld cases, %d threads, sgemm 2048^3 %.1f GFLOP/s%s\n",
+               s.name.c_str(), (long long)n_inputs, backends.size(), (long long)total, (int)threads, sgemm,
+               mem.available() ? "" : " (no peak-memory probe on this kernel)");
+  std::ofstream jl(out_dir + "/results.jsonl"), csv(out_dir + "/results.csv");
+  write_csv_header(csv);
+  const auto start = Clock::now();
+  int64_t done = 0;
+
+  auto run_input = [&](Input& in) {
+    const Dims d{1, in.q.shape()[1], in.k.shape()[1], in.q.shape()[2], in.k.shape()[2], in.q.shape()[3], in.v.shape()[3]};
+    Tensor out(in.q.shape()[0], d.heads, d.n_q, d.d_v);
+    prepare(in, s, out);
+    std::optional<double> exact_ms;
+    for (const auto& b : backends) {
+      const double el = std::chrono::duration<double>(Clock::now() - start).count();
+      std::fprintf(stderr, "[%lld/%lld] %s n=%lld%s %s  elapsed %s, ETA %s\n", (long long)done + 1, (long long)total,
+                   in.name.c_str(), (long long)d.n_q, in.causal ? " causal" : "", b->spec().c_str(),
+                   fmt_seconds(el).c_str(), done ? fmt_seconds(el / done * (total - done)).c_str() : "?");
+      Record r = measure(*b, in, s, sgemm, exact_ms, mem);
+      if (!exact_ms && r.status == "ok") exact_ms = r.ms_best, r.speedup = 1.0;
+      write_json_line(jl, r);
+      write_csv_line(csv, r);
+      jl.flush();
+      csv.flush();
+      ++done;
+    }
+    // The trivial baseline as its own row, so every table has it.
+    Record base;
+    base.spec = base.backend = "mean(V)";
+    base.family = in.family;
+    base.input = in.name;
+    base.n = d.n_q;
+    base.d = d.d;
+    base.heads = d.heads;
+    base.causal = in.causal;
+    base.rel_fro = base.baseline_rel_fro = in.baseline_rel;
+    base.check = static_cast<int64_t>(in.rows.size()) == d.n_q ? "full" : "sampled:" + std::to_string(in.rows.size());
+    write_json_line(jl, base);
+    write_csv_line(csv, base);
+  };
+
+  for (const std::string& fam : s.families)
+    for (int64_t n : s.n) {
+      Inputs g = generate(parse_family(fam), 1, s.heads, n, s.d, 1);
+      Input in(fam, fam, false, std::move(g.q), std::move(g.k), std::move(g.v));
+      run_input(in);
+    }
+  for (const std::string& pre : prefixes)
+    for (bool causal : {true, false}) {
+      Input in("trained", pre, causal, load_tensor("--inputs", in_dir + "/" + pre + "_q.npy"),
+               load_tensor("--inputs", in_dir + "/" + pre + "_k.npy"), load_tensor("--inputs", in_dir + "/" + pre + "_v.npy"));
+      run_input(in);
+    }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  write_meta(out_dir + "/meta.json", s, machine, sgemm, mem.available(), done, seconds);
+  std::fprintf(stderr, "sweep done: %lld cases in %s; wrote %s/results.jsonl, results.csv, meta.json\n",
+               (long long)done, fmt_seconds(seconds).c_str(), out_dir.c_str());
+  return 0;
+}
+
+}  // namespace attnkit::cli

@@ -1,0 +1,78 @@
+#include "sweep_suite.hpp"
+
+#include "attnkit/error.hpp"
+
+namespace attnkit::cli {
+
+Suite suite_by_name(const std::string& name) {
+  Suite s;
+  s.name = name;
+  s.families = {"gaussian", "diffuse", "peaky", "local", "clustered"};
+  if (name == "quick") {
+    s.backends = {"exact",
+                  "local:window=64",
+                  "local:window=256",
+                  "local:window=256,global=16",
+                  "performer:features=64",
+                  "performer:features=256",
+                  "linear",
+                  "clustered:clusters=32",
+                  "clustered:clusters=100",
+                  "clustered:clusters=100,topk=32"};
+    s.n = {1024, 4096};
+    s.heads = 4;
+    s.repeat = 3;
+  } else if (name == "full") {
+    s.backends = {"exact",
+                  "local:window=64",
+                  "local:window=256",
+                  "local:window=1024",
+                  "local:window=256,global=16",
+                  "local:window=128,dilation=2",
+                  "local:blocks=64,random=2",
+                  "performer:features=64",
+                  "performer:features=128",
+                  "performer:features=256",
+                  "performer:features=512",
+                  "linear",
+                  "clustered:clusters=32",
+                  "clustered:clusters=100",
+                  "clustered:clusters=256",
+                  "clustered:clusters=32,topk=32",
+                  "clustered:clusters=100,topk=32",
+                  "clustered:clusters=256,topk=32"};
+    s.n = {1024, 4096, 16384, 65536};
+    s.heads = 8;
+    s.repeat = 3;
+  } else {
+    detail::fail("--suite ", name, ": unknown; expected quick or full");
+  }
+  return s;
+}
+
+std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t c = list.find(',', start);
+    const std::string item = list.substr(start, c == std::string::npos ? std::string::npos : c - start);
+    if (!item.empty()) out.push_back(item);
+    if (c == std::string::npos) break;
+    start = c + 1;
+  }
+  return out;
+}
+
+std::vector<std::string> split_specs(const std::string& list) {
+  std::vector<std::string> out;
+  for (const std::string& item : split_list(list)) {
+    // "key=value" continues the previous spec; anything else starts a new one.
+    if (item.find('=') != std::string::npos && item.find(':') == std::string::npos && !out.empty())
+      out.back() += "," + item;
+    else
+      out.push_back(item);
+  }
+  return out;
+}
+
+}  // namespace attnkit::cli
