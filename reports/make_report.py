@@ -1,0 +1,255 @@
+#!/usr/bin/python3
+"""Turns an `attnkit sweep` results folder into REPORT.md with PNG plots.
+
+usage: make_report.py RESULTS_DIR [--out DIR]
+
+Reads RESULTS_DIR/results.jsonl and RESULTS_DIR/meta.json; writes DIR/REPORT.md and DIR/*.png
+(DIR defaults to RESULTS_DIR). Needs numpy and matplotlib (Debian: python3-numpy,
+python3-matplotlib; run it with /usr/bin/python3).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pareto import pareto_front  # noqa: E402
+
+BUDGETS = (1e-1, 1e-2, 1e-3)
+
+
+def load(results_dir):
+    rows = []
+    with open(os.path.join(results_dir, "results.jsonl")) as f:
+        for line in f:
+            if line.strip():
+                rows.append(json.loads(line))
+    meta_path = os.path.join(results_dir, "meta.json")
+    meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
+    return rows, meta
+
+
+def group_of(r):
+    """Generated families group by name; real inputs by mask (each input file is a point)."""
+    if r["family"] == "trained":
+        return "trained (causal)" if r["causal"] else "trained (non-causal)"
+    return r["family"] + (" (causal)" if r["causal"] else "")
+
+
+def ok(r):
+    return r["status"] == "ok" and r["spec"] != "mean(V)"
+
+
+def fmt(x, spec="{:.3g}"):
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else spec.format(x)
+
+
+def mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def short(spec):
+    """Spec without the exact backend's default block parameters, for legends."""
+    return spec.split(":")[0] if spec.startswith("exact:") else spec
+
+
+def aggregate(rows):
+    """(group, n, spec) -> averaged record over the inputs of that group (real data: 6 files)."""
+    acc = defaultdict(list)
+    for r in rows:
+        acc[(group_of(r), r["n"], r["spec"])].append(r)
+    out = {}
+    for key, rs in acc.items():
+        a = dict(rs[0])
+        for field in ("ms_best", "speedup", "rel_fro", "max_abs", "prob_l1", "peak_extra_mib", "gflops",
+                      "ratio_sgemm", "baseline_rel_fro", "bound_max"):
+            a[field] = mean([x.get(field) for x in rs])
+        a["inputs"] = len(rs)
+        a["beats_baseline"] = all(x.get("beats_baseline") for x in rs) if ok(rs[0]) else None
+        holds = [x.get("bound_holds") for x in rs if x.get("bound_holds") is not None]
+        a["bound_holds"] = all(holds) if holds else None
+        a["unsupported"] = rs[0]["status"] if rs[0]["status"] != "ok" else None
+        out[key] = a
+    return out
+
+
+def plot_tradeoff(agg, group, ns, path):
+    fig, axes = plt.subplots(1, len(ns), figsize=(6 * len(ns), 4.6), squeeze=False)
+    for ax, n in zip(axes[0], ns):
+        by_backend = defaultdict(list)
+        for (g, nn, spec), a in agg.items():
+            if g == group and nn == n and ok(a) and not spec.startswith("exact") and a["rel_fro"] and a["speedup"]:
+                by_backend[a["backend"]].append((a["rel_fro"], a["speedup"], spec))
+        for backend, pts in sorted(by_backend.items()):
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            sc = ax.scatter(xs, ys, label=backend, alpha=0.8)
+            front = pareto_front([(p[0], p[1]) for p in pts])
+            ax.plot([xs[i] for i in front], [ys[i] for i in front], color=sc.get_facecolor()[0], lw=2.5)
+            for x, y, spec in pts:
+                ax.annotate(spec.split(":", 1)[-1] if ":" in spec else spec, (x, y), fontsize=6,
+                            xytext=(3, 3), textcoords="offset points")
+        base = mean([a["baseline_rel_fro"] for (g, nn, s), a in agg.items() if g == group and nn == n])
+        if base:
+            ax.axvline(base, color="grey", ls="--", lw=1)
+            ax.text(base, ax.get_ylim()[1] if by_backend else 1, " mean(V)", color="grey", fontsize=7, va="top")
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("relative Frobenius error vs reference (log)")
+        ax.set_ylabel("speedup over exact (log)")
+        ax.set_title(f"{group}, n = {n}")
+        ax.grid(True, which="both", alpha=0.3)
+        if by_backend:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_scaling(agg, group, path, field, ylabel, guides):
+    specs = sorted({s for (g, n, s), a in agg.items() if g == group and ok(a) and a.get(field)})
+    if not specs:
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    all_n = []
+    for spec in specs:
+        pts = sorted((n, a[field]) for (g, n, s), a in agg.items() if g == group and s == spec and ok(a) and a.get(field))
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=short(spec))
+            all_n += [p[0] for p in pts]
+    if guides and all_n:
+        n0, n1 = min(all_n), max(all_n)
+        ref = [a[field] for (g, n, s), a in agg.items() if g == group and n == n0 and ok(a) and a.get(field)]
+        y0 = sorted(ref)[len(ref) // 2]
+        ax.plot([n0, n1], [y0, y0 * n1 / n0], "k--", lw=1, label="∝ n")
+        ax.plot([n0, n1], [y0, y0 * (n1 / n0) ** 2], "k:", lw=1, label="∝ n²")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length n")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} vs n ({group})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    out = args.out or args.results
+    os.makedirs(out, exist_ok=True)
+    rows, meta = load(args.results)
+    if not rows:
+        sys.exit("make_report: no results in " + args.results)
+    agg = aggregate(rows)
+    groups = []
+    for r in rows:
+        if group_of(r) not in groups:
+            groups.append(group_of(r))
+    md = ["# attnkit accuracy-vs-speed report", ""]
+    md += [f"Suite `{meta.get('suite', '?')}`, {meta.get('date', '?')}, {meta.get('cases', len(rows))} cases "
+           f"in {fmt(meta.get('seconds'), '{:.0f}')} s.", ""]
+    md += ["| machine | |", "|---|---|",
+           f"| CPU | {meta.get('cpu', '?')} |",
+           f"| cores / threads used | {meta.get('cores', '?')} / {meta.get('threads', '?')} |",
+           f"| SIMD path of the kernels | {meta.get('simd') or '?'} |",
+           f"| BLAS | {meta.get('blas', '?')} |",
+           f"| compiler | {meta.get('compiler', '?')} |",
+           f"| attnkit | {meta.get('attnkit_version', '?')} |",
+           f"| **sgemm 2048³ ceiling (same run)** | **{fmt(meta.get('sgemm_gflops'), '{:.1f}')} GFLOP/s** |", ""]
+    md += ["Every candidate is checked against the fp64 `reference` before it is timed: on all query rows "
+           f"for n ≤ {meta.get('full_check_max_n', 4096)}, on {meta.get('sampled_rows', 256)} evenly spaced rows "
+           "above. Times are the best of the timed runs after a checked warm-up run. *Error* is the relative "
+           "Frobenius error ‖Õ−O‖/‖O‖; *mean(V)* is the trivial baseline that outputs the mean of the visible "
+           "values for every row: an approximation at or above that error has learned nothing about the "
+           "input (marked ✗). *Bound* says whether the backend's a-posteriori error bound held on every row. "
+           "Real inputs (*trained*) are the Q/K/V of a small trained byte-level language model "
+           "(../shared/data/trained-attention), averaged over its layers and windows.", ""]
+
+    # Tradeoff plots and per-group tables at the largest n of each group.
+    md += ["## Accuracy vs speed", ""]
+    for gi, group in enumerate(groups):
+        ns = sorted({n for (g, n, s) in agg if g == group})
+        png = f"tradeoff_{gi}.png"
+        plot_tradeoff(agg, group, ns, os.path.join(out, png))
+        n = ns[-1]
+        md += [f"### {group}", "", f"![{group}]({png})", "",
+               f"n = {n}, heads = {rows[0]['heads']}, d = {rows[0]['d']}:", "",
+               "| setting | error | max abs | prob. row L1 | bound | speedup | ms | GFLOP/s (exact-eq.) | extra MiB | beats mean(V) |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
+        entries = sorted(((s, a) for (g, nn, s), a in agg.items() if g == group and nn == n),
+                         key=lambda t: (t[1]["spec"] != "exact" and not t[0].startswith("exact"), t[0]))
+        for spec, a in entries:
+            if spec == "mean(V)":
+                md.append(f"| mean(V) baseline | {fmt(a['rel_fro'])} | | | | | | | | |")
+            elif a["unsupported"]:
+                md.append(f"| `{short(spec)}` | {a['unsupported'][:70]} | | | | | | | | |")
+            else:
+                bound = {True: "holds", False: "**violated**", None: "–"}[a["bound_holds"]]
+                beats = "✓" if a["beats_baseline"] else "✗"
+                md.append(f"| `{short(spec)}` | {fmt(a['rel_fro'])} | {fmt(a['max_abs'])} | {fmt(a['prob_l1'])} | {bound} | "
+                          f"{fmt(a['speedup'], '{:.2f}')}× | {fmt(a['ms_best'], '{:.2f}')} | {fmt(a['gflops'], '{:.1f}')} | "
+                          f"{fmt(a['peak_extra_mib'], '{:.1f}')} | {beats} |")
+        md.append("")
+
+    # Budgets: fastest setting whose error is within each budget, per group, at the largest n.
+    md += ["## Fastest setting within an error budget", "",
+           "At the largest n of each input group; relative Frobenius error vs reference.", "",
+           "| input | n | " + " | ".join(f"error ≤ {b:g}" for b in BUDGETS) + " |",
+           "|---|---|" + "---|" * len(BUDGETS)]
+    for group in groups:
+        n = max(nn for (g, nn, s) in agg if g == group)
+        cells = []
+        for b in BUDGETS:
+            cands = [(a["speedup"], s) for (g, nn, s), a in agg.items()
+                     if g == group and nn == n and ok(a) and a["rel_fro"] is not None and a["rel_fro"] <= b
+                     and a["speedup"]]
+            if cands:
+                sp, s = max(cands)
+                cells.append(f"`{short(s)}` ({sp:.1f}×)")
+            else:
+                cells.append("none")
+        md.append(f"| {group} | {n} | " + " | ".join(cells) + " |")
+    md.append("")
+
+    # Break-even n: smallest n where the setting is faster than exact (generated inputs, no mask).
+    md += ["## Break-even sequence length", "",
+           "Smallest n of the suite at which each setting runs faster than `exact` (gaussian inputs; "
+           "speed depends little on the values except for clustered attention).", "",
+           "| setting | break-even n | speedup at largest n |", "|---|---|---|"]
+    gauss = "gaussian" if "gaussian" in groups else groups[0]
+    for spec in sorted({s for (g, n, s), a in agg.items() if g == gauss and ok(a) and not s.startswith("exact")}):
+        pts = sorted((n, a["speedup"]) for (g, n, s), a in agg.items() if g == gauss and s == spec and ok(a) and a["speedup"])
+        be = next((n for n, sp in pts if sp > 1), None)
+        md.append(f"| `{spec}` | {be if be else '> ' + str(pts[-1][0]) if pts else '–'} | "
+                  f"{fmt(pts[-1][1], '{:.2f}') + '×' if pts else '–'} |")
+    md.append("")
+
+    md += ["## Scaling", ""]
+    if plot_scaling(agg, gauss, os.path.join(out, "time_vs_n.png"), "ms_best", "time (ms)", True):
+        md += ["![time vs n](time_vs_n.png)", ""]
+    if plot_scaling(agg, gauss, os.path.join(out, "memory_vs_n.png"), "peak_extra_mib", "peak extra memory (MiB)", False):
+        md += ["![memory vs n](memory_vs_n.png)", "",
+               "Peak extra memory is the growth of the process's peak resident set during one forward call "
+               "(Linux /proc/self/clear_refs), beyond inputs and output.", ""]
+    md += ["## Raw data", "", "`results.jsonl` (one JSON object per case), `results.csv`, `meta.json`.", ""]
+    with open(os.path.join(out, "REPORT.md"), "w") as f:
+        f.write("\n".join(md))
+    print(os.path.join(out, "REPORT.md"))
+
+
+if __name__ == "__main__":
+    main()
