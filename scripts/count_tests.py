@@ -1,7 +1,9 @@
-"""Sums the test cases of a `meson test` run from its testlog.json.
+"""Sums the test cases of `meson test` runs from their testlog.json files.
+
+usage: count_tests.py TESTLOG.json [TESTLOG.json ...] [--extra PASSED FAILED]
 
 Catch2 executables report "test cases: N | P passed | F failed" (or "All tests passed (... in N
-test cases)"); shell tests print "NAME: P passed, F failed". A test whose output has neither counts
+test cases)"); script tests print "NAME: P passed, F failed". A test whose output has neither counts
 as one case, passed or failed by its exit status. Prints "P passed, F failed" and exits 1 when
 anything failed or nothing ran.
 """
@@ -24,22 +26,28 @@ def count(entry):
     return (1, 0) if entry.get("result") == "OK" else (0, 1)
 
 
-def main(path):
+def main(argv):
     passed = failed = 0
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            entry = json.loads(line)
-            p, fl = count(entry)
-            if entry.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP") and fl == 0:
-                fl = 1  # crashed or timed out after reporting success
-            passed += p
-            failed += fl
+    logs = argv
+    if "--extra" in argv:
+        i = argv.index("--extra")
+        passed, failed = int(argv[i + 1]), int(argv[i + 2])
+        logs = argv[:i] + argv[i + 3:]
+    for path in logs:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                entry = json.loads(line)
+                p, fl = count(entry)
+                if entry.get("result") not in ("OK", "EXPECTEDFAIL", "SKIP") and fl == 0:
+                    fl = 1  # crashed or timed out after reporting success
+                passed += p
+                failed += fl
     print(f"{passed} passed, {failed} failed")
     return 1 if failed or passed == 0 else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))

@@ -1,13 +1,62 @@
 #!/usr/bin/env bash
-# The test command: installs missing Debian packages, builds (release), runs every test suite,
-# and ends with one line "N passed, N failed". Exit status non-zero when any test fails or none ran.
-set -euo pipefail
+# The test command. Installs missing Debian packages, then:
+#   1. release build, every test suite (meson test);
+#   2. the same suites built with AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. each libFuzzer target (clang) for ATTNKIT_FUZZ_SECONDS (default 60) seconds on a copy of
+#      tests/fuzz/corpus/.
+# Ends with one line "N passed, N failed" over all of it; exits non-zero when anything failed or
+# nothing ran. ATTNKIT_TEST_QUICK=1 runs stage 1 only.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-scripts/install_deps.sh
-build=${ATTNKIT_TEST_BUILD:-build-test}
-[ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release -Dbench=false >/dev/null
-ninja -C "$build" >/dev/null
+scripts/install_deps.sh clang libclang-rt-14-dev libomp-dev || exit 1
 status=0
-meson test -C "$build" --num-processes 2 --print-errorlogs || status=$?
-/usr/bin/python3 scripts/count_tests.py "$build/meson-logs/testlog.json" || status=1
+logs=()
+extra_pass=0
+extra_fail=0
+
+stage() { echo "== $*" >&2; }
+
+stage "release build and tests"
+if [ ! -f build-test/build.ninja ]; then meson setup build-test --buildtype=release -Dbench=false >/dev/null || exit 1; fi
+ninja -C build-test >/dev/null || exit 1
+meson test -C build-test --num-processes 2 --print-errorlogs || status=1
+logs+=(build-test/meson-logs/testlog.json)
+
+if [ "${ATTNKIT_TEST_QUICK:-0}" != 1 ]; then
+  stage "sanitizer build (address, undefined) and tests"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  if [ ! -f build-asan/build.ninja ]; then
+    meson setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
+      -Dbench=false >/dev/null || exit 1
+  fi
+  ninja -C build-asan >/dev/null || exit 1
+  meson test -C build-asan --num-processes 2 --print-errorlogs --timeout-multiplier 3 || status=1
+  logs+=(build-asan/meson-logs/testlog.json)
+
+  stage "fuzzers (${ATTNKIT_FUZZ_SECONDS:-60} s each)"
+  if [ ! -f build-fuzz/build.ninja ]; then
+    CXX=clang++ meson setup build-fuzz --buildtype=debugoptimized -Dfuzz=true -Dtests=false -Dbench=false \
+      -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
+  fi
+  ninja -C build-fuzz >/dev/null || exit 1
+  for target in npy spec forward; do
+    corpus=$(mktemp -d)
+    cp tests/fuzz/corpus/$target/* "$corpus"/
+    if build-fuzz/tests/fuzz/fuzz_$target -max_total_time="${ATTNKIT_FUZZ_SECONDS:-60}" -rss_limit_mb=2048 \
+        -timeout=20 -print_final_stats=1 -artifact_prefix="build-fuzz/crash-$target-" "$corpus" \
+        >"build-fuzz/fuzz_$target.log" 2>&1; then
+      echo "fuzz_$target: OK ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/fuzz_$target.log" | grep -o '[0-9]*$') runs)"
+      extra_pass=$((extra_pass + 1))
+    else
+      echo "fuzz_$target: FAILED (see build-fuzz/fuzz_$target.log)"
+      tail -40 "build-fuzz/fuzz_$target.log"
+      extra_fail=$((extra_fail + 1))
+      status=1
+    fi
+    rm -rf "$corpus"
+  done
+fi
+
+/usr/bin/python3 scripts/count_tests.py "${logs[@]}" --extra $extra_pass $extra_fail || status=1
 exit $status

@@ -1,5 +1,6 @@
 #pragma once
 // .npy files (NumPy format versions 1.0, 2.0, 3.0): float32 and int32, C order, little-endian.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -20,6 +21,9 @@ struct NpyArray {
 // order, a negative or overflowing shape, more than max_bytes of data, or a truncated file.
 // Never allocates more than the file's actual size allows.
 NpyArray read_npy(const std::string& path, int64_t max_bytes = int64_t{1} << 34);
+
+// Parses an in-memory .npy image (same checks as read_npy; `name` is used in messages).
+NpyArray parse_npy(const void* data, size_t size, const std::string& name, int64_t max_bytes = int64_t{1} << 34);
 
 // Writes a C-order float32 / int32 array of the given shape (version 1.0 header).
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape);

@@ -98,26 +98,22 @@ void write_any(const std::string& path, const void* data, size_t elem, const cha
 
 }  // namespace
 
-NpyArray read_npy(const std::string& path, int64_t max_bytes) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) bad(path, "cannot open (missing or unreadable)");
-  f.seekg(0, std::ios::end);
-  const int64_t file_size = static_cast<int64_t>(f.tellg());
-  f.seekg(0);
-  unsigned char pre[8];
-  if (file_size < 10 || !f.read(reinterpret_cast<char*>(pre), 8)) bad(path, "truncated before the header; expected a .npy file");
-  if (std::memcmp(pre, "\x93NUMPY", 6) != 0) bad(path, "bad magic string; expected \\x93NUMPY");
-  const int major = pre[6];
-  if (major < 1 || major > 3) bad(path, "format version " + std::to_string(major) + "." + std::to_string(pre[7]) + "; expected 1.0, 2.0 or 3.0");
-  uint64_t hlen = 0;
+NpyArray parse_npy(const void* data, size_t size, const std::string& path, int64_t max_bytes) {
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  const int64_t file_size = static_cast<int64_t>(size);
+  if (file_size < 10) bad(path, "truncated before the header; expected a .npy file");
+  if (std::memcmp(p, "\x93NUMPY", 6) != 0) bad(path, "bad magic string; expected \\x93NUMPY");
+  const int major = p[6];
+  if (major < 1 || major > 3)
+    bad(path, "format version " + std::to_string(major) + "." + std::to_string(p[7]) + "; expected 1.0, 2.0 or 3.0");
   const int lenbytes = major == 1 ? 2 : 4;
-  unsigned char lb[4] = {0, 0, 0, 0};
-  if (!f.read(reinterpret_cast<char*>(lb), lenbytes)) bad(path, "truncated header length");
-  for (int i = lenbytes - 1; i >= 0; --i) hlen = (hlen << 8) | lb[i];
+  if (file_size < 8 + lenbytes) bad(path, "truncated header length");
+  uint64_t hlen = 0;
+  for (int i = lenbytes - 1; i >= 0; --i) hlen = (hlen << 8) | p[8 + i];
   const int64_t data_off = 8 + lenbytes + static_cast<int64_t>(hlen);
-  if (hlen > 1 << 20 || data_off > file_size) bad(path, "header length " + std::to_string(hlen) + " exceeds the file; expected a complete header");
-  std::string h(hlen, '\0');
-  if (!f.read(h.data(), static_cast<std::streamsize>(hlen))) bad(path, "truncated header");
+  if (hlen > (1u << 20) || data_off > file_size)
+    bad(path, "header length " + std::to_string(hlen) + " exceeds the file; expected a complete header");
+  const std::string h(reinterpret_cast<const char*>(p + 8 + lenbytes), hlen);
   if (h.find('{') == std::string::npos || h.find('}') == std::string::npos) bad(path, "header is not a dict literal");
   const std::string descr = dict_value(path, h, "descr");
   const std::string fortran = dict_value(path, h, "fortran_order");
@@ -137,17 +133,28 @@ NpyArray read_npy(const std::string& path, int64_t max_bytes) {
   if (file_size - data_off < bytes)
     bad(path, "truncated data: " + std::to_string(file_size - data_off) + " bytes; expected " + std::to_string(bytes));
   a.shape = shape;
-  f.seekg(data_off);
-  char* dst;
   if (a.dtype == NpyArray::DType::Float32) {
     a.f32.resize(static_cast<size_t>(n));
-    dst = reinterpret_cast<char*>(a.f32.data());
+    if (n > 0) std::memcpy(a.f32.data(), p + data_off, static_cast<size_t>(bytes));
   } else {
     a.i32.resize(static_cast<size_t>(n));
-    dst = reinterpret_cast<char*>(a.i32.data());
+    if (n > 0) std::memcpy(a.i32.data(), p + data_off, static_cast<size_t>(bytes));
   }
-  if (n > 0 && !f.read(dst, bytes)) bad(path, "truncated data");
   return a;
+}
+
+NpyArray read_npy(const std::string& path, int64_t max_bytes) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) bad(path, "cannot open (missing or unreadable)");
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  if (size < 0) bad(path, "cannot determine its size");
+  // The file's own size bounds the allocation; max_bytes bounds the file.
+  if (size > max_bytes + (int64_t{1} << 21)) bad(path, "file larger than the limit of " + std::to_string(max_bytes) + " bytes");
+  f.seekg(0);
+  std::vector<char> buf(static_cast<size_t>(size));
+  if (size > 0 && !f.read(buf.data(), size)) bad(path, "read failed");
+  return parse_npy(buf.data(), buf.size(), path, max_bytes);
 }
 
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
