@@ -11,7 +11,7 @@ shows what the approximation B moves away from or adds. --tokens: a text file wi
 line, n_k lines; they label the key axis, and the query axis too when n_q == n_k (numeric positions
 then go to the top and right axes). At most 160 tick labels are drawn per axis (every k-th token
 beyond that); the figure grows with the number of labels so that they stay legible. --log: logarithmic colour scale from
-1e-4 to 1 (shows where the small mass goes; zeros are drawn in the colour of the lowest value).
+1e-4 to 1 (shows where the small mass goes); exact zeros (masked keys) are drawn white.
 Exit status 0 on success; 2 with one line on stderr for a bad input.
 """
 import argparse
@@ -64,8 +64,10 @@ def ticks(ax, n_q, n_k, tokens, max_ticks):
 
 def panel(fig, ax, w, norm, cmap, title, bar_label, tokens, max_ticks):
     cm = plt.get_cmap(cmap).copy()
-    cm.set_bad(cm(0.0))  # zeros under a log scale
-    im = ax.imshow(w, cmap=cm, norm=norm, interpolation="nearest", aspect="equal" if w.shape[0] == w.shape[1] else "auto")
+    cm.set_bad("white")  # zeros under a log scale: masked keys stand apart from tiny weights
+    # "antialiased": nearest-neighbour when a cell covers many pixels, smoothing when n exceeds them;
+    # after colour mapping ("rgba"), so masked cells do not smear into their neighbours.
+    im = ax.imshow(w, cmap=cm, norm=norm, interpolation="antialiased", interpolation_stage="rgba", aspect="equal" if w.shape[0] == w.shape[1] else "auto")
     ax.set_xlabel("key position" + (" (token)" if tokens else ""))
     ax.set_ylabel("query position" + (" (token)" if tokens else ""))
     ax.set_title(title, fontsize=12)
@@ -108,7 +110,7 @@ def main():
     labels = min(wa.shape[1], max_ticks) if tokens else 0
     side = min(max_side, max(7.5, 0.09 * labels + 2.0)) if tokens else (7.5 if wa.shape[0] <= 256 else 9.0)
     if wb is None:
-        fig, ax = plt.subplots(figsize=(side + 1.5, side), layout="constrained")
+        fig, ax = plt.subplots(figsize=(side + 1.5, side))
         panel(fig, ax, wa, prob_norm(), "viridis", f"{a.label_a}\n{a.title}".strip(), bar, tokens, max_ticks)
     else:
         diff = wb - wa
@@ -121,6 +123,8 @@ def main():
         panel(fig, axes[2], diff, TwoSlopeNorm(vmin=-lim, vcenter=0.0, vmax=lim), "RdBu_r",
               "difference B - A (red: B adds mass, blue: B drops it)", "probability difference", tokens, max_ticks)
         fig.suptitle(f"{a.title}   mean row L1 |B - A| = {l1:.4g}   max |B - A| = {biggest:.3g}".strip(), fontsize=12)
+    if wb is None:
+        fig.tight_layout()  # (constrained layout drops the token labels of a lone panel)
     fig.savefig(a.out, dpi=110)
 
 
