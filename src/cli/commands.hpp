@@ -8,4 +8,6 @@ int cmd_list(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 int cmd_gen(const std::vector<std::string>& args);
 int cmd_sweep(const std::vector<std::string>& args);
+int cmd_mha(const std::vector<std::string>& args);      // built with the layer (ATTNKIT_HAS_LAYER)
+int cmd_weights(const std::vector<std::string>& args);
 }  // namespace attnkit::cli

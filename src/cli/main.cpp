@@ -1,4 +1,4 @@
-// attnkit command line: list, run, gen.
+// attnkit command line: list, run, gen, mha, weights.
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -7,6 +7,7 @@
 
 #include "attnkit/blas.hpp"
 #include "attnkit/error.hpp"
+#include "attnkit_config.hpp"
 #include "commands.hpp"
 
 namespace {
@@ -18,7 +19,16 @@ const char* kUsage =
     "  gen --n N --d D [--heads H] [--batch B] [--family gaussian|diffuse|peaky|local|clustered]\n"
     "      [--seed S] --prefix P\n"
     "  sweep --suite quick|full [--backends SPEC,SPEC...] [--families F,...] [--n N,...]\n"
-    "      [--inputs DIR] [--out DIR] [--heads H] [--d D] [--repeat R] [--threads T]\n";
+    "      [--inputs DIR] [--out DIR] [--heads H] [--d D] [--repeat R] [--threads T]\n"
+    "  mha --x X.npy [--context C.npy] --heads H [--kv-heads G] --out Y.npy [--backend SPEC] [--causal]\n"
+    "      [--key-lengths L.npy] [--threads T], weights in the native layout (y = x·W):\n"
+    "      --wq [d_model,H·d] --wk [d_model,G·d] --wv [d_model,G·d_v] --wo [H·d_v,d_model]\n"
+    "      [--bq [H·d]] [--bk [G·d]] [--bv [G·d_v]] [--bo [d_model]]\n"
+    "      or in PyTorch nn.MultiheadAttention's state_dict layout (out x in):\n"
+    "      --in-proj [3·d_model,d_model] [--in-proj-bias [3·d_model]] --out-proj [d_model,d_model]\n"
+    "      [--out-proj-bias [d_model]]\n"
+    "  weights --q Q.npy --k K.npy --out W.npy [--head h] [--batch b] [--backend SPEC] [--causal]\n"
+    "      [--key-lengths L.npy] [--scale S] [--compare SPEC] [--png W.png [--tokens T.txt] [--log]]\n";
 }
 
 int main(int argc, char** argv) {
@@ -34,7 +44,13 @@ int main(int argc, char** argv) {
     if (cmd == "run") return attnkit::cli::cmd_run(args);
     if (cmd == "gen") return attnkit::cli::cmd_gen(args);
     if (cmd == "sweep") return attnkit::cli::cmd_sweep(args);
-    std::fprintf(stderr, "attnkit: unknown command '%s'; expected list, run, gen or sweep (see attnkit --help)\n", cmd.c_str());
+#if ATTNKIT_HAS_LAYER
+    if (cmd == "mha") return attnkit::cli::cmd_mha(args);
+#else
+    if (cmd == "mha") throw attnkit::Error("this attnkit was built without the layer; expected meson option -Dlayer=enabled");
+#endif
+    if (cmd == "weights") return attnkit::cli::cmd_weights(args);
+    std::fprintf(stderr, "attnkit: unknown command '%s'; expected list, run, gen, sweep, mha or weights (see attnkit --help)\n", cmd.c_str());
     return 2;
   } catch (const attnkit::Error& e) {
     std::fprintf(stderr, "attnkit %s: %s\n", cmd.c_str(), e.what());
