@@ -347,3 +347,32 @@ TEST_CASE("local spec, options and errors", "[local]") {
   o.p.mask.key_lengths = {9};
   CHECK_THROWS_WITH(lb->forward(o.p), Catch::Contains("key_lengths[0]"));
 }
+
+TEST_CASE("error bound when key_lengths hide a row's whole window: zero row, L1 = 1", "[local]") {
+  for (bool causal : {false, true}) {
+    Owned o(2, 2, 1, 40, 40, 8, 8, 21);
+    o.p.mask.key_lengths = {10, 40};
+    o.p.mask.causal = causal;
+    const LocalBackend lb({4, 1, 0, 0, 0, 0, 0, 0});
+    lb.forward(o.p);
+    const Tensor ref = attnkit::test::reference_of(o.p);
+    const std::optional<ErrorBound> eb = lb.error_bound(o.p);
+    REQUIRE(eb);
+    const std::vector<double> err = row_l2_errors(ConstView(o.p.out), ref.cview());
+    std::vector<float> wl(40 * 40), wr(40 * 40);
+    for (int64_t h = 0; h < 2; ++h) {
+      lb.weights(o.p, 0, h, wl.data());
+      ReferenceBackend().weights(o.p, 0, h, wr.data());
+      for (int64_t i = 0; i < 40; ++i) {
+        const size_t r = static_cast<size_t>(h * 40 + i);
+        INFO("causal " << causal << " h " << h << " i " << i);
+        CHECK(std::fabs(row_l1(wl.data() + i * 40, wr.data() + i * 40, 40) - eb->prob_l1[r]) <= 1e-5);
+        CHECK(err[r] <= eb->out_l2[r] + 1e-5);
+        if (i >= (causal ? 13 : 12)) {  // window [i-2, i+1] (causal [i-3, i]) lies beyond the 10 keys
+          CHECK(eb->prob_l1[r] == 1.0);
+          CHECK(o.out.view().at(0, h, i, 0) == 0.0f);
+        }
+      }
+    }
+  }
+}
