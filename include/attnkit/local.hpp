@@ -7,7 +7,9 @@
 //                  left = W/2 keys before the query's position, right = W-1-left after it.
 //                  Causal (Mask::causal): the W keys ending at the query's position.
 //   dilation 1     window keys are pos + R*t for t in [-left, right] (Longformer's dilated
-//                  window); computed by gathering, so it costs the same as R = 1.
+//                  window). Computed by gathering: the query rows of one residue class mod R
+//                  see keys of one residue class, copied into a dense buffer per tile, so it
+//                  costs about what R = 1 costs (no masked-out work inside the span).
 //   global   0     the first G key positions are seen by every query, and the queries at
 //                  positions < G see every key (their rows are exact attention).
 //   blocks   0     BigBird block size B (0 = no block part): the query block qb = floor(pos/B)

@@ -40,11 +40,12 @@ std::vector<Tile> plan_tiles(const LocalPattern& pat, int64_t n_q, int64_t n_k) 
   split(tiles, g0, g1, o.block_q ? o.block_q : (n_k >= 768 ? 128 : 64), true);
 
   // Rows per tile of the banded part: about a quarter of the window keeps the masked corners of
-  // each tile (block_q - 1 extra keys per row) small while the GEMMs stay efficient.
+  // each tile (block_q - 1 extra keys per row) small while the GEMMs stay efficient; 128 rows
+  // measured no faster than 64 at window 1024 (noisy 2-core machine), so 16..64.
   int64_t bq = o.block_q;
   if (bq == 0) {
     bq = 16;
-    while (bq < 128 && bq * 4 < o.window) bq *= 2;
+    while (bq < 64 && bq * 4 < o.window) bq *= 2;
   }
   const int64_t intervals[2][2] = {{0, g0}, {g1, n_q}};
   for (const auto& iv : intervals) {
