@@ -1,0 +1,146 @@
+// The local backend's accounting in fp64: cost (allowed pairs), the a-posteriori error identity
+// and the implied probability matrix.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "attnkit/error.hpp"
+#include "attnkit/local.hpp"
+
+namespace attnkit {
+
+namespace {
+
+// s[j] = scale · q_i·k_j in fp64 for j < key_end.
+void score_row(const Problem& p, const Dims& d, int64_t b, int64_t h, int64_t i, int64_t key_end,
+               std::vector<double>& s) {
+  const int64_t g = h / d.group();
+  const double scale = p.effective_scale();
+  const float* q = p.q.row(b, h, i);
+  s.resize(static_cast<size_t>(key_end));
+  for (int64_t j = 0; j < key_end; ++j) {
+    const float* k = p.k.row(b, g, j);
+    double dot = 0;
+    for (int64_t c = 0; c < d.d; ++c) dot += static_cast<double>(q[c]) * k[c];
+    s[static_cast<size_t>(j)] = scale * dot;
+  }
+}
+
+// inside[j] = 1 for j in N(i) (j < key_end).
+void mark(const std::vector<KeyRun>& runs, int64_t key_end, std::vector<char>& inside) {
+  inside.assign(static_cast<size_t>(key_end), 0);
+  for (const KeyRun& r : runs)
+    for (int64_t j = r.begin; j < r.end; j += r.step) inside[static_cast<size_t>(j)] = 1;
+}
+
+}  // namespace
+
+Cost LocalBackend::cost(const Shape& s) const {
+  const LocalPattern pat(opt_, s.n_q, s.n_k, s.causal);
+  std::vector<KeyRun> runs;
+  double pairs = 0;
+  const int64_t heads = pat.per_head() ? s.heads : 1;
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < s.n_q; ++i) {
+      const int64_t ke = s.causal ? std::clamp<int64_t>(i + s.n_k - s.n_q + 1, 0, s.n_k) : s.n_k;
+      pat.row(h, i, ke, runs);
+      for (const KeyRun& r : runs) pairs += static_cast<double>(r.size());
+    }
+  if (!pat.per_head()) pairs *= static_cast<double>(s.heads);
+  Cost c = exact_cost(s);
+  c.flops = static_cast<double>(s.batch) * pairs * 2.0 * (s.d + s.d_v);
+  return c;
+}
+
+std::optional<ErrorBound> LocalBackend::error_bound(const Problem& p) const {
+  const Dims d = check(p);
+  const LocalPattern pat(opt_, d.n_q, d.n_k, p.mask.causal);
+  // vmax[(b, g), j] = max over keys j' <= j of ||v_j'||_2: the bound needs the visible keys' max.
+  std::vector<double> vmax(static_cast<size_t>(d.batch * d.kv_heads * d.n_k));
+  for (int64_t bg = 0; bg < d.batch * d.kv_heads; ++bg) {
+    double m = 0;
+    for (int64_t j = 0; j < d.n_k; ++j) {
+      const float* v = p.v.row(bg / d.kv_heads, bg % d.kv_heads, j);
+      double n2 = 0;
+      for (int64_t c = 0; c < d.d_v; ++c) n2 += static_cast<double>(v[c]) * v[c];
+      m = std::max(m, std::sqrt(n2));
+      vmax[static_cast<size_t>(bg * d.n_k + j)] = m;
+    }
+  }
+  const int64_t rows = d.batch * d.heads * d.n_q;
+  ErrorBound eb;
+  eb.description =
+      "local: eps_i = full-softmax mass outside N(i) (fp64, exact); prob L1 = 2 eps_i; "
+      "||O~_i - O_i||_2 <= 2 eps_i max_{visible j} ||v_j||_2 (a row with no allowed key: L1 = 1, bound max ||v_j||)";
+  eb.out_l2.assign(static_cast<size_t>(rows), 0.0);
+  eb.prob_l1.assign(static_cast<size_t>(rows), 0.0);
+#pragma omp parallel
+  {
+    std::vector<double> s;
+    std::vector<char> inside;
+    std::vector<KeyRun> runs;
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t b = r / (d.heads * d.n_q), h = r / d.n_q % d.heads, i = r % d.n_q;
+      const int64_t ke = p.key_end(b, i);
+      if (ke == 0) continue;  // both outputs are zero rows
+      pat.row(h, i, ke, runs);
+      mark(runs, ke, inside);
+      score_row(p, d, b, h, i, ke, s);
+      double mx = -std::numeric_limits<double>::infinity();
+      for (double x : s) mx = std::max(mx, x);
+      double in = 0, out = 0;
+      for (int64_t j = 0; j < ke; ++j) {
+        const double e = std::exp(s[static_cast<size_t>(j)] - mx);
+        (inside[static_cast<size_t>(j)] ? in : out) += e;
+      }
+      const double vm = vmax[static_cast<size_t>((b * d.kv_heads + h / d.group()) * d.n_k + ke - 1)];
+      const double eps = out / (in + out);
+      if (in == 0 && !std::isnan(eps)) {  // approximate row is zero: L1 = 1, ||O_i|| <= max ||v||
+        eb.prob_l1[static_cast<size_t>(r)] = 1.0;
+        eb.out_l2[static_cast<size_t>(r)] = vm;
+      } else {
+        eb.prob_l1[static_cast<size_t>(r)] = 2 * eps;
+        eb.out_l2[static_cast<size_t>(r)] = 2 * eps * vm;
+      }
+    }
+  }
+  return eb;
+}
+
+void LocalBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+  const Dims d = check(p);
+  if (b < 0 || b >= d.batch) detail::fail("weights: batch ", b, "; expected a value in [0, ", d.batch, ")");
+  if (h < 0 || h >= d.heads) detail::fail("weights: head ", h, "; expected a value in [0, ", d.heads, ")");
+  if (d.n_q * d.n_k > kMaxWeights)
+    detail::fail("weights: n_q x n_k = ", d.n_q * d.n_k, " entries; expected at most ", kMaxWeights);
+  const LocalPattern pat(opt_, d.n_q, d.n_k, p.mask.causal);
+  std::vector<double> s;
+  std::vector<char> inside;
+  std::vector<KeyRun> runs;
+  for (int64_t i = 0; i < d.n_q; ++i) {
+    float* row = w + i * d.n_k;
+    std::fill(row, row + d.n_k, 0.0f);
+    const int64_t ke = p.key_end(b, i);
+    pat.row(h, i, ke, runs);
+    if (runs.empty()) continue;
+    mark(runs, ke, inside);
+    score_row(p, d, b, h, i, ke, s);
+    double mx = -std::numeric_limits<double>::infinity();
+    bool nan = false;
+    for (int64_t j = 0; j < ke; ++j)
+      if (inside[static_cast<size_t>(j)]) {
+        mx = std::max(mx, s[static_cast<size_t>(j)]);
+        nan |= std::isnan(s[static_cast<size_t>(j)]);
+      }
+    double sum = 0;
+    for (int64_t j = 0; j < ke; ++j)
+      if (inside[static_cast<size_t>(j)]) sum += (s[static_cast<size_t>(j)] = std::exp(s[static_cast<size_t>(j)] - mx));
+    for (int64_t j = 0; j < ke; ++j)
+      if (inside[static_cast<size_t>(j)])
+        row[j] = nan ? std::numeric_limits<float>::quiet_NaN() : static_cast<float>(s[static_cast<size_t>(j)] / sum);
+  }
+}
+
+}  // namespace attnkit

@@ -1,0 +1,154 @@
+// Local / sparse attention: per (batch, head, query tile) task, online softmax (simd::attend)
+// over the union of the tile's allowed key ranges, with the exact per-(row, key) set as mask.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "attnkit/error.hpp"
+#include "attnkit/local.hpp"
+#include "tiles.hpp"
+
+namespace attnkit {
+
+namespace {
+
+// One BLAS thread per OpenMP thread while we are inside our parallel region; restores the caller's.
+struct SingleThreadedBlas {
+  int saved = openblas_get_num_threads();
+  SingleThreadedBlas() { openblas_set_num_threads(1); }
+  ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
+};
+
+// Keys per score tile: a banded tile's whole key range in one or a few balanced chunks (the
+// union is only block_q - 1 keys wider than the window); full rows in 256-key tiles like exact.
+int64_t key_block(const LocalOptions& o, const local::Tile& t, const std::vector<simd::KeySpan>& keys) {
+  if (o.block_k) return o.block_k;
+  if (t.global) return 256;
+  int64_t widest = 1;
+  for (const simd::KeySpan& s : keys) widest = std::max(widest, s.end - s.begin);
+  return local::balanced_block(widest, 384);
+}
+
+// Copies the tile's keys (rows of one head, `stride` apart) into a dense buffer, `cols` wide.
+void gather_rows(const local::Gather& g, const float* src, int64_t stride, int64_t cols, std::vector<float>& buf) {
+  buf.resize(static_cast<size_t>(g.rows() * cols));
+  float* dst = buf.data();
+  for (int64_t j = 0; j < g.globals; ++j) std::memcpy(dst + j * cols, src + j * stride, sizeof(float) * cols);
+  for (int64_t x = 0; x < g.count; ++x)
+    std::memcpy(dst + (g.globals + x) * cols, src + (g.first + g.step * x) * stride, sizeof(float) * cols);
+}
+
+}  // namespace
+
+LocalBackend::LocalBackend(LocalOptions o) : opt_(o) {
+  LocalPattern(o, 1, 1, false);  // validates the options
+  if (o.block_q < 0 || o.block_q > 4096) detail::fail("local: block_q=", o.block_q, "; expected 0 (auto) or 1..4096");
+  if (o.block_k < 0 || o.block_k > 8192) detail::fail("local: block_k=", o.block_k, "; expected 0 (auto) or 1..8192");
+}
+
+std::string LocalBackend::spec() const {
+  auto kv = [](const char* k, int64_t v) { return std::string(k) + "=" + std::to_string(v); };
+  return "local:" + kv("window", opt_.window) + "," + kv("dilation", opt_.dilation) + "," + kv("global", opt_.global) +
+         "," + kv("blocks", opt_.blocks) + "," + kv("random", opt_.random) + "," + kv("seed", opt_.seed) + "," +
+         kv("block_q", opt_.block_q) + "," + kv("block_k", opt_.block_k);
+}
+
+Capabilities LocalBackend::capabilities() const { return {true, true, true, true, true}; }
+
+void LocalBackend::forward(const Problem& p) const {
+  const Dims d = check(p);
+  const LocalPattern pat(opt_, d.n_q, d.n_k, p.mask.causal);
+  const std::vector<local::Tile> tiles = local::plan_tiles(pat, d.n_q, d.n_k);
+  const int64_t bh = d.batch * d.heads;
+  const int64_t tasks = static_cast<int64_t>(tiles.size()) * bh;
+  const float scale = p.effective_scale();
+  SingleThreadedBlas blas;
+#pragma omp parallel
+  {
+    simd::Workspace ws;
+    local::RowSpans mask;
+    local::Gather gather;
+    std::vector<KeyRun> runs, rows_runs;
+    std::vector<simd::KeySpan> keys;
+    std::vector<float> kbuf, vbuf;
+    // Tile-major order: the global (full) rows come first, then the banded tiles.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const local::Tile& tile = tiles[static_cast<size_t>(t / bh)];
+      const int64_t b = t % bh / d.heads, h = t % d.heads, g = h / d.group();
+      local::build_tile(pat, tile, h, [&](int64_t i) { return p.key_end(b, i); }, mask, gather, runs, rows_runs);
+      mask.union_into(keys);
+      simd::AttendArgs a;
+      a.q = p.q.row(b, h, tile.i0);
+      a.q_stride = p.q.stride[2] * tile.step;
+      a.rows = tile.count;
+      a.row0 = 0;  // the mask indexes the tile's rows from 0
+      if (tile.gather) {
+        gather_rows(gather, p.k.row(b, g, 0), p.k.stride[2], d.d, kbuf);
+        gather_rows(gather, p.v.row(b, g, 0), p.v.stride[2], d.d_v, vbuf);
+        a.k = kbuf.data();
+        a.k_stride = d.d;
+        a.v = vbuf.data();
+        a.v_stride = d.d_v;
+      } else {
+        a.k = p.k.row(b, g, 0);
+        a.k_stride = p.k.stride[2];
+        a.v = p.v.row(b, g, 0);
+        a.v_stride = p.v.stride[2];
+      }
+      a.d = d.d;
+      a.d_v = d.d_v;
+      a.scale = scale;
+      a.out = p.out.row(b, h, tile.i0);
+      a.out_stride = p.out.stride[2] * tile.step;
+      simd::attend(a, keys, &mask, key_block(opt_, tile, keys), ws);
+    }
+  }
+}
+
+Cost LocalBackend::computed_cost(const Shape& s) const {
+  const LocalPattern pat(opt_, s.n_q, s.n_k, s.causal);
+  const std::vector<local::Tile> tiles = local::plan_tiles(pat, s.n_q, s.n_k);
+  local::RowSpans mask;
+  local::Gather gather;
+  std::vector<KeyRun> runs, rows_runs;
+  std::vector<simd::KeySpan> keys;
+  auto key_end = [&](int64_t i) { return s.causal ? std::clamp<int64_t>(i + s.n_k - s.n_q + 1, 0, s.n_k) : s.n_k; };
+  double pairs = 0;
+  const int64_t heads = pat.per_head() ? s.heads : 1;
+  for (int64_t h = 0; h < heads; ++h)
+    for (const local::Tile& t : tiles) {
+      local::build_tile(pat, t, h, key_end, mask, gather, runs, rows_runs);
+      mask.union_into(keys);
+      for (const simd::KeySpan& k : keys) pairs += static_cast<double>(t.count) * (k.end - k.begin);
+    }
+  if (!pat.per_head()) pairs *= static_cast<double>(s.heads);
+  Cost c = exact_cost(s);
+  c.flops = static_cast<double>(s.batch) * pairs * 2.0 * (s.d + s.d_v);
+  return c;
+}
+
+BackendInfo local_info() {
+  return {"local",
+          "sliding-window / dilated / global / BigBird block-sparse attention: exact softmax over N(i) only",
+          {{"window", ParamType::Int, "256", 0, 1e9, "keys per query in the sliding window (0 = none; centred, causal: ending at the query)"},
+           {"dilation", ParamType::Int, "1", 1, 1e6, "window keys pos + dilation*t (needs window >= 1, blocks = 0)"},
+           {"global", ParamType::Int, "0", 0, 1e9, "first G positions: seen by every query, and see every key"},
+           {"blocks", ParamType::Int, "0", 0, 1e6, "BigBird block size (0 = none): neighbour + random blocks (window=0 for pure BigBird)"},
+           {"random", ParamType::Int, "0", 0, 1e6, "random key blocks per query block (needs blocks >= 1)"},
+           {"seed", ParamType::Int, "0", 0, 1e9, "seed of the random blocks"},
+           {"block_q", ParamType::Int, "0", 0, 4096, "query rows per tile (0 = auto)"},
+           {"block_k", ParamType::Int, "0", 0, 8192, "keys per score tile (0 = auto)"}},
+          {true, true, true, true, true},
+          [](const Params& pr) {
+            return std::make_unique<LocalBackend>(LocalOptions{pr.get_int("window"), pr.get_int("dilation"),
+                                                               pr.get_int("global"), pr.get_int("blocks"),
+                                                               pr.get_int("random"), pr.get_int("seed"),
+                                                               pr.get_int("block_q"), pr.get_int("block_k")});
+          }};
+}
+
+}  // namespace attnkit

@@ -1,0 +1,119 @@
+#include "tiles.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace attnkit::local {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Splits [a, e) into ceil(len / cap) nearly equal consecutive tiles.
+void split(std::vector<Tile>& out, int64_t a, int64_t e, int64_t cap, bool global) {
+  const int64_t len = e - a;
+  if (len <= 0) return;
+  const int64_t parts = (len + cap - 1) / cap;
+  for (int64_t k = 0; k < parts; ++k) {
+    const int64_t s = a + len * k / parts, t = a + len * (k + 1) / parts;
+    out.push_back({s, t - s, 1, false, global});
+  }
+}
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+}  // namespace
+
+int64_t balanced_block(int64_t len, int64_t cap) {
+  if (len <= cap) return std::max<int64_t>(len, 1);
+  const int64_t parts = (len + cap - 1) / cap;
+  return (len + parts - 1) / parts;
+}
+
+std::vector<Tile> plan_tiles(const LocalPattern& pat, int64_t n_q, int64_t n_k) {
+  const LocalOptions& o = pat.options();
+  const int64_t off = n_k - n_q;
+  // Global query rows: positions [0, G), i.e. rows [g0, g1).
+  const int64_t g0 = std::clamp<int64_t>(-off, 0, n_q);
+  const int64_t g1 = std::clamp<int64_t>(o.global - off, g0, n_q);
+  std::vector<Tile> tiles;
+  split(tiles, g0, g1, o.block_q ? o.block_q : (n_k >= 768 ? 128 : 64), true);
+
+  // Rows per tile of the banded part: about a quarter of the window keeps the masked corners of
+  // each tile (block_q - 1 extra keys per row) small while the GEMMs stay efficient; 128 rows
+  // measured no faster than 64 at window 1024 (noisy 2-core machine), so 16..64.
+  int64_t bq = o.block_q;
+  if (bq == 0) {
+    bq = 16;
+    while (bq < 64 && bq * 4 < o.window) bq *= 2;
+  }
+  const int64_t intervals[2][2] = {{0, g0}, {g1, n_q}};
+  for (const auto& iv : intervals) {
+    const int64_t a = iv[0], e = iv[1];
+    if (a >= e) continue;
+    if (o.blocks > 0) {
+      // Never straddle a query block: every row of a tile shares its random blocks.
+      const int64_t cap = o.block_q ? o.block_q : 128;
+      for (int64_t i = a; i < e;) {
+        const int64_t qb = floor_div(i + off, o.blocks);
+        const int64_t seg_end = std::min(e, (qb + 1) * o.blocks - off);
+        split(tiles, i, seg_end, cap, false);
+        i = seg_end;
+      }
+    } else if (o.dilation > 1) {
+      const int64_t R = o.dilation;
+      for (int64_t phi = 0; phi < R && a + phi < e; ++phi) {
+        const int64_t rows = (e - a - phi + R - 1) / R;
+        for (int64_t t = 0; t < rows; t += bq)
+          tiles.push_back({a + phi + t * R, std::min(bq, rows - t), R, true, false});
+      }
+    } else {
+      for (int64_t i = a; i < e; i += bq) tiles.push_back({i, std::min(bq, e - i), 1, false, false});
+    }
+  }
+  return tiles;
+}
+
+void RowSpans::union_into(std::vector<simd::KeySpan>& out) const {
+  out.assign(spans_.begin(), spans_.end());
+  std::sort(out.begin(), out.end(), [](const simd::KeySpan& a, const simd::KeySpan& b) { return a.begin < b.begin; });
+  size_t w = 0;
+  for (size_t r = 0; r < out.size(); ++r) {
+    if (w > 0 && out[r].begin <= out[w - 1].end)
+      out[w - 1].end = std::max(out[w - 1].end, out[r].end);
+    else
+      out[w++] = out[r];
+  }
+  out.resize(w);
+}
+
+simd::TileKind RowSpans::classify(int64_t q0, int64_t nq, int64_t k0, int64_t nk) const {
+  bool all = true, any = false;
+  const int64_t k1 = k0 + nk;
+  for (int64_t r = q0; r < q0 + nq; ++r) {
+    bool covered = false;
+    for (int64_t s = first_[r]; s < first_[r + 1]; ++s) {
+      const simd::KeySpan& sp = spans_[static_cast<size_t>(s)];
+      covered |= sp.begin <= k0 && sp.end >= k1;
+      any |= sp.begin < k1 && sp.end > k0;
+    }
+    all &= covered;
+  }
+  return all ? simd::TileKind::Full : any ? simd::TileKind::Partial : simd::TileKind::Empty;
+}
+
+void RowSpans::apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S, int64_t lds) const {
+  const int64_t k1 = k0 + nk;
+  for (int64_t r = 0; r < nq; ++r) {
+    float* s = S + r * lds;
+    int64_t cursor = k0;
+    for (int64_t x = first_[q0 + r]; x < first_[q0 + r + 1] && cursor < k1; ++x) {
+      const simd::KeySpan& sp = spans_[static_cast<size_t>(x)];
+      for (int64_t j = cursor; j < std::min(sp.begin, k1); ++j) s[j - k0] = kNegInf;
+      cursor = std::max(cursor, sp.end);
+    }
+    for (int64_t j = cursor; j < k1; ++j) s[j - k0] = kNegInf;
+  }
+}
+
+}  // namespace attnkit::local
