@@ -364,6 +364,20 @@ TEST_CASE("causal cross-attention (bottom-right), key_lengths, GQA, strides: for
   }
 }
 
+TEST_CASE("causal with query-row segments in parallel (one head, long) = weights·V", "[kernelized]") {
+  // B·H_kv = 1 < 8: 4500 rows run as 3 segments from prefix states; cross + padding cross segment edges.
+  for (const char* spec : {"performer:features=32", "linear:chunk=50"}) {
+    const auto be = make_backend(spec);
+    Owned o(1, 2, 1, 4500, 4700, 8, 8, 123, 0.8f);
+    o.p.mask.causal = true;
+    o.p.mask.key_lengths = {4400};
+    be->forward(o.p);
+    const Tensor quad = quadratic_of(dynamic_cast<const KernelizedBackend&>(*be), o.p);
+    INFO(spec);
+    CHECK(rel_diff(o.out.data(), quad.data(), o.out.numel()) < 1e-5);
+  }
+}
+
 TEST_CASE("linear matches the elu+1 formula; padded keys do not matter", "[kernelized]") {
   Owned o(2, 2, 2, 20, 300, 8, 8, 77);
   o.p.mask.key_lengths = {300, 123};
@@ -397,9 +411,9 @@ TEST_CASE("linear matches the elu+1 formula; padded keys do not matter", "[kerne
 }
 
 TEST_CASE("kernelized output is bit-identical for any thread count; large logits stay finite", "[kernelized]") {
-  for (bool causal : {false, true}) {
-    Owned o(1, 3, 3, 3000, 3000, 32, 32, 99, 2.0f);  // several key segments; peaky logits
-    o.p.mask.causal = causal;
+  for (int causal : {0, 1, 2}) {  // 2: one head, causal: query-row segments in parallel
+    Owned o(1, causal == 2 ? 1 : 3, causal == 2 ? 1 : 3, 5000, 5000, 32, 32, 99, 2.0f);  // segments; peaky logits
+    o.p.mask.causal = causal != 0;
     PerformerBackend be(po(64));
     const int saved = omp_get_max_threads();
     omp_set_num_threads(1);

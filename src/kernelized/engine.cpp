@@ -27,7 +27,7 @@ struct SingleThreadedBlas {
 
 constexpr int64_t kKeyChunk = 256;    // keys per feature block when building a state
 constexpr int64_t kQueryChunk = 256;  // query rows per task, non-causal
-constexpr int64_t kCausalChunk = 128;  // default causal chunk
+constexpr int64_t kCausalChunk = 64;  // default causal chunk (measured: 64 beats 32, 128, 256)
 
 // Segments of the keys of one (batch, kv head) built in parallel: depends on n_k only, so the
 // result is the same for any thread count. At most 8 segments, at least 1024 keys each.
@@ -103,64 +103,109 @@ void forward_noncausal(const Problem& p, const Dims& D, const Features& f) {
   }
 }
 
-// Causal: per (b, g), query chunks in order. Before chunk [i0, i1) the state holds exactly the keys
-// every row of the chunk sees, [0, e(i0)); the keys [e(i0), e(i1 − 1)) are the intra-chunk part,
-// a masked product φ_Q φ_Kᵀ (row r sees intra key c iff e0 + c < e(i0 + r)), then absorbed.
-void forward_causal(const Problem& p, const Dims& D, const Features& f, int64_t C) {
+// Causal, query rows [r0, r1) of (b, g), chunks of C rows in order, starting from a state that holds
+// the keys [0, absorbed). Before chunk [i0, i1) the state holds exactly the keys every row of the
+// chunk sees, [0, e(i0)); the keys [e(i0), e(i1 − 1)) are the intra-chunk part, a masked product
+// φ_Q φ_Kᵀ (row r sees intra key c iff e0 + c < e(i0 + r)), absorbed after the chunk.
+void causal_rows(const Problem& p, const Dims& D, const Features& f, int64_t C, int64_t b, int64_t g, int64_t r0,
+                 int64_t r1, float* state, float& c, int64_t absorbed, Scratch& s) {
   const int64_t m = f.m(), dv = D.d_v, lds = dv + 1, slen = m * lds;
+  const float* w = f.w(b, g);
+  const float* k = p.k.row(b, g, 0);
+  const float* v = p.v.row(b, g, 0);
+  const int64_t ldk = p.k.stride[2], ldv = p.v.stride[2];
+  for (int64_t i0 = r0; i0 < r1; i0 += C) {
+    const int64_t rows = std::min(C, r1 - i0);
+    const int64_t e0 = p.key_end(b, i0), e1 = p.key_end(b, i0 + rows - 1);
+    kern::absorb(f, w, k, ldk, v, ldv, dv, absorbed, e0, kKeyChunk, state, c, s.phik.data(), s.ones.data());
+    absorbed = e0;
+    const int64_t nk = e1 - e0;  // < rows: e grows by at most one per row
+    if (nk > 0) {
+      const float cm = f.key_logits(k + e0 * ldk, ldk, nk, w, s.phik.data());
+      f.key_finish(s.phik.data(), nk, kern::raise_constant(state, slen, c, cm));
+    }
+    for (int64_t h = g * D.group(); h < (g + 1) * D.group(); ++h) {
+      f.queries(p.q.row(b, h, i0), p.q.stride[2], rows, w, s.phiq.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(lds),
+                  static_cast<int>(m), 1.0f, s.phiq.data(), static_cast<int>(m), state, static_cast<int>(lds), 0.0f,
+                  s.aug.data(), static_cast<int>(lds));
+      if (nk > 0) {
+        float* A = s.a.data();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(nk),
+                    static_cast<int>(m), 1.0f, s.phiq.data(), static_cast<int>(m), s.phik.data(), static_cast<int>(m),
+                    0.0f, A, static_cast<int>(nk));
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t vis = p.key_end(b, i0 + r) - e0;
+          std::fill(A + r * nk + std::max<int64_t>(vis, 0), A + (r + 1) * nk, 0.0f);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(dv),
+                    static_cast<int>(nk), 1.0f, A, static_cast<int>(nk), v + e0 * ldv, static_cast<int>(ldv), 1.0f,
+                    s.aug.data(), static_cast<int>(lds));
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(nk), 1.0f, A,
+                    static_cast<int>(nk), s.ones.data(), 1, 1.0f, s.aug.data() + dv, static_cast<int>(lds));
+      }
+      kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2]);
+    }
+    if (nk > 0) {
+      kern::accumulate(s.phik.data(), nk, m, v + e0 * ldv, ldv, dv, s.ones.data(), state);
+      absorbed = e1;
+    }
+  }
+}
+
+// Query-row segments per (b, g) for causal: one when there are enough (b, g) tasks, else up to 8 of
+// >= 2048 rows (a multiple of C) so a single head still uses every thread. Shape-only: the output
+// is the same for any thread count.
+int64_t causal_segment_rows(const Dims& D, int64_t C) {
+  if (D.batch * D.kv_heads >= 8) return D.n_q;
+  const int64_t rows = std::max<int64_t>(2048, (D.n_q + 7) / 8);
+  return (rows + C - 1) / C * C;
+}
+
+// Causal: segments of query rows run in parallel. Segment s starts from the prefix state of the keys
+// [0, K_s), K_s = e(first row of s) (K_0 = 0): phase 1 builds the states of [K_s, K_{s+1}) in
+// parallel, phase 2 turns them into prefix states in order (rescaled to a common constant), phase 3
+// runs the chunk loop of every segment from its prefix state.
+void forward_causal(const Problem& p, const Dims& D, const Features& f, int64_t C) {
+  const int64_t m = f.m(), dv = D.d_v, slen = m * (dv + 1);
   const int64_t kv = D.batch * D.kv_heads;
+  const int64_t seg = causal_segment_rows(D, C), nseg = (D.n_q + seg - 1) / seg;
+  std::vector<float> states(static_cast<size_t>(kv * nseg * slen));
+  std::vector<float> consts(static_cast<size_t>(kv * nseg), -INFINITY);
+  auto start_key = [&](int64_t b, int64_t sg) { return sg == 0 ? int64_t{0} : p.key_end(b, sg * seg); };
 #pragma omp parallel
   {
     Scratch s(m, dv, std::max(kKeyChunk, C), C, C);
-    std::vector<float> state(static_cast<size_t>(slen));
+    // 1. states[s + 1] = keys [K_s, K_{s+1}) (segment 0's prefix is empty).
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t bg = 0; bg < kv; ++bg) {
-      const int64_t b = bg / D.kv_heads, g = bg % D.kv_heads;
-      const float* w = f.w(b, g);
-      const float* k = p.k.row(b, g, 0);
-      const float* v = p.v.row(b, g, 0);
-      const int64_t ldk = p.k.stride[2], ldv = p.v.stride[2];
-      std::fill(state.begin(), state.end(), 0.0f);
-      float c = -INFINITY;
-      int64_t absorbed = 0;
-      for (int64_t i0 = 0; i0 < D.n_q; i0 += C) {
-        const int64_t rows = std::min(C, D.n_q - i0);
-        const int64_t e0 = p.key_end(b, i0), e1 = p.key_end(b, i0 + rows - 1);
-        kern::absorb(f, w, k, ldk, v, ldv, dv, absorbed, e0, kKeyChunk, state.data(), c, s.phik.data(),
-                     s.ones.data());
-        absorbed = e0;
-        const int64_t nk = e1 - e0;  // < rows: e grows by at most one per row
-        if (nk > 0) {
-          const float cm = f.key_logits(k + e0 * ldk, ldk, nk, w, s.phik.data());
-          f.key_finish(s.phik.data(), nk, kern::raise_constant(state.data(), slen, c, cm));
+    for (int64_t t = 0; t < kv * nseg; ++t) {
+      const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
+      if (sg + 1 >= nseg) continue;
+      kern::absorb(f, f.w(b, g), p.k.row(b, g, 0), p.k.stride[2], p.v.row(b, g, 0), p.v.stride[2], dv,
+                   start_key(b, sg), start_key(b, sg + 1), kKeyChunk, states.data() + (t + 1) * slen,
+                   consts[static_cast<size_t>(t + 1)], s.phik.data(), s.ones.data());
+    }
+    // 2. Prefix sums in segment order: states[s] += states[s − 1], to the larger constant.
+#pragma omp for schedule(static)
+    for (int64_t bg = 0; bg < kv; ++bg)
+      for (int64_t sg = 1; sg < nseg; ++sg) {
+        float* prev = states.data() + (bg * nseg + sg - 1) * slen;
+        float* cur = states.data() + (bg * nseg + sg) * slen;
+        const float cp = consts[static_cast<size_t>(bg * nseg + sg - 1)];
+        float& cc = consts[static_cast<size_t>(bg * nseg + sg)];
+        if (cp == -INFINITY) continue;
+        if (cc < cp) {
+          if (cc != -INFINITY) cblas_sscal(static_cast<int>(slen), std::exp(cc - cp), cur, 1);
+          cc = cp;
         }
-        for (int64_t h = g * D.group(); h < (g + 1) * D.group(); ++h) {
-          f.queries(p.q.row(b, h, i0), p.q.stride[2], rows, w, s.phiq.data());
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(lds),
-                      static_cast<int>(m), 1.0f, s.phiq.data(), static_cast<int>(m), state.data(),
-                      static_cast<int>(lds), 0.0f, s.aug.data(), static_cast<int>(lds));
-          if (nk > 0) {
-            float* A = s.a.data();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(nk),
-                        static_cast<int>(m), 1.0f, s.phiq.data(), static_cast<int>(m), s.phik.data(),
-                        static_cast<int>(m), 0.0f, A, static_cast<int>(nk));
-            for (int64_t r = 0; r < rows; ++r) {
-              const int64_t vis = p.key_end(b, i0 + r) - e0;
-              std::fill(A + r * nk + std::max<int64_t>(vis, 0), A + (r + 1) * nk, 0.0f);
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(dv),
-                        static_cast<int>(nk), 1.0f, A, static_cast<int>(nk), v + e0 * ldv, static_cast<int>(ldv),
-                        1.0f, s.aug.data(), static_cast<int>(lds));
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(nk), 1.0f, A,
-                        static_cast<int>(nk), s.ones.data(), 1, 1.0f, s.aug.data() + dv, static_cast<int>(lds));
-          }
-          kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2]);
-        }
-        if (nk > 0) {
-          kern::accumulate(s.phik.data(), nk, m, v + e0 * ldv, ldv, dv, s.ones.data(), state.data());
-          absorbed = e1;
-        }
+        cblas_saxpy(static_cast<int>(slen), std::exp(cp - cc), prev, 1, cur, 1);
       }
+    // 3. Every segment from its prefix state (the state buffers are reused as running states).
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < kv * nseg; ++t) {
+      const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
+      causal_rows(p, D, f, C, b, g, sg * seg, std::min(D.n_q, (sg + 1) * seg), states.data() + t * slen,
+                  consts[static_cast<size_t>(t)], start_key(b, sg), s);
     }
   }
 }
