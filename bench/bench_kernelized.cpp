@@ -20,7 +20,7 @@ double exact_seconds(const Problem& p, int64_t n, bool causal) {
   auto it = cache.find({n, causal});
   if (it != cache.end()) return it->second;
   const ExactBackend ex;
-  ex.forward(p);  // warm-up
+  if (n < 4096) ex.forward(p);  // warm-up (pointless for runs of seconds)
   const auto t0 = Clock::now();
   ex.forward(p);
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -76,7 +76,8 @@ void linear_args(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(attnkit::bench::sgemm_ceiling)->Arg(2048)->UseRealTime();
-BENCHMARK(BM_exact)->Args({1024, 0})->Args({4096, 0})->Args({16384, 0})->Args({16384, 1})->Iterations(1)
+// (n = 16384 exact is timed once inside the kernelized runs, for their speedup counter.)
+BENCHMARK(BM_exact)->Args({1024, 0})->Args({4096, 0})->Args({4096, 1})->Iterations(1)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_performer)->Apply(performer_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_linear)->Apply(linear_args)->Unit(benchmark::kMillisecond)->UseRealTime();
