@@ -43,9 +43,11 @@
 // arbitrary mask in the Problem, so nothing is refused beyond Problem::validate.
 //
 // Layout: any strides Problem allows. Threads: OpenMP over (batch × kv heads × key segments) for the
-// key state and (batch × heads × query chunks) for the outputs, non-causal; over (batch × kv heads)
-// for causal. BLAS is single-threaded inside the region. Output is bit-identical for any thread
-// count (segment and chunk boundaries depend only on the shape and the spec).
+// key state and (batch × heads × query chunks) for the outputs, non-causal; causal over (batch × kv
+// heads), and when there are fewer than 8 of those also over up to 8 query-row segments (each starts
+// from a prefix state; this recomputes the keys' features once more). BLAS is single-threaded inside
+// the region. Output is bit-identical for any thread count (segment and chunk boundaries depend only
+// on the shape and the spec). Memory: O(threads·(chunk·m + m·d_v) + batch·kv_heads·8·m·d_v), never n².
 //
 // forward/weights/cost are const and thread-safe. Errors: attnkit::Error naming the argument.
 // error_bound: FAVOR+ and elu+1 give no a-posteriori bound (FAVOR+ has only a variance, Lemma 2 of the

@@ -272,6 +272,11 @@ Cost KernelizedBackend::cost(const Shape& s) const {
     const double C = static_cast<double>(chunk_ ? chunk_ : kCausalChunk);
     const double nk = std::min(C, static_cast<double>(s.n_q)) - 1.0;  // intra keys per chunk, at most C − 1
     flops += bh * s.n_q * nk * 2.0 * (m + dv1);  // masked φ_Q φ_Kᵀ and its product with [V | 1]
+    Dims dims;
+    dims.batch = s.batch, dims.kv_heads = s.kv_heads, dims.n_q = s.n_q;
+    const int64_t seg = causal_segment_rows(dims, static_cast<int64_t>(C));
+    const double nseg = static_cast<double>((s.n_q + seg - 1) / seg);
+    flops += bg * s.n_k * (nseg - 1.0) / nseg * (feat + 2.0 * m * dv1);  // prefix states of the segments
   }
   Cost c = exact_cost(s);  // bytes: every input and output once
   c.flops = flops;
