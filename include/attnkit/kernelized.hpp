@@ -1,0 +1,171 @@
+#pragma once
+// Kernelized (linear-time) attention: softmax weights exp(s·q·k) replaced by φ(q)·φ(k), so
+//   O_i = φ(q_i)·(Σ_j φ(k_j) v_jᵀ) / φ(q_i)·(Σ_j φ(k_j))
+// costs O((n_q + n_k)·m·d) per head instead of O(n_q·n_k·d).
+//
+//   performer  FAVOR+ positive random features (Choromanski et al. 2021, "Rethinking Attention with
+//              Performers"): x = q·√s, φ(x) = exp(W x − ‖x‖²/2)/√m, W m×d shared by queries and keys.
+//              φ(q)·φ(k) is an unbiased estimator of exp(s·q·k).
+//   linear     φ(x) = elu(x) + 1 on the raw rows (no scale, m = d; Katharopoulos et al. 2020).
+//
+// Spec strings (defaults shown, canonical order):
+//   performer:features=256,orthogonal=1,regularized=0,redraw=0,seed=0,chunk=0[,projection=FILE.npy]
+//     features     m, the number of random features, 1..65536.
+//     orthogonal   1: W is ⌈m/d⌉ blocks of d orthonormal rows (Gram–Schmidt of seeded Gaussian rows,
+//                  the last block truncated), each row scaled by an independent χ(d) norm (the norm
+//                  of a fresh Gaussian d-vector), so every row is marginally N(0, I_d).
+//                  0: iid N(0, I_d) rows.
+//     regularized  1: every row scaled to norm √d instead (lower variance, no longer unbiased).
+//     redraw       0: one W for the whole call, a function of seed (and d) only.
+//                  1: a different W per (batch, kv head), drawn from (seed, b, kv head); query heads
+//                  of a grouped-query group share their kv head's W. Still a function of seed only:
+//                  the same spec and input give the same output on every call.
+//     seed         the only source of randomness (0..2^31−1).
+//     chunk        rows per causal chunk (0 = auto); intra-chunk work is a masked GEMM.
+//     projection   a float32 .npy [features, d] holding W (e.g. a trained Performer's) used instead
+//                  of drawing one: the output is then fully determined by the input. `features` must
+//                  equal the file's row count; d must equal the problem's d (checked in forward);
+//                  redraw=1 with a projection file is an error.
+//   linear:chunk=0
+//
+// Stabilisers (they do not change the mathematical result): a query row's features are divided by
+// exp of that row's own max logit (a per-row constant cancels in the row's ratio). Key features share
+// ONE constant for all keys of a (batch, kv head) — never a per-key max, which would change the
+// relative weights of keys. Keys are processed in chunks with a running maximum; when it grows the
+// state (Σφ(k)vᵀ, Σφ(k)) is rescaled by exp(old − new), so every key term always carries the same
+// constant; under a causal mask the constant is the running max over the keys absorbed so far, which
+// again is common to every key a query sees. The denominator is guarded: a row that sees no key
+// (key_lengths 0, causal rows before the first key) gets zeros; NaN inputs propagate.
+//
+// Masks: causal (bottom-right aligned as Problem defines, also for n_q != n_k; computed in chunks:
+// per chunk one masked intra-chunk product plus the running state), key_lengths (padded keys get
+// zero features), cross-attention and grouped-query attention are all supported. There is no
+// arbitrary mask in the Problem, so nothing is refused beyond Problem::validate.
+//
+// Layout: any strides Problem allows. Threads: OpenMP over (batch × kv heads × key segments) for the
+// key state and (batch × heads × query chunks) for the outputs, non-causal; causal over (batch × kv
+// heads), and when there are fewer than 8 of those also over up to 8 query-row segments (each starts
+// from a prefix state; this recomputes the keys' features once more). BLAS is single-threaded inside
+// the region. Output is bit-identical for any thread count (segment and chunk boundaries depend only
+// on the shape and the spec). Memory: O(threads·(chunk·m + m·d_v) + batch·kv_heads·8·m·d_v), never n².
+//
+// forward/weights/cost are const and thread-safe. Errors: attnkit::Error naming the argument.
+// error_bound: FAVOR+ and elu+1 give no a-posteriori bound (FAVOR+ has only a variance, Lemma 2 of the
+// paper, not a bound per row), so error_bound() returns std::nullopt.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attnkit/backend.hpp"
+#include "attnkit/spec.hpp"
+
+namespace attnkit {
+
+namespace kern {
+class FeatureMap;  // internal (src/kernelized/feature_map.hpp)
+class Features;
+}
+
+struct PerformerOptions {
+  int64_t features = 256;
+  bool orthogonal = true;
+  bool regularized = false;
+  bool redraw = false;
+  int64_t seed = 0;
+  int64_t chunk = 0;
+  std::string projection;  // .npy path; empty = draw W from seed
+};
+
+struct LinearOptions {
+  int64_t chunk = 0;
+};
+
+// Shared machinery of `performer` and `linear` (same engine, different feature map).
+class KernelizedBackend : public Backend {
+ public:
+  Capabilities capabilities() const override { return {true, true, true, true, true}; }
+  void forward(const Problem& p) const override;
+  // Flops actually executed (projections, the state GEMMs, the output GEMMs, the causal intra-chunk
+  // GEMMs; exp counted as one flop each).
+  Cost cost(const Shape& s) const override;
+  // None: see the header comment.
+  std::optional<ErrorBound> error_bound(const Problem&) const override { return std::nullopt; }
+  // The implied matrix φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j') over the visible keys, batch b, head h.
+  void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
+
+  // Feature dimension m for head dimension d.
+  int64_t feature_dim(int64_t d) const;
+  // The unstabilised feature vector of one row x (d floats) as used for softmax scale `scale`:
+  // performer: exp(W x√s − s‖x‖²/2)/√m with the W of (batch b, kv head g) (b, g matter only with
+  // redraw=1); linear: elu(x)+1. For tests and inspection.
+  std::vector<float> features(const float* x, int64_t d, float scale, int64_t b = 0, int64_t g = 0) const;
+  // W (m×d row-major, unscaled) of (b, g); performer only (linear throws).
+  std::vector<float> projection_matrix(int64_t d, int64_t b = 0, int64_t g = 0) const;
+  int64_t chunk() const { return chunk_; }
+  const kern::FeatureMap& feature_map() const { return *fm_; }
+
+ protected:
+  KernelizedBackend(std::shared_ptr<const kern::FeatureMap> fm, int64_t chunk);
+
+ private:
+  std::shared_ptr<const kern::FeatureMap> fm_;
+  int64_t chunk_;
+};
+
+// Throws attnkit::Error for options out of range, an unreadable/mis-shaped projection file, or
+// redraw=1 together with a projection file.
+class PerformerBackend final : public KernelizedBackend {
+ public:
+  explicit PerformerBackend(PerformerOptions o = {});
+  std::string spec() const override;
+  const PerformerOptions& options() const { return opt_; }
+
+ private:
+  PerformerOptions opt_;
+};
+
+class LinearBackend final : public KernelizedBackend {
+ public:
+  explicit LinearBackend(LinearOptions o = {});
+  std::string spec() const override;
+};
+
+// Recurrent (decode) form of causal kernelized attention for one (batch, kv head): the state
+// (S = Σ φ(k)vᵀ, z = Σ φ(k)) absorbs one token at a time. After push(k_0..k_t), query(q_t) equals
+// row t of the causal batch result (n_q = n_k) to float rounding. Not thread-safe (one per stream).
+class KernelizedState {
+ public:
+  // scale: unset = 1/√d. b, g select W under redraw=1. The backend must outlive the state.
+  KernelizedState(const KernelizedBackend& backend, int64_t d, int64_t d_v, std::optional<float> scale = {},
+                  int64_t b = 0, int64_t g = 0);
+  ~KernelizedState();
+  KernelizedState(KernelizedState&&) noexcept;
+  KernelizedState& operator=(KernelizedState&&) noexcept;
+  // Appends one key (d floats) and value (d_v floats).
+  void push(const float* k, const float* v);
+  // Attention of one query (d floats) over every key pushed so far, into out (d_v floats); zeros
+  // before the first push.
+  void query(const float* q, float* out) const;
+  // push(k, v) then query(q, out): one token of causal self-attention.
+  void step(const float* q, const float* k, const float* v, float* out) {
+    push(k, v);
+    query(q, out);
+  }
+  void reset();
+  int64_t tokens() const { return tokens_; }
+
+ private:
+  std::unique_ptr<kern::Features> f_;  // scaled W (performer) and the feature kernels
+  int64_t d_, d_v_, m_;
+  std::vector<float> state_;          // m × (d_v + 1): S with z as the last column
+  mutable std::vector<float> phi_;    // scratch: one feature row
+  float c_;                           // the key stabiliser the state carries (running max)
+  int64_t tokens_ = 0;
+};
+
+BackendInfo performer_info();
+BackendInfo linear_info();
+
+}  // namespace attnkit

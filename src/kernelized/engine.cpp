@@ -1,0 +1,311 @@
+// The forward pass of kernelized attention: non-causal (key state per (batch, kv head) built from
+// fixed segments in parallel, then one GEMM per query chunk) and causal (chunked prefix sums).
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "attnkit/error.hpp"
+#include "attnkit/kernelized.hpp"
+#include "feature_map.hpp"
+#include "state_ops.hpp"
+
+namespace attnkit {
+
+namespace {
+
+using kern::Features;
+
+// One BLAS thread per OpenMP thread while inside our parallel region; restores the caller's.
+struct SingleThreadedBlas {
+  int saved = openblas_get_num_threads();
+  SingleThreadedBlas() { openblas_set_num_threads(1); }
+  ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
+};
+
+constexpr int64_t kKeyChunk = 256;    // keys per feature block when building a state
+constexpr int64_t kQueryChunk = 256;  // query rows per task, non-causal
+constexpr int64_t kCausalChunk = 64;  // default causal chunk (measured: 64 beats 32, 128, 256)
+
+// Segments of the keys of one (batch, kv head) built in parallel: depends on n_k only, so the
+// result is the same for any thread count. At most 8 segments, at least 1024 keys each.
+int64_t segment_size(int64_t n_k) {
+  int64_t s = std::max<int64_t>(1024, (n_k + 7) / 8);
+  return (s + kKeyChunk - 1) / kKeyChunk * kKeyChunk;
+}
+
+// Per-thread scratch, allocated once per forward call.
+struct Scratch {
+  std::vector<float> phik, phiq, aug, a, ones;
+  Scratch(int64_t m, int64_t dv, int64_t rows_k, int64_t rows_q, int64_t causal_chunk)
+      : phik(static_cast<size_t>(rows_k * m)),
+        phiq(static_cast<size_t>(rows_q * m)),
+        aug(static_cast<size_t>(rows_q * (dv + 1))),
+        a(static_cast<size_t>(causal_chunk * causal_chunk)),
+        ones(static_cast<size_t>(std::max(rows_k, causal_chunk)), 1.0f) {}
+};
+
+int64_t key_length(const Problem& p, int64_t b, int64_t n_k) {
+  return p.mask.key_lengths.empty() ? n_k : std::min<int64_t>(n_k, p.mask.key_lengths[static_cast<size_t>(b)]);
+}
+
+void forward_noncausal(const Problem& p, const Dims& D, const Features& f) {
+  const int64_t m = f.m(), dv = D.d_v, lds = dv + 1, slen = m * lds;
+  const int64_t seg = segment_size(D.n_k), nseg = (D.n_k + seg - 1) / seg;
+  const int64_t kv = D.batch * D.kv_heads;
+  std::vector<float> states(static_cast<size_t>(kv * nseg * slen));
+  std::vector<float> consts(static_cast<size_t>(kv * nseg), -INFINITY);
+  const int64_t qchunks = (D.n_q + kQueryChunk - 1) / kQueryChunk;
+#pragma omp parallel
+  {
+    Scratch s(m, dv, kKeyChunk, kQueryChunk, 0);
+    // 1. Per (b, g, segment): the state of that segment's keys, with its own running constant.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < kv * nseg; ++t) {
+      const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
+      const int64_t len = key_length(p, b, D.n_k);
+      const int64_t k0 = sg * seg, k1 = std::min(len, k0 + seg);
+      if (k0 >= k1) continue;
+      kern::absorb(f, f.w(b, g), p.k.row(b, g, 0), p.k.stride[2], p.v.row(b, g, 0), p.v.stride[2], dv, k0, k1,
+                   kKeyChunk, states.data() + t * slen, consts[static_cast<size_t>(t)], s.phik.data(),
+                   s.ones.data());
+    }
+    // 2. Merge the segments of each (b, g) into segment 0, in order, to one common constant.
+#pragma omp for schedule(static)
+    for (int64_t bg = 0; bg < kv; ++bg) {
+      float* s0 = states.data() + bg * nseg * slen;
+      float* c = consts.data() + bg * nseg;
+      float cmax = -INFINITY;
+      for (int64_t sg = 0; sg < nseg; ++sg) cmax = std::max(cmax, c[sg]);
+      if (cmax == -INFINITY) continue;  // no key (all padding): the state stays zero
+      if (c[0] != cmax) {
+        const float f0 = c[0] == -INFINITY ? 0.0f : std::exp(c[0] - cmax);
+        cblas_sscal(static_cast<int>(slen), f0, s0, 1);
+      }
+      for (int64_t sg = 1; sg < nseg; ++sg)
+        if (c[sg] != -INFINITY)
+          cblas_saxpy(static_cast<int>(slen), std::exp(c[sg] - cmax), s0 + sg * slen, 1, s0, 1);
+    }
+    // 3. Per (b, h, query chunk): features, one GEMM against [S | z], divide.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < D.batch * D.heads * qchunks; ++t) {
+      const int64_t bh = t / qchunks, qc = t % qchunks, b = bh / D.heads, h = bh % D.heads, g = h / D.group();
+      const int64_t i0 = qc * kQueryChunk, rows = std::min(kQueryChunk, D.n_q - i0);
+      const float* state = states.data() + (b * D.kv_heads + g) * nseg * slen;
+      f.queries(p.q.row(b, h, i0), p.q.stride[2], rows, f.w(b, g), s.phiq.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(lds),
+                  static_cast<int>(m), 1.0f, s.phiq.data(), static_cast<int>(m), state, static_cast<int>(lds), 0.0f,
+                  s.aug.data(), static_cast<int>(lds));
+      kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2]);
+    }
+  }
+}
+
+// Causal, query rows [r0, r1) of (b, g), chunks of C rows in order, starting from a state that holds
+// the keys [0, absorbed). Before chunk [i0, i1) the state holds exactly the keys every row of the
+// chunk sees, [0, e(i0)); the keys [e(i0), e(i1 − 1)) are the intra-chunk part, a masked product
+// φ_Q φ_Kᵀ (row r sees intra key c iff e0 + c < e(i0 + r)), absorbed after the chunk.
+void causal_rows(const Problem& p, const Dims& D, const Features& f, int64_t C, int64_t b, int64_t g, int64_t r0,
+                 int64_t r1, float* state, float& c, int64_t absorbed, Scratch& s) {
+  const int64_t m = f.m(), dv = D.d_v, lds = dv + 1, slen = m * lds;
+  const float* w = f.w(b, g);
+  const float* k = p.k.row(b, g, 0);
+  const float* v = p.v.row(b, g, 0);
+  const int64_t ldk = p.k.stride[2], ldv = p.v.stride[2];
+  for (int64_t i0 = r0; i0 < r1; i0 += C) {
+    const int64_t rows = std::min(C, r1 - i0);
+    const int64_t e0 = p.key_end(b, i0), e1 = p.key_end(b, i0 + rows - 1);
+    kern::absorb(f, w, k, ldk, v, ldv, dv, absorbed, e0, kKeyChunk, state, c, s.phik.data(), s.ones.data());
+    absorbed = e0;
+    const int64_t nk = e1 - e0;  // < rows: e grows by at most one per row
+    if (nk > 0) {
+      const float cm = f.key_logits(k + e0 * ldk, ldk, nk, w, s.phik.data());
+      f.key_finish(s.phik.data(), nk, kern::raise_constant(state, slen, c, cm));
+    }
+    for (int64_t h = g * D.group(); h < (g + 1) * D.group(); ++h) {
+      f.queries(p.q.row(b, h, i0), p.q.stride[2], rows, w, s.phiq.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(lds),
+                  static_cast<int>(m), 1.0f, s.phiq.data(), static_cast<int>(m), state, static_cast<int>(lds), 0.0f,
+                  s.aug.data(), static_cast<int>(lds));
+      if (nk > 0) {
+        float* A = s.a.data();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(nk),
+                    static_cast<int>(m), 1.0f, s.phiq.data(), static_cast<int>(m), s.phik.data(), static_cast<int>(m),
+                    0.0f, A, static_cast<int>(nk));
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t vis = p.key_end(b, i0 + r) - e0;
+          std::fill(A + r * nk + std::max<int64_t>(vis, 0), A + (r + 1) * nk, 0.0f);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(dv),
+                    static_cast<int>(nk), 1.0f, A, static_cast<int>(nk), v + e0 * ldv, static_cast<int>(ldv), 1.0f,
+                    s.aug.data(), static_cast<int>(lds));
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(nk), 1.0f, A,
+                    static_cast<int>(nk), s.ones.data(), 1, 1.0f, s.aug.data() + dv, static_cast<int>(lds));
+      }
+      kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2]);
+    }
+    if (nk > 0) {
+      kern::accumulate(s.phik.data(), nk, m, v + e0 * ldv, ldv, dv, s.ones.data(), state);
+      absorbed = e1;
+    }
+  }
+}
+
+// Query-row segments per (b, g) for causal: one when there are enough (b, g) tasks, else up to 8 of
+// >= 2048 rows (a multiple of C) so a single head still uses every thread. Shape-only: the output
+// is the same for any thread count.
+int64_t causal_segment_rows(const Dims& D, int64_t C) {
+  if (D.batch * D.kv_heads >= 8) return D.n_q;
+  const int64_t rows = std::max<int64_t>(2048, (D.n_q + 7) / 8);
+  return (rows + C - 1) / C * C;
+}
+
+// Causal: segments of query rows run in parallel. Segment s starts from the prefix state of the keys
+// [0, K_s), K_s = e(first row of s) (K_0 = 0): phase 1 builds the states of [K_s, K_{s+1}) in
+// parallel, phase 2 turns them into prefix states in order (rescaled to a common constant), phase 3
+// runs the chunk loop of every segment from its prefix state.
+void forward_causal(const Problem& p, const Dims& D, const Features& f, int64_t C) {
+  const int64_t m = f.m(), dv = D.d_v, slen = m * (dv + 1);
+  const int64_t kv = D.batch * D.kv_heads;
+  const int64_t seg = causal_segment_rows(D, C), nseg = (D.n_q + seg - 1) / seg;
+  std::vector<float> states(static_cast<size_t>(kv * nseg * slen));
+  std::vector<float> consts(static_cast<size_t>(kv * nseg), -INFINITY);
+  auto start_key = [&](int64_t b, int64_t sg) { return sg == 0 ? int64_t{0} : p.key_end(b, sg * seg); };
+#pragma omp parallel
+  {
+    Scratch s(m, dv, std::max(kKeyChunk, C), C, C);
+    // 1. states[s + 1] = keys [K_s, K_{s+1}) (segment 0's prefix is empty).
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < kv * nseg; ++t) {
+      const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
+      if (sg + 1 >= nseg) continue;
+      kern::absorb(f, f.w(b, g), p.k.row(b, g, 0), p.k.stride[2], p.v.row(b, g, 0), p.v.stride[2], dv,
+                   start_key(b, sg), start_key(b, sg + 1), kKeyChunk, states.data() + (t + 1) * slen,
+                   consts[static_cast<size_t>(t + 1)], s.phik.data(), s.ones.data());
+    }
+    // 2. Prefix sums in segment order: states[s] += states[s − 1], to the larger constant.
+#pragma omp for schedule(static)
+    for (int64_t bg = 0; bg < kv; ++bg)
+      for (int64_t sg = 1; sg < nseg; ++sg) {
+        float* prev = states.data() + (bg * nseg + sg - 1) * slen;
+        float* cur = states.data() + (bg * nseg + sg) * slen;
+        const float cp = consts[static_cast<size_t>(bg * nseg + sg - 1)];
+        float& cc = consts[static_cast<size_t>(bg * nseg + sg)];
+        if (cp == -INFINITY) continue;
+        if (cc < cp) {
+          if (cc != -INFINITY) cblas_sscal(static_cast<int>(slen), std::exp(cc - cp), cur, 1);
+          cc = cp;
+        }
+        cblas_saxpy(static_cast<int>(slen), std::exp(cp - cc), prev, 1, cur, 1);
+      }
+    // 3. Every segment from its prefix state (the state buffers are reused as running states).
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < kv * nseg; ++t) {
+      const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
+      causal_rows(p, D, f, C, b, g, sg * seg, std::min(D.n_q, (sg + 1) * seg), states.data() + t * slen,
+                  consts[static_cast<size_t>(t)], start_key(b, sg), s);
+    }
+  }
+}
+
+}  // namespace
+
+KernelizedBackend::KernelizedBackend(std::shared_ptr<const kern::FeatureMap> fm, int64_t chunk)
+    : fm_(std::move(fm)), chunk_(chunk) {
+  if (chunk < 0 || chunk > 4096) detail::fail("chunk=", chunk, "; expected 0 (auto) or 1..4096");
+}
+
+int64_t KernelizedBackend::feature_dim(int64_t d) const { return fm_->dim(d); }
+
+void KernelizedBackend::forward(const Problem& p) const {
+  const Dims D = check(p);
+  const Features f(*fm_, D.d, p.effective_scale(), D.batch, D.kv_heads);  // throws on a projection d mismatch
+  SingleThreadedBlas blas;
+  if (p.mask.causal)
+    forward_causal(p, D, f, chunk_ ? chunk_ : kCausalChunk);
+  else
+    forward_noncausal(p, D, f);
+}
+
+void KernelizedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+  const Dims D = check(p);
+  if (b < 0 || b >= D.batch) detail::fail("weights: batch ", b, "; expected a value in [0, ", D.batch, ")");
+  if (h < 0 || h >= D.heads) detail::fail("weights: head ", h, "; expected a value in [0, ", D.heads, ")");
+  if (D.n_q * D.n_k > kMaxWeights)
+    detail::fail("weights: n_q x n_k = ", D.n_q * D.n_k, " entries; expected at most ", kMaxWeights);
+  const int64_t g = h / D.group();
+  const Features f(*fm_, D.d, p.effective_scale(), D.batch, D.kv_heads, b, g);
+  const int64_t m = f.m(), len = key_length(p, b, D.n_k);
+  std::fill(w, w + D.n_q * D.n_k, 0.0f);
+  if (len == 0) return;
+  SingleThreadedBlas blas;
+  std::vector<float> phik(static_cast<size_t>(len * m)), phiq(static_cast<size_t>(D.n_q * m));
+  const float c = f.key_logits(p.k.row(b, g, 0), p.k.stride[2], len, f.w(b, g), phik.data());
+  f.key_finish(phik.data(), len, c);  // one constant for every key of this (b, g)
+  f.queries(p.q.row(b, h, 0), p.q.stride[2], D.n_q, f.w(b, g), phiq.data());
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(D.n_q), static_cast<int>(len),
+              static_cast<int>(m), 1.0f, phiq.data(), static_cast<int>(m), phik.data(), static_cast<int>(m), 0.0f, w,
+              static_cast<int>(D.n_k));
+  for (int64_t i = 0; i < D.n_q; ++i) {
+    float* row = w + i * D.n_k;
+    const int64_t e = p.key_end(b, i);
+    std::fill(row + e, row + D.n_k, 0.0f);
+    double sum = 0;
+    for (int64_t j = 0; j < e; ++j) sum += row[j];
+    // Guarded like forward: no visible key (or a zero sum) gives zeros; NaN propagates.
+    for (int64_t j = 0; j < e; ++j) row[j] = sum == 0 ? 0.0f : static_cast<float>(row[j] / sum);
+  }
+}
+
+Cost KernelizedBackend::cost(const Shape& s) const {
+  const double m = static_cast<double>(fm_->dim(s.d));
+  const bool favor = fm_->kind() == kern::Kind::Favor;
+  const double bg = static_cast<double>(s.batch) * s.kv_heads, bh = static_cast<double>(s.batch) * s.heads;
+  const double dv1 = s.d_v + 1.0;
+  // Feature rows: projection GEMM (FAVOR+ only) plus one exp / elu (counted as one flop) per feature.
+  const double feat = (favor ? 2.0 * s.d * m + 2.0 * m : 0.0) + m;
+  double flops = bg * s.n_k * (feat + 2.0 * m * dv1)  // keys: features, state update
+                 + bh * s.n_q * (feat + 2.0 * m * dv1);  // queries: features, output GEMM
+  if (s.causal) {
+    const double C = static_cast<double>(chunk_ ? chunk_ : kCausalChunk);
+    const double nk = std::min(C, static_cast<double>(s.n_q)) - 1.0;  // intra keys per chunk, at most C − 1
+    flops += bh * s.n_q * nk * 2.0 * (m + dv1);  // masked φ_Q φ_Kᵀ and its product with [V | 1]
+    Dims dims;
+    dims.batch = s.batch, dims.kv_heads = s.kv_heads, dims.n_q = s.n_q;
+    const int64_t seg = causal_segment_rows(dims, static_cast<int64_t>(C));
+    const double nseg = static_cast<double>((s.n_q + seg - 1) / seg);
+    flops += bg * s.n_k * (nseg - 1.0) / nseg * (feat + 2.0 * m * dv1);  // prefix states of the segments
+  }
+  Cost c = exact_cost(s);  // bytes: every input and output once
+  c.flops = flops;
+  return c;
+}
+
+std::vector<float> KernelizedBackend::features(const float* x, int64_t d, float scale, int64_t b, int64_t g) const {
+  if (d < 1) detail::fail("features: d=", d, "; expected d >= 1");
+  if (!(scale > 0) || !std::isfinite(scale)) detail::fail("features: scale=", scale, "; expected a finite value > 0");
+  const int64_t m = fm_->dim(d);
+  std::vector<float> out(static_cast<size_t>(m));
+  if (fm_->kind() == kern::Kind::Elu1) {
+    for (int64_t i = 0; i < d; ++i) out[static_cast<size_t>(i)] = x[i] > 0 ? x[i] + 1.0f : std::exp(x[i]);
+    return out;
+  }
+  const std::vector<float> w = fm_->projection(d, b, g);
+  const double rs = std::sqrt(static_cast<double>(scale));
+  double sq = 0;
+  for (int64_t c = 0; c < d; ++c) sq += static_cast<double>(x[c]) * x[c];
+  for (int64_t l = 0; l < m; ++l) {
+    double dot = 0;
+    for (int64_t c = 0; c < d; ++c) dot += static_cast<double>(w[static_cast<size_t>(l * d + c)]) * x[c];
+    out[static_cast<size_t>(l)] = static_cast<float>(std::exp(rs * dot - 0.5 * scale * sq) / std::sqrt(static_cast<double>(m)));
+  }
+  return out;
+}
+
+std::vector<float> KernelizedBackend::projection_matrix(int64_t d, int64_t b, int64_t g) const {
+  return fm_->projection(d, b, g);
+}
+
+}  // namespace attnkit
