@@ -88,7 +88,11 @@ void EluPlusOne::operator()(A, float* p, int64_t n) const {
   using B = xsimd::batch<float, A>;
   constexpr int64_t W = static_cast<int64_t>(B::size);
   const B one(1.0f), zero(0.0f);
-  const auto f = [&](const B& x) { return xsimd::select(x > zero, x + one, xsimd::exp(xsimd::min(x, zero))); };
+  // select, not min: min drops a NaN operand, and NaN must propagate (NaN > 0 is false, exp(NaN) = NaN).
+  const auto f = [&](const B& x) {
+    const auto pos = x > zero;
+    return xsimd::select(pos, x + one, xsimd::exp(xsimd::select(pos, zero, x)));
+  };
   int64_t i = 0;
   for (; i + W <= n; i += W) f(B::load_unaligned(p + i)).store_unaligned(p + i);
   if (i < n) tail<A>(p, i, n, 0.0f, f);
