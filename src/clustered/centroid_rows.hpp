@@ -17,9 +17,9 @@ struct CentroidBlock {
 
 // P (rows x n_vis, dense, caller's) = softmax(scale · c kᵀ) row by row. When topk > 0 also picks,
 // per row r, the min(topk, n_vis) keys with the largest scores (ties: smaller key index), written
-// ascending to idx[r * topk ...]; `sel` is scratch of n_vis ints. NaN scores count as -inf for
+// ascending to idx[r * topk ...]; `sel` is scratch of n_vis floats. NaN scores count as -inf for
 // the selection and propagate into P as IEEE says.
-void centroid_probs(const CentroidBlock& a, float* P, int64_t topk, int32_t* idx, std::vector<int32_t>& sel);
+void centroid_probs(const CentroidBlock& a, float* P, int64_t topk, int32_t* idx, std::vector<float>& sel);
 
 // For the improved variant, given P and idx from centroid_probs: prob[r*topk + t] = P at the t-th
 // top key, mass[r] = their sum, and rest[r * d_v ...] = Σ over the other keys of P·v (the

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "hamming.hpp"
 #include "rng.hpp"
@@ -24,35 +25,37 @@ T* sized(std::vector<T>& v, int64_t n) {
 // codes[i] bit b = [w_b · q_i > t_b]. The planes w_b are N(0, I); each offset t_b is a seeded
 // random point of the projections' spread (mean + 0.5·sd·z, z ~ N(0,1)), so every plane cuts
 // through the queries instead of missing them when they do not surround the origin (trained
-// queries rarely do). Padded to a multiple of 8 codes with zeros for the vector kernel.
+// queries rarely do). Projections are n x 64 (planes >= bits are zero, their threshold +inf) so
+// the loops have a fixed width. Codes are padded to a multiple of 8 with zeros for the vector
+// kernel.
 void hash_queries(const float* q, int64_t q_stride, int64_t n, int64_t d, int bits, Rng& rng, ClusterScratch& ws) {
-  float* planes = sized(ws.planes, bits * d);
-  for (int64_t i = 0; i < bits * d; ++i) planes[i] = static_cast<float>(rng.normal());
-  float* proj = sized(ws.proj, n * bits);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), bits, static_cast<int>(d), 1.0f, q,
-              static_cast<int>(q_stride), planes, static_cast<int>(d), 0.0f, proj, bits);
-  double* off = sized(ws.offset, 2 * bits);
-  double* sq = off + bits;
-  std::fill(off, off + 2 * bits, 0.0);
+  float* planes = sized(ws.planes, 64 * d);
+  for (int64_t i = 0; i < 64 * d; ++i) planes[i] = i < bits * d ? static_cast<float>(rng.normal()) : 0.0f;
+  float* proj = sized(ws.proj, n * 64);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), 64, static_cast<int>(d), 1.0f, q,
+              static_cast<int>(q_stride), planes, static_cast<int>(d), 0.0f, proj, 64);
+  double* sum = sized(ws.offset, 2 * 64);
+  double* sq = sum + 64;
+  std::fill(sum, sum + 2 * 64, 0.0);
   for (int64_t i = 0; i < n; ++i)
-    for (int b = 0; b < bits; ++b) {
-      const double x = proj[i * bits + b];
-      off[b] += x;
+    for (int b = 0; b < 64; ++b) {
+      const double x = proj[i * 64 + b];
+      sum[b] += x;
       sq[b] += x * x;
     }
-  for (int b = 0; b < bits; ++b) {
-    const double mean = off[b] / static_cast<double>(n);
+  float thr[64];
+  for (int b = 0; b < 64; ++b) {
+    if (b >= bits) {
+      thr[b] = std::numeric_limits<float>::infinity();
+      continue;
+    }
+    const double mean = sum[b] / static_cast<double>(n);
     const double var = std::max(0.0, sq[b] / static_cast<double>(n) - mean * mean);
-    off[b] = mean + 0.5 * std::sqrt(var) * rng.normal();
+    thr[b] = static_cast<float>(mean + 0.5 * std::sqrt(var) * rng.normal());
   }
   const int64_t padded = (n + 7) / 8 * 8;
   uint64_t* codes = sized(ws.codes, padded);
-  for (int64_t i = 0; i < n; ++i) {
-    uint64_t c = 0;
-    const float* p = proj + i * bits;
-    for (int b = 0; b < bits; ++b) c |= static_cast<uint64_t>(p[b] > off[b]) << b;
-    codes[i] = c;
-  }
+  make_codes(proj, n, thr, codes);
   std::fill(codes + n, codes + padded, uint64_t{0});
 }
 

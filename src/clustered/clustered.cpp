@@ -139,7 +139,8 @@ void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w)
   a.n_vis = n;
   a.scale = scale;
   std::vector<float> P(static_cast<size_t>(hc.count * n));
-  std::vector<int32_t> idx(static_cast<size_t>(hc.count * topk)), sel;
+  std::vector<int32_t> idx(static_cast<size_t>(hc.count * topk));
+  std::vector<float> sel;
   clustered::centroid_probs(a, P.data(), topk, idx.data(), sel);
   std::vector<float> x(static_cast<size_t>(kk));
   for (int64_t i = 0; i < d.n_q; ++i) {

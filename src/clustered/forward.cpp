@@ -194,7 +194,7 @@ void forward_topk(const Problem& p, const Dims& d, const std::vector<HeadCluster
 #pragma omp parallel
   {
     std::vector<float> P;
-    std::vector<int32_t> sel;
+    std::vector<float> sel;
     MemberScratch ms;
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t t = 0; t < zero_tasks.size(); ++t) {

@@ -90,13 +90,84 @@ int64_t assign_nearest(const uint64_t* codes, int64_t n, const uint64_t* centres
   return fn(codes, n, centres, count, label);
 }
 
-void count_bits(const uint64_t* codes, int64_t n, const int32_t* label, int bits, uint32_t* counts, uint32_t* sizes) {
+namespace {
+
+void count_bits_generic(const uint64_t* codes, int64_t n, const int32_t* label, int bits, uint32_t* counts,
+                        uint32_t* sizes) {
   for (int64_t i = 0; i < n; ++i) {
     const uint64_t x = codes[i];
     uint32_t* row = counts + static_cast<ptrdiff_t>(label[i]) * 64;
     sizes[label[i]] += 1;
     for (int b = 0; b < bits; ++b) row[b] += static_cast<uint32_t>((x >> b) & 1u);
   }
+}
+
+uint64_t code_generic(const float* p, const float* thr) {
+  uint64_t c = 0;
+  for (int b = 0; b < 64; ++b) c |= static_cast<uint64_t>(p[b] > thr[b]) << b;
+  return c;
+}
+
+void make_codes_generic(const float* proj, int64_t n, const float* thr, uint64_t* codes) {
+  for (int64_t i = 0; i < n; ++i) codes[i] = code_generic(proj + i * 64, thr);
+}
+
+#ifdef ATTNKIT_CLUSTERED_X86
+// 64 counters = 4 vectors of 16 uint32; one masked add per 16 bits of the code. (Bits >= `bits`
+// are zero in every code, so counting all 64 is the same.)
+__attribute__((target("avx512f"))) void count_bits_avx512(const uint64_t* codes, int64_t n, const int32_t* label,
+                                                           int, uint32_t* counts, uint32_t* sizes) {
+  const __m512i one = _mm512_set1_epi32(1);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t x = codes[i];
+    uint32_t* row = counts + static_cast<ptrdiff_t>(label[i]) * 64;
+    sizes[label[i]] += 1;
+    for (int q = 0; q < 4; ++q) {
+      const __m512i c = _mm512_loadu_si512(row + 16 * q);
+      _mm512_storeu_si512(row + 16 * q, _mm512_mask_add_epi32(c, static_cast<__mmask16>(x >> (16 * q)), c, one));
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void make_codes_avx512(const float* proj, int64_t n, const float* thr,
+                                                           uint64_t* codes) {
+  __m512 t[4];
+  for (int q = 0; q < 4; ++q) t[q] = _mm512_loadu_ps(thr + 16 * q);
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t c = 0;
+    for (int q = 0; q < 4; ++q)
+      c |= static_cast<uint64_t>(_mm512_cmp_ps_mask(_mm512_loadu_ps(proj + i * 64 + 16 * q), t[q], _CMP_GT_OQ))
+           << (16 * q);
+    codes[i] = c;
+  }
+}
+#endif
+
+bool have_avx512f() {
+#ifdef ATTNKIT_CLUSTERED_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+void count_bits(const uint64_t* codes, int64_t n, const int32_t* label, int bits, uint32_t* counts, uint32_t* sizes) {
+#ifdef ATTNKIT_CLUSTERED_X86
+  static const bool fast = have_avx512f();
+  if (fast) return count_bits_avx512(codes, n, label, bits, counts, sizes);
+#endif
+  count_bits_generic(codes, n, label, bits, counts, sizes);
+}
+
+void make_codes(const float* proj, int64_t n, const float* thr, uint64_t* codes) {
+#ifdef ATTNKIT_CLUSTERED_X86
+  static const bool fast = have_avx512f();
+  if (fast) return make_codes_avx512(proj, n, thr, codes);
+#endif
+  make_codes_generic(proj, n, thr, codes);
 }
 
 }  // namespace attnkit::clustered

@@ -14,4 +14,8 @@ int64_t assign_nearest(const uint64_t* codes, int64_t n, const uint64_t* centres
 // label[i]. counts (count x 64) and sizes (count) must be zeroed by the caller.
 void count_bits(const uint64_t* codes, int64_t n, const int32_t* label, int bits, uint32_t* counts, uint32_t* sizes);
 
+// codes[i] bit b = [proj[i * 64 + b] > thr[b]] for b < 64 (the LSH codes; a threshold of +inf
+// gives a zero bit). AVX-512 or portable code, identical results.
+void make_codes(const float* proj, int64_t n, const float* thr, uint64_t* codes);
+
 }  // namespace attnkit::clustered
