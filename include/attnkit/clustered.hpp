@@ -32,10 +32,12 @@
 //
 // error_bound(p): per query row, with c its cluster centroid and K, V the visible keys and
 // values of its kv head (spectral norms bounded from above, see src/clustered/spectral.hpp):
-//   plain:  ||out_i - exact_i||_2 <= s ||q_i - c||_2 ||K||_2 ||V||_2   (softmax is 1-Lipschitz)
-//   topk:   ||out_i - exact_i||_2 <= max_j ||v_j||_2 * L1_i (the top-k row is never farther from
-//           the exact row in L1 than the centroid row, Vyas et al. Prop. 2)
-//   prob_l1 (both): L1_i = min(2, s ||q_i - c||_2 max_j ||k_j||_2).
+//   prob_l1 (both): L1_i = min(2, s ||q_i - c||_2 max_j ||k_j||_2)   (the L1 distance of two
+//           softmax rows is at most the largest |difference| of their logits; the top-k row is
+//           never farther from the exact row in L1 than the centroid row, Vyas et al. Prop. 2)
+//   plain:  ||out_i - exact_i||_2 <= min(s ||q_i - c||_2 ||K||_2 ||V||_2, max_j ||v_j||_2 L1_i)
+//           (the first: softmax is 1-Lipschitz in L2, DESIGN.md; the second is usually tighter)
+//   topk:   ||out_i - exact_i||_2 <= max_j ||v_j||_2 * L1_i
 #include <cstdint>
 
 #include "attnkit/backend.hpp"

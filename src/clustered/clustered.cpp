@@ -83,9 +83,9 @@ std::optional<ErrorBound> ClusteredBackend::error_bound(const Problem& p) const 
   clustered::cluster_all(p, d, opt_, heads);
   ErrorBound eb;
   eb.description = opt_.topk == 0
-                       ? "clustered (Vyas et al. 2020): ||o_i - exact_i||_2 <= s ||q_i - c||_2 ||K||_2 ||V||_2 "
-                         "(softmax 1-Lipschitz; spectral norms bounded above by ||(K^T K)^64||_F^(1/128)); "
-                         "prob_l1 <= min(2, s ||q_i - c||_2 max_j ||k_j||_2)"
+                       ? "clustered (Vyas et al. 2020): ||o_i - exact_i||_2 <= min(s ||q_i - c||_2 ||K||_2 ||V||_2, "
+                         "max_j ||v_j||_2 * prob_l1) (softmax 1-Lipschitz; spectral norms bounded above by "
+                         "||(K^T K)^64||_F^(1/128)); prob_l1 <= min(2, s ||q_i - c||_2 max_j ||k_j||_2)"
                        : "improved clustered (Vyas et al. 2020, Prop. 2): prob_l1 <= min(2, s ||q_i - c||_2 "
                          "max_j ||k_j||_2) (never above the centroid row's); ||o_i - exact_i||_2 <= max_j ||v_j||_2 "
                          "* prob_l1";
@@ -105,7 +105,10 @@ std::optional<ErrorBound> ClusteredBackend::error_bound(const Problem& p) const 
       const size_t row = static_cast<size_t>(bh * d.n_q + i);
       const double l1 = none ? 0.0 : std::min(2.0, s * dist * k_max[u]);
       eb.prob_l1[row] = l1;
-      eb.out_l2[row] = none ? 0.0 : opt_.topk == 0 ? s * dist * k_spec[u] * v_spec[u] : v_max[u] * l1;
+      // Both routes hold for plain rows (its L1 route is Prop. 2's right-hand side); top-k has only
+      // the L1 route.
+      const double l1_route = v_max[u] * l1, spectral_route = s * dist * k_spec[u] * v_spec[u];
+      eb.out_l2[row] = none ? 0.0 : opt_.topk == 0 ? std::min(spectral_route, l1_route) : l1_route;
     }
   }
   return eb;
