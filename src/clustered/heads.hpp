@@ -1,0 +1,29 @@
+#pragma once
+// Internal: what forward, error_bound and weights share: per-head bookkeeping and clustering of
+// every head of a problem.
+#include <cblas.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "attnkit/clustered.hpp"
+#include "attnkit/problem.hpp"
+#include "cluster.hpp"
+
+namespace attnkit::clustered {
+
+// One BLAS thread per OpenMP thread while we are inside our parallel regions; restores the caller's.
+struct SingleThreadedBlas {
+  int saved = openblas_get_num_threads();
+  SingleThreadedBlas() { openblas_set_num_threads(1); }
+  ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
+};
+
+// Keys [0, visible_keys) of batch b are not padding (the backend has no causal mask).
+inline int64_t visible_keys(const Problem& p, int64_t b) { return p.key_end(b, 0); }
+
+// Clusters the queries of every (batch, head), heads[b * H + h]; OpenMP over heads. Call with
+// BLAS single-threaded.
+void cluster_all(const Problem& p, const Dims& d, const ClusteredOptions& o, std::vector<HeadClusters>& heads);
+
+}  // namespace attnkit::clustered
