@@ -2,6 +2,7 @@
 // pkg-config, attnkit-core) and nothing else of attnkit.
 //
 //   c++ -std=c++20 -O2 local_only.cpp $(pkg-config --cflags --libs attnkit-local) -o local_only
+#include <attnkit/error.hpp>
 #include <attnkit/inputs.hpp>
 #include <attnkit/local.hpp>
 

@@ -28,7 +28,10 @@ int cmd_list(const std::vector<std::string>& argv) {
     for (const ParamDef& p : b.params) {
       std::printf("    %-12s %-6s default=%s", p.name.c_str(), type_name(p.type),
                   p.default_value.empty() ? "(none)" : p.default_value.c_str());
-      if (p.type == ParamType::Int || p.type == ParamType::Float) std::printf(" range=[%g, %g]", p.min, p.max);
+      if (p.type == ParamType::Int)
+        std::printf(" range=[%lld, %lld]", static_cast<long long>(p.min), static_cast<long long>(p.max));
+      else if (p.type == ParamType::Float)
+        std::printf(" range=[%g, %g]", p.min, p.max);
       std::printf("  %s\n", p.help.c_str());
     }
   }
