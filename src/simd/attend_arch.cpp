@@ -19,9 +19,10 @@
 //   One division per output element at the end; m = −inf rows (nothing visible yet) use 0 as the
 //   shift so that exp(−inf − 0) = 0 and never NaN.
 // GCC 12 reports the _mm512_undefined_ps() placeholders inside its own AVX-512 intrinsics (used by
-// xsimd's conversions and selects) as maybe-uninitialized once they are inlined here: a known
+// xsimd's conversions and selects) as (maybe-)uninitialized once they are inlined here: a known
 // false positive of the compiler's headers, not of this code.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <xsimd/xsimd.hpp>
 
 #include <cmath>
@@ -116,12 +117,28 @@ inline void pv_tile(const float* pt, int64_t ldp, const float* v, int64_t vs, in
     for (int j = 0; j < J; ++j) acc[r][j].store_aligned(o + r * ldo + j * W);
 }
 
-// St (nk x rp) = K_b · Qt for every key and every query lane.
-void scores(const float* k, int64_t ks, int64_t nk, const float* qt, int64_t rp, int64_t d, float* st) {
+// The part of a Partial tile (causal diagonal, padding edge) that any query can see, so that the
+// kernels skip sub-tiles the mask hides completely: this is what makes causal cost about half.
+struct Visible {
+  const TileMask* mask = nullptr;  // null: the whole tile is visible
+  int64_t row0 = 0, rows = 0, k0 = 0;
+  // Does any of the rows [r, r + nr) see any key of [c, c + nc) (tile-relative)?
+  bool any(int64_t r, int64_t nr, int64_t c, int64_t nc) const {
+    if (!mask) return true;
+    nr = lo(nr, rows - r);
+    return nr > 0 && mask->classify(row0 + r, nr, k0 + c, nc) != TileKind::Empty;
+  }
+};
+
+// St (nk x rp) = K_b · Qt for every key and every query lane (sub-tiles no row sees are left
+// unwritten: the mask sets them to -inf afterwards).
+__attribute__((noinline)) void scores(const float* k, int64_t ks, int64_t nk, const float* qt, int64_t rp, int64_t d,
+                                      float* st, const Visible& vis) {
   for (int64_t c0 = 0; c0 < nk; c0 += kQkKeys) {
     const int64_t cn = lo(kQkKeys, nk - c0);
     for (int64_t j0 = 0; j0 < rp; j0 += kQkVecs * W) {
       const int64_t jn = lo(kQkVecs, (rp - j0) / W);
+      if (!vis.any(j0, jn * W, c0, cn)) continue;
       upto<kQkKeys>(cn, [&](auto C) {
         upto<kQkVecs>(jn, [&](auto J) { qk_tile<C, J>(k + c0 * ks, ks, qt + j0, rp, d, st + c0 * rp + j0, rp); });
       });
@@ -131,7 +148,7 @@ void scores(const float* k, int64_t ks, int64_t nk, const float* qt, int64_t rp,
 
 // Online softmax over one tile, one vector of queries at a time: new max m (NaN if any score is
 // NaN), St <- exp(St - m), l <- l * alpha + rowsum, alpha = exp(m_old - m_new).
-void softmax_tile(float* st, int64_t nk, int64_t rp, float* m, float* l, float* alpha) {
+__attribute__((noinline)) void softmax_tile(float* st, int64_t nk, int64_t rp, float* m, float* l, float* alpha) {
   const B ninf(kNegInf), zero(0.0f), nan(std::numeric_limits<float>::quiet_NaN());
   for (int64_t j = 0; j < rp; j += W) {
     B mx = ninf;
@@ -168,11 +185,19 @@ void softmax_tile(float* st, int64_t nk, int64_t rp, float* m, float* l, float* 
 }
 
 // acc (rows x dvp) = alpha * acc + P · V_b, P = St read transposed.
-void accumulate(const float* st, int64_t rp, int64_t rows, const float* v, int64_t vs, int64_t nk, int64_t dv,
-                float* acc, int64_t dvp, const float* alpha) {
+__attribute__((noinline)) void accumulate(const float* st, int64_t rp, int64_t rows, const float* v, int64_t vs,
+                                          int64_t nk_tile, int64_t dv, float* acc, int64_t dvp, const float* alpha,
+                                          const Visible& vis) {
   const int64_t vecs = dv / W;
   for (int64_t r0 = 0; r0 < rows; r0 += kPvRows) {
     const int64_t rn = lo(kPvRows, rows - r0);
+    // Trailing keys these rows cannot see have P = 0: stop before them (whole micro-tiles).
+    int64_t nk = nk_tile;
+    while (nk > 0) {
+      const int64_t c = (nk - 1) / kQkKeys * kQkKeys;
+      if (vis.any(r0, rn, c, nk - c)) break;
+      nk = c;
+    }
     for (int64_t j0 = 0; j0 < vecs; j0 += kPvVecs) {
       const int64_t jn = lo(kPvVecs, vecs - j0);
       upto<kPvRows>(rn, [&](auto R) {
@@ -221,10 +246,11 @@ void attend_impl(const AttendArgs& a, std::span<const KeySpan> spans, const Tile
       const int64_t nk = lo(bk, span.end - k0);
       const TileKind kind = mask ? mask->classify(a.row0, rows, k0, nk) : TileKind::Full;
       if (kind == TileKind::Empty) continue;
-      scores(a.k + k0 * a.k_stride, a.k_stride, nk, qt, rp, d, st);
+      const Visible vis{kind == TileKind::Partial ? mask : nullptr, a.row0, rows, k0};
+      scores(a.k + k0 * a.k_stride, a.k_stride, nk, qt, rp, d, st, vis);
       if (kind == TileKind::Partial) mask->apply_transposed(a.row0, rows, k0, nk, st, rp);
       softmax_tile(st, nk, rp, m, l, alpha);
-      accumulate(st, rp, rows, a.v + k0 * a.v_stride, a.v_stride, nk, dv, acc, dvp, alpha);
+      accumulate(st, rp, rows, a.v + k0 * a.v_stride, a.v_stride, nk, dv, acc, dvp, alpha, vis);
     }
   }
 
