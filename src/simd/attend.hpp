@@ -93,8 +93,8 @@ class Workspace {
 // Runs the SIMD path picked once per process (attnkit/simd.hpp); no BLAS, no threads of its own:
 // call it from inside the caller's OpenMP region. Call attnkit::simd_path() once before that
 // region so that a bad ATTNKIT_SIMD value throws there and not inside it.
-// Fastest with rows a multiple of 32 (AVX-512 holds 16 queries per register, two per tile),
-// block_k a multiple of 12, and d_v a multiple of 16.
+// Fastest with rows a multiple of 64 (AVX-512 holds 16 queries per register, four per QK
+// micro-tile), block_k a multiple of 6 (keys per micro-tile), and d_v a multiple of 16.
 void attend(const AttendArgs& a, std::span<const KeySpan> spans, const TileMask* mask,
             int64_t block_k, Workspace& ws);
 

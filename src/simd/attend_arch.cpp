@@ -43,8 +43,8 @@ using B = xsimd::batch<float, A>;
 constexpr int64_t W = B::size;
 // Register budget: 32 vector registers with AVX-512, 16 otherwise.
 constexpr bool kWide = W >= 16;
-constexpr int kQkKeys = kWide ? 12 : 6;  // QK micro-tile: keys x 2 query vectors (24 or 12 accumulators)
-constexpr int kQkVecs = 2;
+constexpr int kQkKeys = 6;              // QK micro-tile: keys x query vectors (24 or 12 accumulators)
+constexpr int kQkVecs = kWide ? 4 : 2;
 constexpr int kPvRows = 6;               // PV micro-tile: query rows x output vectors
 constexpr int kPvVecs = kWide ? 4 : 2;
 
@@ -64,9 +64,11 @@ inline void upto(int64_t n, F&& f) {
   }
 }
 
-// St[c][j*W ..] = sum_p k[c][p] * Qt[p][j*W ..] for C keys and J query vectors.
+// St[c][j*W ..] = sum_p k[c][p] * Qt[p][j*W ..] for C keys and J query vectors; with a non-null
+// mx also mx[j*W ..] = max(mx, max_c St[c][j*W ..]) while the scores are still in registers.
 template <int C, int J>
-inline void qk_tile(const float* k, int64_t ks, const float* qt, int64_t ldq, int64_t d, float* st, int64_t lds) {
+inline void qk_tile(const float* k, int64_t ks, const float* qt, int64_t ldq, int64_t d, float* st, int64_t lds,
+                    float* mx) {
   B acc[C][J];
 #pragma GCC unroll 16
   for (int c = 0; c < C; ++c)
@@ -87,6 +89,15 @@ inline void qk_tile(const float* k, int64_t ks, const float* qt, int64_t ldq, in
   for (int c = 0; c < C; ++c)
 #pragma GCC unroll 4
     for (int j = 0; j < J; ++j) acc[c][j].store_aligned(st + c * lds + j * W);
+  if (mx) {
+#pragma GCC unroll 4
+    for (int j = 0; j < J; ++j) {
+      B m = B::load_aligned(mx + j * W);
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) m = xsimd::max(m, acc[c][j]);
+      m.store_aligned(mx + j * W);
+    }
+  }
 }
 
 // o[r][j*W ..] = alpha[r] * o[r][j*W ..] + sum_c pt[c][r] * v[c][j*W ..] for R rows, J vectors.
@@ -131,36 +142,41 @@ struct Visible {
 };
 
 // St (nk x rp) = K_b · Qt for every key and every query lane (sub-tiles no row sees are left
-// unwritten: the mask sets them to -inf afterwards).
+// unwritten: the mask sets them to -inf afterwards). With a non-null mx (rp floats, set to -inf
+// here), also the per-query max of the tile: saves softmax_tile a pass, for unmasked tiles only.
 __attribute__((noinline)) void scores(const float* k, int64_t ks, int64_t nk, const float* qt, int64_t rp, int64_t d,
-                                      float* st, const Visible& vis) {
-  for (int64_t c0 = 0; c0 < nk; c0 += kQkKeys) {
-    const int64_t cn = lo(kQkKeys, nk - c0);
-    for (int64_t j0 = 0; j0 < rp; j0 += kQkVecs * W) {
-      const int64_t jn = lo(kQkVecs, (rp - j0) / W);
+                                      float* st, const Visible& vis, float* mx) {
+  if (mx)
+    for (int64_t r = 0; r < rp; ++r) mx[r] = kNegInf;
+  // Query vectors outer: the d x 2W slice of Qt they read stays in L1 while the K rows stream.
+  for (int64_t j0 = 0; j0 < rp; j0 += kQkVecs * W) {
+    const int64_t jn = lo(kQkVecs, (rp - j0) / W);
+    for (int64_t c0 = 0; c0 < nk; c0 += kQkKeys) {
+      const int64_t cn = lo(kQkKeys, nk - c0);
       if (!vis.any(j0, jn * W, c0, cn)) continue;
       upto<kQkKeys>(cn, [&](auto C) {
-        upto<kQkVecs>(jn, [&](auto J) { qk_tile<C, J>(k + c0 * ks, ks, qt + j0, rp, d, st + c0 * rp + j0, rp); });
+        upto<kQkVecs>(jn, [&](auto J) { qk_tile<C, J>(k + c0 * ks, ks, qt + j0, rp, d, st + c0 * rp + j0, rp, mx ? mx + j0 : nullptr);
+        });
       });
     }
   }
 }
 
-// Online softmax over one tile, one vector of queries at a time: new max m (NaN if any score is
-// NaN), St <- exp(St - m), l <- l * alpha + rowsum, alpha = exp(m_old - m_new).
-__attribute__((noinline)) void softmax_tile(float* st, int64_t nk, int64_t rp, float* m, float* l, float* alpha) {
-  const B ninf(kNegInf), zero(0.0f), nan(std::numeric_limits<float>::quiet_NaN());
+// Online softmax over one tile, one vector of queries at a time: new max m, St <- exp(St - m),
+// l <- l * alpha + rowsum, alpha = exp(m_old - m_new). tile_max: the tile's max from scores(), or
+// null to compute it here. NaN needs no check: max() may drop a NaN score, but exp(NaN - shift)
+// is NaN, so the row's sum and output become NaN all the same.
+__attribute__((noinline)) void softmax_tile(float* st, int64_t nk, int64_t rp, float* m, float* l, float* alpha,
+                                            const float* tile_max) {
+  const B ninf(kNegInf), zero(0.0f);
   for (int64_t j = 0; j < rp; j += W) {
     B mx = ninf;
-    auto bad = zero != zero;
-    for (int64_t c = 0; c < nk; ++c) {
-      const B s = B::load_aligned(st + c * rp + j);
-      mx = xsimd::max(mx, s);
-      bad = bad | (s != s);  // max() drops NaN: track it apart so NaN inputs give NaN outputs
-    }
+    if (tile_max)
+      mx = B::load_aligned(tile_max + j);
+    else
+      for (int64_t c = 0; c < nk; ++c) mx = xsimd::max(mx, B::load_aligned(st + c * rp + j));
     const B m_old = B::load_aligned(m + j);
-    B m_new = xsimd::select(mx > m_old, mx, m_old);
-    m_new = xsimd::select(bad, nan, m_new);
+    const B m_new = xsimd::select(mx > m_old, mx, m_old);
     const B shift = xsimd::select(m_new == ninf, zero, m_new);  // nothing visible yet: exp(-inf) = 0
     B sum0 = zero, sum1 = zero;
     int64_t c = 0;
@@ -224,9 +240,10 @@ void attend_impl(const AttendArgs& a, std::span<const KeySpan> spans, const Tile
   const int64_t bk = block_k < 1 ? 1 : block_k;
   float* st = ws.scores(bk * rp);
   float* acc = ws.acc(rows * dvp);
-  float* m = ws.rowstats(3 * rp);
+  float* m = ws.rowstats(4 * rp);
   float* l = m + rp;
   float* alpha = l + rp;
+  float* tile_max = alpha + rp;
   float* qt = ws.packed(d * rp);
 
   for (int64_t r = 0; r < rows; ++r) {
@@ -247,9 +264,10 @@ void attend_impl(const AttendArgs& a, std::span<const KeySpan> spans, const Tile
       const TileKind kind = mask ? mask->classify(a.row0, rows, k0, nk) : TileKind::Full;
       if (kind == TileKind::Empty) continue;
       const Visible vis{kind == TileKind::Partial ? mask : nullptr, a.row0, rows, k0};
-      scores(a.k + k0 * a.k_stride, a.k_stride, nk, qt, rp, d, st, vis);
+      float* mx = kind == TileKind::Full ? tile_max : nullptr;
+      scores(a.k + k0 * a.k_stride, a.k_stride, nk, qt, rp, d, st, vis, mx);
       if (kind == TileKind::Partial) mask->apply_transposed(a.row0, rows, k0, nk, st, rp);
-      softmax_tile(st, nk, rp, m, l, alpha);
+      softmax_tile(st, nk, rp, m, l, alpha, mx);
       accumulate(st, rp, rows, a.v + k0 * a.v_stride, a.v_stride, nk, dv, acc, dvp, alpha, vis);
     }
   }
