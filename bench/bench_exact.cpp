@@ -95,6 +95,16 @@ void BM_exact_memory(benchmark::State& st) {
   st.SetLabel("H=1 d=64, peak RSS growth during forward()");
 }
 
+// In the JSON/console context: which SIMD path ran and which kernel OpenBLAS picked for the
+// ceiling. OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not know every new CPU and may fall back to a slow
+// generic core ("Prescott"); OPENBLAS_CORETYPE=SkylakeX (or Haswell) then gives the real ceiling.
+const bool context_added = [] {
+  benchmark::AddCustomContext("attnkit_simd", attnkit::simd_path());
+  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
+  benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
+  return true;
+}();
+
 }  // namespace
 
 BENCHMARK(attnkit::bench::sgemm_ceiling)->Arg(2048)->UseRealTime()->Unit(benchmark::kMillisecond);
