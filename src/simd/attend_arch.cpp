@@ -1,8 +1,11 @@
 // One SIMD path of the fused attention tile kernel. This file is compiled once per path
 // (src/simd/meson.build) with that path's instruction-set flags and
 //   -DATTNKIT_SIMD_NS=<path name>  -DATTNKIT_SIMD_ARCH=<xsimd architecture>
-// Everything here lives in namespace attnkit::simd::<path>, so no inline function compiled with
-// AVX-512 flags can be merged by the linker into the code another path runs.
+// Everything of ours here lives in namespace attnkit::simd::<path>, so none of our inline functions
+// compiled with AVX-512 flags can be merged by the linker into the code another path runs; the
+// xsimd templates are instantiated per architecture type anyway. What remains shared are trivial
+// std accessors (std::span::begin/end), inlined in optimised builds; in -O0 builds their
+// out-of-line copies contain no vector code.
 //
 // Layout of one call (rows = query block, nk = keys of one key block):
 //   Qt  [d][rp]     the query block, scaled by `scale` and transposed once per call; rp = rows
