@@ -51,9 +51,12 @@ void PrefixMask::apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S,
 }
 
 void PrefixMask::apply_transposed(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* St, int64_t ldt) const {
-  for (int64_t r = 0; r < nq; ++r) {
-    const int64_t e = end(q0 + r);
-    for (int64_t c = std::max<int64_t>(0, e - k0); c < nk; ++c) St[c * ldt + r] = kNegInf;
+  // end() is non-decreasing in the row, so the rows that cannot see key k0 + c are a prefix
+  // [0, r) that grows with c: contiguous stores along each key row of St.
+  int64_t r = 0;
+  for (int64_t c = 0; c < nk; ++c) {
+    while (r < nq && end(q0 + r) <= k0 + c) ++r;
+    std::fill(St + c * ldt, St + c * ldt + r, kNegInf);
   }
 }
 

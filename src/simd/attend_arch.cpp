@@ -165,14 +165,29 @@ __attribute__((noinline)) void scores(const float* k, int64_t ks, int64_t nk, co
   }
 }
 
+// One past the last key (tile-relative, whole micro-tiles) that any of the rows [r, r + nr) sees.
+inline int64_t visible_end(const Visible& vis, int64_t r, int64_t nr, int64_t nk) {
+  int64_t e = nk;
+  while (e > 0) {
+    const int64_t c = (e - 1) / kQkKeys * kQkKeys;
+    if (vis.any(r, nr, c, e - c)) break;
+    e = c;
+  }
+  return e;
+}
+
 // Online softmax over one tile, one vector of queries at a time: new max m, St <- exp(St - m),
 // l <- l * alpha + rowsum, alpha = exp(m_old - m_new). tile_max: the tile's max from scores(), or
 // null to compute it here. NaN needs no check: max() may drop a NaN score, but exp(NaN - shift)
-// is NaN, so the row's sum and output become NaN all the same.
-__attribute__((noinline)) void softmax_tile(float* st, int64_t nk, int64_t rp, float* m, float* l, float* alpha,
-                                            const float* tile_max) {
+// is NaN, so the row's sum and output become NaN all the same. In a masked tile, keys after the
+// last one the vector's queries see are set to P = 0 without an exp (the sums are unchanged:
+// they would add exact zeros), which is most of the diagonal tile's softmax work under causal.
+__attribute__((noinline)) void softmax_tile(float* st, int64_t nk_tile, int64_t rp, float* m, float* l,
+                                            float* alpha, const float* tile_max, const Visible& vis) {
   const B ninf(kNegInf), zero(0.0f);
   for (int64_t j = 0; j < rp; j += W) {
+    const int64_t nk = vis.mask ? visible_end(vis, j, W, nk_tile) : nk_tile;
+    for (int64_t c = nk; c < nk_tile; ++c) zero.store_aligned(st + c * rp + j);
     B mx = ninf;
     if (tile_max)
       mx = B::load_aligned(tile_max + j);
@@ -211,12 +226,7 @@ __attribute__((noinline)) void accumulate(const float* st, int64_t rp, int64_t r
   for (int64_t r0 = 0; r0 < rows; r0 += kPvRows) {
     const int64_t rn = lo(kPvRows, rows - r0);
     // Trailing keys these rows cannot see have P = 0: stop before them (whole micro-tiles).
-    int64_t nk = nk_tile;
-    while (nk > 0) {
-      const int64_t c = (nk - 1) / kQkKeys * kQkKeys;
-      if (vis.any(r0, rn, c, nk - c)) break;
-      nk = c;
-    }
+    const int64_t nk = vis.mask ? visible_end(vis, r0, rn, nk_tile) : nk_tile;
     for (int64_t j0 = 0; j0 < vecs; j0 += kPvVecs) {
       const int64_t jn = lo(kPvVecs, vecs - j0);
       upto<kPvRows>(rn, [&](auto R) {
@@ -270,7 +280,7 @@ void attend_impl(const AttendArgs& a, std::span<const KeySpan> spans, const Tile
       float* mx = kind == TileKind::Full ? tile_max : nullptr;
       scores(a.k + k0 * a.k_stride, a.k_stride, nk, qt, rp, d, st, vis, mx);
       if (kind == TileKind::Partial) mask->apply_transposed(a.row0, rows, k0, nk, st, rp);
-      softmax_tile(st, nk, rp, m, l, alpha, mx);
+      softmax_tile(st, nk, rp, m, l, alpha, mx, vis);
       accumulate(st, rp, rows, a.v + k0 * a.v_stride, a.v_stride, nk, dv, acc, dvp, alpha, vis);
     }
   }
