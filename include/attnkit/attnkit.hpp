@@ -9,6 +9,7 @@
 #include "attnkit/npy.hpp"
 #include "attnkit/problem.hpp"
 #include "attnkit/registry.hpp"
+#include "attnkit/simd.hpp"
 #include "attnkit/spec.hpp"
 #include "attnkit/tensor.hpp"
 #if ATTNKIT_HAS_EXACT

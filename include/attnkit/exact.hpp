@@ -26,9 +26,21 @@ struct ExactOptions {
   int64_t block_k = 0;  // keys per tile; 0 = chosen from d and the caches
 };
 
-// Streaming (never stores n_q x n_k) online-softmax attention in float32, OpenMP over
-// (batch, head, query block). Every mask kind, cross, GQA, weights. Relative Frobenius error vs
-// reference <= 2e-6 on gaussian inputs.
+// Streaming (never stores n_q x n_k) online-softmax attention in float32, FlashAttention-style,
+// OpenMP over (batch, head, query block), heaviest (causal: last) blocks first, dynamic schedule.
+// Every mask kind, cross, GQA, weights. Relative Frobenius error vs reference <= 2e-6 on gaussian
+// inputs, on every SIMD path (attnkit/simd.hpp, docs/simd.md).
+// Per query block of bq rows and key block of bk keys: S = scale·Q_b·K_bᵀ by a register-blocked
+// SIMD micro-kernel reading K and V straight from their (strided) views, running max/sum per row,
+// the accumulator rescaled only by exp(m_old − m_new) (exactly 1 when the max did not grow),
+// O += P·V_b, one division per output at the end. Causal and key_lengths skip whole key blocks
+// (and, inside the diagonal block, whole micro-tiles): causal costs about half.
+// Extra memory: O(threads · bq · (bk + d + d_v)) floats, about 0.4 (d = 64) to 0.5 (d = 128) MiB
+// per thread with the defaults, whatever n is (measured: 0.7 MiB in all for n = 65536, H = 1,
+// d = 64, 2 threads). Block sizes (spec block_q, block_k; 0 = auto): see exact.cpp,
+// choose_blocks: bq = 256, bk <= 252 (n_k split into equal tiles), shrunk to fit half the L2
+// cache. No BLAS calls.
+// Thread-safe: forward() may run concurrently from several threads.
 class ExactBackend final : public Backend {
  public:
   explicit ExactBackend(ExactOptions o = {});

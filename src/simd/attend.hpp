@@ -2,8 +2,9 @@
 // Internal: the online-softmax tile kernel shared by every backend that computes exact softmax
 // attention over some set of keys (exact, local, clustered centroids). Not installed.
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <span>
-#include <vector>
 
 namespace attnkit::simd {
 
@@ -23,6 +24,10 @@ class TileMask {
   virtual TileKind classify(int64_t q0, int64_t nq, int64_t k0, int64_t nk) const = 0;
   // For a Partial tile: set S[r * lds + c] = -inf for every invisible (q0+r, k0+c).
   virtual void apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S, int64_t lds) const = 0;
+  // Same on the transposed tile the SIMD kernels use (keys are rows, queries are columns):
+  // set St[c * ldt + r] = -inf for every invisible (q0+r, k0+c). The default goes through apply()
+  // on a thread-local scratch tile; override it where a direct form is cheap.
+  virtual void apply_transposed(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* St, int64_t ldt) const;
 };
 
 // Rows q0.. see keys [0, end(row)) where end is non-decreasing in the row: the causal + padding mask.
@@ -41,6 +46,7 @@ class PrefixMask final : public TileMask {
     return TileKind::Partial;
   }
   void apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S, int64_t lds) const override;
+  void apply_transposed(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* St, int64_t ldt) const override;
 
  private:
   int64_t limit_, offset_;
@@ -59,19 +65,36 @@ struct AttendArgs {
   float* out = nullptr; int64_t out_stride = 0;    // rows x d_v
 };
 
-// Per-thread scratch of attend(); reuse one per thread across calls.
+// Per-thread scratch of attend(); reuse one per thread across calls. Every buffer is 64-byte
+// aligned and only grows; its size is O(block_q * (block_k + d + d_v)).
 class Workspace {
  public:
   float* scores(int64_t n);  // at least n floats, 64-byte aligned
   float* acc(int64_t n);
   float* rowstats(int64_t n);
+  float* packed(int64_t n);  // the scaled, transposed query block
+  // Bytes held now (for memory accounting in tests and reports).
+  int64_t bytes() const;
+
  private:
-  std::vector<float> s_, a_, r_;
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  struct Buf {
+    std::unique_ptr<float[], Free> p;
+    int64_t n = 0;
+    float* get(int64_t want);
+  };
+  Buf s_, a_, r_, q_;
 };
 
 // out[r] = softmax over the visible keys in `spans` (ascending, disjoint) of scale * q_r·k_j,
 // applied to v. Rows that see no key get zeros. Never stores more than one tile of scores.
-// Calls BLAS single-threaded: call it from inside the caller's OpenMP region.
+// Runs the SIMD path picked once per process (attnkit/simd.hpp); no BLAS, no threads of its own:
+// call it from inside the caller's OpenMP region. Call attnkit::simd_path() once before that
+// region so that a bad ATTNKIT_SIMD value throws there and not inside it.
+// Fastest with rows a multiple of 64 (AVX-512 holds 16 queries per register, four per QK
+// micro-tile), block_k a multiple of 6 (keys per micro-tile), and d_v a multiple of 16.
 void attend(const AttendArgs& a, std::span<const KeySpan> spans, const TileMask* mask,
             int64_t block_k, Workspace& ws);
 

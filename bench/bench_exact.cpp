@@ -1,0 +1,125 @@
+// bench_exact: the fused `exact` backend against the machine's ceiling (OpenBLAS sgemm 2048³, same
+// run) and against the unfused way (per head: sgemm S = s·Q·Kᵀ, softmax rows, sgemm O = P·V),
+// H = 8, n = 512 … 16384, d = 64 and 128, causal and not. GFLOPS counts 4·H·n²·d per non-causal
+// call (causal: the same count, so that its rate shows the time saved; the counter GFLOPS is
+// the backend's own cost, half of that). Ratios to sgemm: pipe the JSON output through
+// bench/sgemm_ratio.py. BM_exact_memory reports the peak extra resident memory of one forward().
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+
+namespace {
+
+using attnkit::bench::BenchProblem;
+
+void BM_exact(benchmark::State& st) {
+  const int64_t n = st.range(0), d = st.range(1);
+  const bool causal = st.range(2) != 0;
+  BenchProblem bp(attnkit::Family::Gaussian, 8, n, d, causal);
+  const attnkit::ExactBackend ex;
+  attnkit::bench::run_forward(st, ex, bp.p);
+  st.SetLabel(ex.spec() + " simd=" + attnkit::simd_path());
+}
+
+// Unfused baseline: materialises one head's n x n scores at a time; OpenBLAS's own threads do the
+// GEMMs, OpenMP threads the softmax rows (with the same vectorised exp as exact).
+void BM_unfused(benchmark::State& st) {
+  const int64_t n = st.range(0), d = st.range(1), H = 8;
+  BenchProblem bp(attnkit::Family::Gaussian, H, n, d, false);
+  std::vector<float> s(static_cast<size_t>(n * n));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const int ni = static_cast<int>(n), di = static_cast<int>(d);
+  for (auto _ : st) {
+    for (int64_t h = 0; h < H; ++h) {
+      const float* q = bp.p.q.row(0, h, 0);
+      const float* k = bp.p.k.row(0, h, 0);
+      const float* v = bp.p.v.row(0, h, 0);
+      float* o = bp.p.out.row(0, h, 0);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ni, ni, di, scale, q, di, k, di, 0.0f, s.data(), ni);
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        float* row = s.data() + i * n;
+        float mx = row[0];
+        for (int64_t j = 1; j < n; ++j) mx = std::max(mx, row[j]);
+        for (int64_t j = 0; j < n; ++j) row[j] -= mx;
+        attnkit::simd_exp(row, row, n);
+        float sum = 0;
+        for (int64_t j = 0; j < n; ++j) sum += row[j];
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, di, ni, 1.0f, s.data(), ni, v, di, 0.0f, o, di);
+    }
+    benchmark::ClobberMemory();
+  }
+  st.counters["GFLOPS"] = benchmark::Counter(4.0 * H * n * n * d * static_cast<double>(st.iterations()) * 1e-9,
+                                             benchmark::Counter::kIsRate);
+  st.SetLabel("unfused sgemm+softmax+sgemm, n x n scores per head");
+}
+
+// Resident memory in KiB from /proc/self/status ("VmRSS" or "VmHWM").
+int64_t status_kib(const char* key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  const size_t len = std::strlen(key);
+  while (std::getline(f, line))
+    if (line.compare(0, len, key) == 0 && line.size() > len && line[len] == ':') return std::stoll(line.substr(len + 1));
+  return -1;
+}
+
+// Peak extra resident memory of forward() beyond its inputs and output: reset the high-water mark
+// (write 5 to /proc/self/clear_refs) with the inputs resident, run, read the new high-water mark.
+void BM_exact_memory(benchmark::State& st) {
+  const int64_t n = st.range(0), d = 64;
+  BenchProblem bp(attnkit::Family::Gaussian, 1, n, d, false);
+  const attnkit::ExactBackend ex;
+  double extra_mib = -1;
+  for (auto _ : st) {
+    const int64_t before = status_kib("VmRSS");
+    { std::ofstream("/proc/self/clear_refs") << "5"; }
+    ex.forward(bp.p);
+    benchmark::ClobberMemory();
+    extra_mib = static_cast<double>(status_kib("VmHWM") - before) / 1024.0;
+  }
+  st.counters["extra_MiB"] = extra_mib;
+  st.counters["GFLOPS"] = benchmark::Counter(4.0 * n * n * d * static_cast<double>(st.iterations()) * 1e-9,
+                                             benchmark::Counter::kIsRate);
+  st.SetLabel("H=1 d=64, peak RSS growth during forward()");
+}
+
+// In the JSON/console context: which SIMD path ran and which kernel OpenBLAS picked for the
+// ceiling. OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not know every new CPU and may fall back to a slow
+// generic core ("Prescott"); OPENBLAS_CORETYPE=SkylakeX (or Haswell) then gives the real ceiling.
+const bool context_added = [] {
+  benchmark::AddCustomContext("attnkit_simd", attnkit::simd_path());
+  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
+  benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
+  return true;
+}();
+
+}  // namespace
+
+// First, while the process is fresh: memory freed by earlier benchmarks would be reused by the
+// allocator without growing the resident set, hiding the workspace from the measurement.
+BENCHMARK(BM_exact_memory)->ArgName("n")->Arg(65536)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(attnkit::bench::sgemm_ceiling)->Arg(2048)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_exact)
+    ->ArgNames({"n", "d", "causal"})
+    ->ArgsProduct({{512, 1024, 2048, 4096, 8192, 16384}, {64, 128}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_unfused)
+    ->ArgNames({"n", "d"})
+    ->ArgsProduct({{512, 1024, 2048, 4096, 8192}, {64, 128}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,36 @@
+#pragma once
+// Which SIMD code path the kernels run, and the vectorised exp they use.
+//
+// attnkit is portable by default: the kernels are compiled once per x86-64 instruction set
+// (AVX-512 "avx512", AVX2+FMA "avx2", baseline SSE2 "sse2") and the best one the CPU supports is
+// picked once, on first use. The environment variable
+//
+//     ATTNKIT_SIMD=avx512|avx2|sse2
+//
+// forces a path (read once per process; a path this CPU or build lacks is an attnkit::Error on
+// the first forward()). Built with -Dnative=true the kernels are compiled for the build host only
+// (-march=native) and there is a single path, named "native" (ATTNKIT_SIMD may name it or be
+// unset). On other CPU families the single path is "generic" (xsimd's best arch at build time).
+// See docs/simd.md.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace attnkit {
+
+// Name of the path the kernels use in this process ("avx512", "avx2", "sse2", "native", "generic").
+// Throws attnkit::Error when ATTNKIT_SIMD names a path that is not available.
+std::string simd_path();
+
+// The paths this build has and this CPU can run, best first.
+std::vector<std::string> simd_paths();
+
+// Maximum relative error of simd_exp on [-87.33654, 88.37626] (tested on every path). Below that
+// range it returns exactly 0 (so exp(-inf) = 0), above it +inf; NaN stays NaN.
+inline constexpr double simd_exp_max_rel_error = 2.0e-7;  // measured 1.18e-7 (10^7 points), every path
+
+// y[i] = exp(x[i]) with the active path's vectorised exp (the one the softmax kernels use).
+// Exposed for tests and benchmarks; n >= 0, x and y may alias.
+void simd_exp(const float* x, float* y, int64_t n);
+
+}  // namespace attnkit

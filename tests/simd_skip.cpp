@@ -1,0 +1,22 @@
+// Linked into the test executables that meson runs once per SIMD path: when ATTNKIT_SIMD names a
+// path this CPU cannot run, exit with 77 (meson's "skipped") before Catch2 starts.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "attnkit/simd.hpp"
+
+namespace {
+const bool checked = [] {
+  const char* env = std::getenv("ATTNKIT_SIMD");
+  if (env && *env) {
+    const auto paths = attnkit::simd_paths();
+    if (std::find(paths.begin(), paths.end(), std::string(env)) == paths.end()) {
+      std::fprintf(stderr, "ATTNKIT_SIMD=%s: this CPU/build cannot run that path; skipped\n", env);
+      std::_Exit(77);
+    }
+  }
+  return true;
+}();
+}  // namespace
