@@ -66,4 +66,4 @@ BENCHMARK(attnkit::bench::sgemm_ceiling)->Arg(2048)->UseRealTime();
 BENCHMARK(BM_exact)->RangeMultiplier(4)->Range(1024, kExactMaxN)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_clustered)->Apply(clustered_args)->ArgNames({"n", "C", "topk"})->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+ATTNKIT_BENCHMARK_MAIN();

@@ -122,4 +122,4 @@ BENCHMARK(BM_unfused)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
-BENCHMARK_MAIN();
+ATTNKIT_BENCHMARK_MAIN();

@@ -82,4 +82,4 @@ BENCHMARK(BM_exact)->Args({1024, 0})->Args({4096, 0})->Args({4096, 1})->Iteratio
 BENCHMARK(BM_performer)->Apply(performer_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_linear)->Apply(linear_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+ATTNKIT_BENCHMARK_MAIN();

@@ -91,4 +91,4 @@ BENCHMARK_CAPTURE(BM_local, window1024, 1024, false)->RangeMultiplier(4)->Range(
 BENCHMARK_CAPTURE(BM_local, window256_causal, 256, true)->Arg(16384)->Arg(65536)
     ->UseRealTime()->Unit(benchmark::kMillisecond);
 
-BENCHMARK_MAIN();
+ATTNKIT_BENCHMARK_MAIN();

@@ -62,3 +62,15 @@ inline void run_forward(benchmark::State& st, const Backend& b, const Problem& p
 }
 
 }  // namespace attnkit::bench
+
+// BENCHMARK_MAIN() plus the OpenBLAS kernel fix of attnkit/blas.hpp, so the sgemm ceiling and any
+// BLAS call inside a backend use this CPU's real kernels.
+#define ATTNKIT_BENCHMARK_MAIN()                                    \
+  int main(int argc, char** argv) {                                 \
+    attnkit::reexec_with_fitting_blas_core(argv);                   \
+    benchmark::Initialize(&argc, argv);                             \
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1; \
+    benchmark::RunSpecifiedBenchmarks();                            \
+    benchmark::Shutdown();                                          \
+    return 0;                                                       \
+  }

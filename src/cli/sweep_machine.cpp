@@ -1,5 +1,7 @@
 #include "sweep_machine.hpp"
 
+#include "attnkit/simd.hpp"
+
 #include <cblas.h>
 #include <omp.h>
 #include <unistd.h>
@@ -37,6 +39,7 @@ MachineInfo machine_info() {
   m.threads = omp_get_max_threads();
   m.compiler = std::string("g++ ") + __VERSION__;
   m.blas = openblas_get_config();
+  m.simd = simd_path();
   return m;
 }
 
