@@ -78,6 +78,13 @@ Tensor load_tensor(const std::string& flag, const std::string& path, int* rank) 
   return t;
 }
 
+std::vector<int32_t> load_key_lengths(const std::string& path) {
+  NpyArray L = read_npy(path);
+  if (L.dtype != NpyArray::DType::Int32) detail::fail("--key-lengths ", path, ": dtype float32; expected int32");
+  if (L.shape.size() != 1) detail::fail("--key-lengths ", path, ": rank ", L.shape.size(), "; expected 1 ([B])");
+  return std::move(L.i32);
+}
+
 void save_tensor(const std::string& path, const Tensor& t, int rank) {
   std::vector<int64_t> shape(t.shape().begin() + (4 - rank), t.shape().end());
   write_npy(path, t.data(), shape);

@@ -32,13 +32,7 @@ int cmd_run(const std::vector<std::string>& argv) {
   p.v = v.view();
   if (args.has("--scale")) p.scale = static_cast<float>(args.number("--scale"));
   p.mask.causal = args.has("--causal");
-  if (args.has("--key-lengths")) {
-    const std::string path = args.str("--key-lengths");
-    NpyArray L = read_npy(path);
-    if (L.dtype != NpyArray::DType::Int32) detail::fail("--key-lengths ", path, ": dtype float32; expected int32");
-    if (L.shape.size() != 1) detail::fail("--key-lengths ", path, ": rank ", L.shape.size(), "; expected 1 ([B])");
-    p.mask.key_lengths = L.i32;
-  }
+  if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"));
   Tensor out(q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]);
   p.out = out.view();
   p.validate();  // shape errors before any timing

@@ -54,13 +54,7 @@ int cmd_weights(const std::vector<std::string>& argv) {
   p.out = out.view();
   if (args.has("--scale")) p.scale = static_cast<float>(args.number("--scale"));
   p.mask.causal = args.has("--causal");
-  if (args.has("--key-lengths")) {
-    const std::string path = args.str("--key-lengths");
-    NpyArray L = read_npy(path);
-    if (L.dtype != NpyArray::DType::Int32) detail::fail("--key-lengths ", path, ": dtype float32; expected int32");
-    if (L.shape.size() != 1) detail::fail("--key-lengths ", path, ": rank ", L.shape.size(), "; expected 1 ([B])");
-    p.mask.key_lengths = L.i32;
-  }
+  if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"));
   const Dims d = p.validate();
   const int64_t b = args.integer("--batch", 0, 0, d.batch - 1);
   const int64_t h = args.integer("--head", 0, 0, d.heads - 1);

@@ -95,20 +95,7 @@ void ExactBackend::forward(const Problem& p) const {
       const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
       const simd::PrefixMask mask(limit, d.n_k - d.n_q, p.mask.causal);
       const simd::KeySpan span{0, mask.end(r0 + rows - 1)};
-      simd::AttendArgs a;
-      a.q = p.q.row(b, h, r0);
-      a.q_stride = p.q.stride[2];
-      a.rows = rows;
-      a.row0 = r0;
-      a.k = p.k.row(b, g, 0);
-      a.k_stride = p.k.stride[2];
-      a.v = p.v.row(b, g, 0);
-      a.v_stride = p.v.stride[2];
-      a.d = d.d;
-      a.d_v = d.d_v;
-      a.scale = scale;
-      a.out = p.out.row(b, h, r0);
-      a.out_stride = p.out.stride[2];
+      const simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, r0, rows, scale);
       simd::attend(a, std::span<const simd::KeySpan>(&span, 1), &mask, bk, ws);
     }
   }

@@ -81,10 +81,7 @@ void LocalBackend::forward(const Problem& p) const {
       const int64_t b = t % bh / d.heads, h = t % d.heads, g = h / d.group();
       local::build_tile(pat, tile, h, [&](int64_t i) { return p.key_end(b, i); }, mask, gather, runs, rows_runs);
       mask.union_into(keys);
-      simd::AttendArgs a;
-      a.q = p.q.row(b, h, tile.i0);
-      a.q_stride = p.q.stride[2] * tile.step;
-      a.rows = tile.count;
+      simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, tile.i0, tile.count, scale, tile.step);
       a.row0 = 0;  // the mask indexes the tile's rows from 0
       if (tile.gather) {
         gather_rows(gather, p.k.row(b, g, 0), p.k.stride[2], d.d, kbuf);
@@ -93,17 +90,7 @@ void LocalBackend::forward(const Problem& p) const {
         a.k_stride = d.d;
         a.v = vbuf.data();
         a.v_stride = d.d_v;
-      } else {
-        a.k = p.k.row(b, g, 0);
-        a.k_stride = p.k.stride[2];
-        a.v = p.v.row(b, g, 0);
-        a.v_stride = p.v.stride[2];
       }
-      a.d = d.d;
-      a.d_v = d.d_v;
-      a.scale = scale;
-      a.out = p.out.row(b, h, tile.i0);
-      a.out_stride = p.out.stride[2] * tile.step;
       simd::attend(a, keys, &mask, key_block(opt_, tile, keys), ws);
     }
   }

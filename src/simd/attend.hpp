@@ -6,6 +6,8 @@
 #include <memory>
 #include <span>
 
+#include "attnkit/problem.hpp"
+
 namespace attnkit::simd {
 
 // Half-open range of key indices.
@@ -63,6 +65,27 @@ struct AttendArgs {
   int64_t d = 0, d_v = 0;
   float scale = 1;
   float* out = nullptr; int64_t out_stride = 0;    // rows x d_v
+
+  // Rows r0, r0 + step, ... (`rows` of them) of query head h of batch b of p, attending to kv
+  // head g: q, k, v and out straight from the problem's views (row0 = r0).
+  static AttendArgs for_head(const Problem& p, int64_t b, int64_t h, int64_t g, int64_t r0, int64_t rows,
+                             float scale, int64_t step = 1) {
+    AttendArgs a;
+    a.q = p.q.row(b, h, r0);
+    a.q_stride = p.q.stride[2] * step;
+    a.rows = rows;
+    a.row0 = r0;
+    a.k = p.k.row(b, g, 0);
+    a.k_stride = p.k.stride[2];
+    a.v = p.v.row(b, g, 0);
+    a.v_stride = p.v.stride[2];
+    a.d = p.q.shape[3];
+    a.d_v = p.v.shape[3];
+    a.scale = scale;
+    a.out = p.out.row(b, h, r0);
+    a.out_stride = p.out.stride[2] * step;
+    return a;
+  }
 };
 
 // Per-thread scratch of attend(); reuse one per thread across calls. Every buffer is 64-byte
