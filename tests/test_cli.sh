@@ -2,27 +2,7 @@
 # CLI behaviour: success paths and exit code 2 with a message for each bad input.
 set -u
 cli="$1"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-
-expect_ok() {  # description, command...
-  local what="$1"; shift
-  if "$@" >out.txt 2>err.txt; then ok; else bad "$what: exit $? $(cat err.txt)"; fi
-}
-expect_2() {  # description, expected message fragment, command...
-  local what="$1" msg="$2"; shift 2
-  "$@" >out.txt 2>err.txt
-  local rc=$?
-  if [ $rc -ne 2 ]; then bad "$what: exit $rc, expected 2"; return; fi
-  if [ "$(wc -l <err.txt)" -ne 1 ]; then bad "$what: stderr is not one line: $(cat err.txt)"; return; fi
-  if ! grep -qF -- "$msg" err.txt; then bad "$what: message '$(cat err.txt)' lacks '$msg'"; return; fi
-  ok
-}
+. "$(dirname "$0")/cli_checks.sh"
 
 expect_ok "list" "$cli" list
 grep -q "^exact" out.txt && grep -q "^reference" out.txt && ok || bad "list lacks exact/reference"
