@@ -1,6 +1,7 @@
 #include "tiles.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 
 namespace attnkit::local {
@@ -87,19 +88,34 @@ void RowSpans::union_into(std::vector<simd::KeySpan>& out) const {
   out.resize(w);
 }
 
-simd::TileKind RowSpans::classify(int64_t q0, int64_t nq, int64_t k0, int64_t nk) const {
-  bool all = true, any = false;
-  const int64_t k1 = k0 + nk;
+void RowSpans::summarise(int64_t q0, int64_t nq) const {
+  if (q0 == cache_q0_ && nq == cache_nq_) return;
+  cache_q0_ = q0;
+  cache_nq_ = nq;
+  single_ = true;
+  max_begin_ = INT64_MIN;
+  min_end_ = INT64_MAX;
+  min_lo_ = INT64_MAX;
+  max_hi_ = INT64_MIN;
   for (int64_t r = q0; r < q0 + nq; ++r) {
-    bool covered = false;
-    for (int64_t s = first_[r]; s < first_[r + 1]; ++s) {
-      const simd::KeySpan& sp = spans_[static_cast<size_t>(s)];
-      covered |= sp.begin <= k0 && sp.end >= k1;
-      any |= sp.begin < k1 && sp.end > k0;
-    }
-    all &= covered;
+    const int64_t a = first_[r], b = first_[r + 1];
+    single_ &= b - a == 1;
+    if (a == b) continue;
+    max_begin_ = std::max(max_begin_, spans_[static_cast<size_t>(a)].begin);
+    min_end_ = std::min(min_end_, spans_[static_cast<size_t>(a)].end);
+    min_lo_ = std::min(min_lo_, spans_[static_cast<size_t>(a)].begin);
+    max_hi_ = std::max(max_hi_, spans_[static_cast<size_t>(b - 1)].end);
   }
-  return all ? simd::TileKind::Full : any ? simd::TileKind::Partial : simd::TileKind::Empty;
+}
+
+simd::TileKind RowSpans::classify(int64_t q0, int64_t nq, int64_t k0, int64_t nk) const {
+  summarise(q0, nq);
+  const int64_t k1 = k0 + nk;
+  // Full needs one covering span per row; a tile between spans of a multi-span row is reported
+  // Partial rather than Empty, which costs time, never correctness (apply() masks it).
+  if (single_ && max_begin_ <= k0 && min_end_ >= k1) return simd::TileKind::Full;
+  if (min_lo_ >= k1 || max_hi_ <= k0) return simd::TileKind::Empty;
+  return simd::TileKind::Partial;
 }
 
 void RowSpans::apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S, int64_t lds) const {
@@ -113,6 +129,19 @@ void RowSpans::apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S, i
       cursor = std::max(cursor, sp.end);
     }
     for (int64_t j = cursor; j < k1; ++j) s[j - k0] = kNegInf;
+  }
+}
+
+void RowSpans::apply_transposed(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* St, int64_t ldt) const {
+  const int64_t k1 = k0 + nk;
+  for (int64_t r = 0; r < nq; ++r) {
+    int64_t cursor = k0;
+    for (int64_t x = first_[q0 + r]; x < first_[q0 + r + 1] && cursor < k1; ++x) {
+      const simd::KeySpan& sp = spans_[static_cast<size_t>(x)];
+      for (int64_t j = cursor; j < std::min(sp.begin, k1); ++j) St[(j - k0) * ldt + r] = kNegInf;
+      cursor = std::max(cursor, sp.end);
+    }
+    for (int64_t j = cursor; j < k1; ++j) St[(j - k0) * ldt + r] = kNegInf;
   }
 }
 

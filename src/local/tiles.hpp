@@ -33,6 +33,7 @@ class RowSpans final : public simd::TileMask {
   void clear() {
     spans_.clear();
     first_.assign(1, 0);
+    cache_nq_ = -1;
   }
   void add(int64_t begin, int64_t end) {
     if (begin < end) spans_.push_back({begin, end});
@@ -44,10 +45,18 @@ class RowSpans final : public simd::TileMask {
 
   simd::TileKind classify(int64_t q0, int64_t nq, int64_t k0, int64_t nk) const override;
   void apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S, int64_t lds) const override;
+  void apply_transposed(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* St, int64_t ldt) const override;
 
  private:
+  // Summary of the rows [cache_q0_, cache_q0_ + cache_nq_): attend() classifies many key
+  // sub-tiles of the same rows, so the per-row scan runs once per row range, not per sub-tile.
+  void summarise(int64_t q0, int64_t nq) const;
+
   std::vector<simd::KeySpan> spans_;
   std::vector<int64_t> first_{0};
+  mutable int64_t cache_q0_ = -1, cache_nq_ = -1;
+  mutable int64_t max_begin_ = 0, min_end_ = 0, min_lo_ = 0, max_hi_ = 0;
+  mutable bool single_ = false;  // every row has exactly one span
 };
 
 // Where a gathered tile's keys come from: buffer rows [0, globals) are keys [0, globals), buffer
