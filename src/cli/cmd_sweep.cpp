@@ -35,6 +35,7 @@ struct Input {
   std::vector<float> ref;     // reference output of `rows`, [B,H,rows,d_v]
   std::vector<float> ref_w;   // reference weights of (b=0, h=0), when n is small enough
   double baseline_rel = NAN;
+  std::vector<double> vmax;   // per (batch, kv head): max_j ||v_j||_2
   Input(std::string fam, std::string nm, bool c, Tensor q_, Tensor k_, Tensor v_)
       : family(std::move(fam)), name(std::move(nm)), causal(c), q(std::move(q_)), k(std::move(k_)), v(std::move(v_)) {}
 };
@@ -74,6 +75,14 @@ void prepare(Input& in, const Suite& s, Tensor& out) {
   Tensor base(d.batch, d.heads, d.n_q, d.d_v);
   mean_value_baseline(in.p, base.view());
   in.baseline_rel = compare(as_view(gather(base.cview(), in.rows), in), as_view(in.ref, in)).rel_fro;
+  in.vmax.assign(static_cast<size_t>(d.batch * d.kv_heads), 0.0);
+  for (int64_t b = 0; b < d.batch; ++b)
+    for (int64_t g = 0; g < d.kv_heads; ++g)
+      for (int64_t j = 0; j < d.n_k; ++j) {
+        double s2 = 0;
+        for (int64_t c = 0; c < d.d_v; ++c) s2 += static_cast<double>(in.p.v.row(b, g, j)[c]) * in.p.v.row(b, g, j)[c];
+        in.vmax[static_cast<size_t>(b * d.kv_heads + g)] = std::max(in.vmax[static_cast<size_t>(b * d.kv_heads + g)], std::sqrt(s2));
+      }
   in.ref_w.clear();
   if (d.n_q <= kWeightsMaxN && d.n_k <= kWeightsMaxN) {
     in.ref_w.resize(static_cast<size_t>(d.n_q * d.n_k));
@@ -126,8 +135,11 @@ Record measure(const Backend& b, const Input& in, const Suite& s, double sgemm, 
       const std::vector<double> err = row_l2_errors(ConstView(in.p.out), as_view(in.ref, in));
       bool holds = bound->out_l2.size() == err.size();
       double mx = 0;
+      // The bounds are statements about exact arithmetic (a row whose window holds all of its
+      // softmax mass has bound 0): allow float32 rounding, 1e-5 of the largest value row.
       for (size_t i = 0; holds && i < err.size(); ++i) {
-        holds = err[i] <= bound->out_l2[i] * (1 + 1e-5) + 1e-5;
+        const int64_t b = static_cast<int64_t>(i) / (d.heads * d.n_q), h = static_cast<int64_t>(i) / d.n_q % d.heads;
+        holds = err[i] <= bound->out_l2[i] * (1 + 1e-5) + 1e-5 * in.vmax[static_cast<size_t>(b * d.kv_heads + h / d.group())];
         mx = std::max(mx, bound->out_l2[i]);
       }
       r.bound_max = mx;

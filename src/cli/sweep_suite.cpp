@@ -19,7 +19,7 @@ Suite suite_by_name(const std::string& name) {
                   "clustered:clusters=32",
                   "clustered:clusters=100",
                   "clustered:clusters=100,topk=32"};
-    s.n = {1024, 4096};
+    s.n = {1024, 4096, 16384};
     s.heads = 4;
     s.repeat = 3;
   } else if (name == "full") {
