@@ -56,16 +56,16 @@ def mean(xs):
     return sum(xs) / len(xs) if xs else None
 
 
-def short(spec):
-    """Spec without the exact backend's default block parameters, for legends."""
-    return spec.split(":")[0] if spec.startswith("exact:") else spec
+def label_of(r):
+    """The spec as the suite wrote it (defaults left out); the canonical spec for old results."""
+    return r.get("label") or r["spec"]
 
 
 def aggregate(rows):
     """(group, n, spec) -> averaged record over the inputs of that group (real data: 6 files)."""
     acc = defaultdict(list)
     for r in rows:
-        acc[(group_of(r), r["n"], r["spec"])].append(r)
+        acc[(group_of(r), r["n"], label_of(r))].append(r)
     out = {}
     for key, rs in acc.items():
         a = dict(rs[0])
@@ -86,7 +86,7 @@ def plot_tradeoff(agg, group, ns, path):
     for ax, n in zip(axes[0], ns):
         by_backend = defaultdict(list)
         for (g, nn, spec), a in agg.items():
-            if g == group and nn == n and ok(a) and not spec.startswith("exact") and a["rel_fro"] and a["speedup"]:
+            if g == group and nn == n and ok(a) and spec != "exact" and a["rel_fro"] and a["speedup"]:
                 by_backend[a["backend"]].append((a["rel_fro"], a["speedup"], spec))
         for backend, pts in sorted(by_backend.items()):
             xs, ys = [p[0] for p in pts], [p[1] for p in pts]
@@ -123,7 +123,7 @@ def plot_scaling(agg, group, path, field, ylabel, guides):
     for spec in specs:
         pts = sorted((n, a[field]) for (g, n, s), a in agg.items() if g == group and s == spec and ok(a) and a.get(field))
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=short(spec))
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=spec)
             all_n += [p[0] for p in pts]
     if guides and all_n:
         n0, n1 = min(all_n), max(all_n)
@@ -178,7 +178,8 @@ def main():
            "input (marked ✗). *Bound* says whether the backend's a-posteriori error bound held on every row "
            "(up to float32 rounding: 1e-5 of the largest value-row norm; checked where all rows are checked). "
            "Real inputs (*trained*) are the Q/K/V of a small trained byte-level language model "
-           "(../shared/data/trained-attention), averaged over its layers and windows.", ""]
+           "(../shared/data/trained-attention), averaged over its layers and windows. Settings are labelled "
+           "as the suite wrote them; `results.jsonl` has each one's canonical spec with every default.", ""]
 
     # Tradeoff plots and per-group tables at the largest n of each group.
     md += ["## Accuracy vs speed", ""]
@@ -193,16 +194,16 @@ def main():
                "|---|---|---|---|---|---|---|---|---|---|"]
         # exact, then the mean(V) baseline, then the approximations by name
         entries = sorted(((s, a) for (g, nn, s), a in agg.items() if g == group and nn == n),
-                         key=lambda t: (0 if t[0].startswith("exact") else 1 if t[0] == "mean(V)" else 2, t[0]))
+                         key=lambda t: (0 if t[0] == "exact" else 1 if t[0] == "mean(V)" else 2, t[0]))
         for spec, a in entries:
             if spec == "mean(V)":
                 md.append(f"| mean(V) baseline | {fmt(a['rel_fro'])} | | | | | | | | |")
             elif a["unsupported"]:
-                md.append(f"| `{short(spec)}` | {a['unsupported'][:70]} | | | | | | | | |")
+                md.append(f"| `{spec}` | {a['unsupported'][:70]} | | | | | | | | |")
             else:
                 bound = {True: "holds", False: "**violated**", None: "–"}[a["bound_holds"]]
                 beats = "✓" if a["beats_baseline"] else "✗"
-                md.append(f"| `{short(spec)}` | {fmt(a['rel_fro'])} | {fmt(a['max_abs'])} | {fmt(a['prob_l1'])} | {bound} | "
+                md.append(f"| `{spec}` | {fmt(a['rel_fro'])} | {fmt(a['max_abs'])} | {fmt(a['prob_l1'])} | {bound} | "
                           f"{fmt(a['speedup'], '{:.2f}')}× | {fmt(a['ms_best'], '{:.2f}')} | {fmt(a['gflops'], '{:.1f}')} | "
                           f"{fmt(a['peak_extra_mib'], '{:.1f}')} | {beats} |")
         md.append("")
@@ -221,7 +222,7 @@ def main():
                      and a["speedup"]]
             if cands:
                 sp, s = max(cands)
-                cells.append(f"`{short(s)}` ({sp:.1f}×)")
+                cells.append(f"`{s}` ({sp:.1f}×)")
             else:
                 cells.append("none")
         md.append(f"| {group} | {n} | " + " | ".join(cells) + " |")
@@ -233,7 +234,7 @@ def main():
            "speed depends little on the values except for clustered attention).", "",
            "| setting | break-even n | speedup at largest n |", "|---|---|---|"]
     gauss = "gaussian" if "gaussian" in groups else groups[0]
-    for spec in sorted({s for (g, n, s), a in agg.items() if g == gauss and ok(a) and not s.startswith("exact")}):
+    for spec in sorted({s for (g, n, s), a in agg.items() if g == gauss and ok(a) and s != "exact"}):
         pts = sorted((n, a["speedup"]) for (g, n, s), a in agg.items() if g == gauss and s == spec and ok(a) and a["speedup"])
         be = next((n for n, sp in pts if sp > 1), None)
         md.append(f"| `{spec}` | {be if be else '> ' + str(pts[-1][0]) if pts else '–'} | "

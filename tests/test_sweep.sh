@@ -20,7 +20,7 @@ check /usr/bin/python3 - "$work/out" <<'PY'
 import json, sys
 d = sys.argv[1]
 rows = [json.loads(l) for l in open(d + "/results.jsonl") if l.strip()]
-fields = ["spec", "backend", "family", "input", "n", "d", "heads", "causal", "status", "ms_best", "ms_median",
+fields = ["spec", "label", "backend", "family", "input", "n", "d", "heads", "causal", "status", "ms_best", "ms_median",
           "gflops", "gflops_actual", "sgemm_gflops", "ratio_sgemm", "speedup", "check", "max_abs", "rel_fro",
           "mean_row_l2", "prob_l1", "bound_max", "bound_holds", "baseline_rel_fro", "beats_baseline",
           "peak_extra_mib"]
@@ -43,7 +43,7 @@ meta = json.load(open(d + "/meta.json"))
 for k in ("cpu", "cores", "sgemm_gflops", "blas", "simd", "threads"):
     assert k in meta, k
 csv = open(d + "/results.csv").read().splitlines()
-assert len(csv) == 19 and csv[0].startswith("spec,backend,family")
+assert len(csv) == 19 and csv[0].startswith("spec,label,backend,family")
 PY
 check /usr/bin/python3 "$src/reports/make_report.py" "$work/out"
 check test -s "$work/out/REPORT.md"

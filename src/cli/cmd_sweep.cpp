@@ -237,11 +237,16 @@ int cmd_sweep(const std::vector<std::string>& argv) {
   // Backends: exact first, every spec parsed before any work (bad specs fail fast); a family that
   // was not built is skipped with a note.
   std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<std::string> labels;  // the specs as written: short labels for plots and tables
   backends.push_back(make_backend("exact"));
+  labels.push_back("exact");
   for (const std::string& spec : s.backends) {
     try {
       auto b = make_backend(spec);
-      if (b->spec() != backends.front()->spec()) backends.push_back(std::move(b));
+      if (b->spec() != backends.front()->spec()) {
+        backends.push_back(std::move(b));
+        labels.push_back(spec);
+      }
     } catch (const Error& e) {
       if (std::string(e.what()).find("was not built") == std::string::npos) throw;
       std::fprintf(stderr, "sweep: skipping %s: %s\n", spec.c_str(), e.what());
@@ -273,12 +278,14 @@ int cmd_sweep(const std::vector<std::string>& argv) {
     Tensor out(in.q.shape()[0], d.heads, d.n_q, d.d_v);
     prepare(in, s, out);
     std::optional<double> exact_ms;
-    for (const auto& b : backends) {
+    for (size_t bi = 0; bi < backends.size(); ++bi) {
+      const auto& b = backends[bi];
       const double el = std::chrono::duration<double>(Clock::now() - start).count();
       std::fprintf(stderr, "[%lld/%lld] %s n=%lld%s %s  elapsed %s, ETA %s\n", (long long)done + 1, (long long)total,
                    in.name.c_str(), (long long)d.n_q, in.causal ? " causal" : "", b->spec().c_str(),
                    fmt_seconds(el).c_str(), done ? fmt_seconds(el / done * (total - done)).c_str() : "?");
       Record r = measure(*b, in, s, sgemm, exact_ms, mem);
+      r.label = labels[bi];
       if (!exact_ms && r.status == "ok") exact_ms = r.ms_best, r.speedup = 1.0;
       write_json_line(jl, r);
       write_csv_line(csv, r);
@@ -288,7 +295,7 @@ int cmd_sweep(const std::vector<std::string>& argv) {
     }
     // The trivial baseline as its own row, so every table has it.
     Record base;
-    base.spec = base.backend = "mean(V)";
+    base.spec = base.backend = base.label = "mean(V)";
     base.family = in.family;
     base.input = in.name;
     base.n = d.n_q;

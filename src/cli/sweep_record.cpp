@@ -29,6 +29,7 @@ std::string quoted(const std::string& s) {
 using Field = std::pair<const char*, std::string>;
 std::vector<Field> fields(const Record& r) {
   return {{"spec", quoted(r.spec)},
+          {"label", quoted(r.label)},
           {"backend", quoted(r.backend)},
           {"family", quoted(r.family)},
           {"input", quoted(r.input)},

@@ -8,7 +8,7 @@
 namespace attnkit::cli {
 
 struct Record {
-  std::string spec, backend, family, input, status = "ok", check;
+  std::string spec, label, backend, family, input, status = "ok", check;
   int64_t n = 0, d = 0, heads = 0, batch = 1;
   bool causal = false;
   double ms_best = NAN, ms_median = NAN, gflops = NAN, gflops_actual = NAN, sgemm_gflops = NAN,

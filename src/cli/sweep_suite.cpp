@@ -13,13 +13,15 @@ Suite suite_by_name(const std::string& name) {
                   "local:window=64",
                   "local:window=256",
                   "local:window=256,global=16",
+                  "local:window=1024",
                   "performer:features=64",
                   "performer:features=256",
+                  "performer:features=1024",
                   "linear",
                   "clustered:clusters=32",
                   "clustered:clusters=100",
                   "clustered:clusters=100,topk=32"};
-    s.n = {1024, 4096, 16384};
+    s.n = {256, 1024, 4096, 16384};
     s.heads = 4;
     s.repeat = 3;
   } else if (name == "full") {
