@@ -90,12 +90,12 @@ void prepare(Input& in, const Suite& s, Tensor& out) {
   }
 }
 
-Record measure(const Backend& b, const Input& in, const Suite& s, double sgemm, std::optional<double> exact_ms,
-               PeakMemory& mem) {
+// The fields every record of this input shares.
+Record record_for(const Input& in, const std::string& spec) {
   const Dims d = in.p.dims();
   Record r;
-  r.spec = b.spec();
-  r.backend = r.spec.substr(0, r.spec.find(':'));
+  r.spec = spec;
+  r.backend = spec.substr(0, spec.find(':'));
   r.family = in.family;
   r.input = in.name;
   r.n = d.n_q;
@@ -103,9 +103,16 @@ Record measure(const Backend& b, const Input& in, const Suite& s, double sgemm, 
   r.heads = d.heads;
   r.batch = d.batch;
   r.causal = in.causal;
-  r.sgemm_gflops = sgemm;
   r.baseline_rel_fro = in.baseline_rel;
   r.check = static_cast<int64_t>(in.rows.size()) == d.n_q ? "full" : "sampled:" + std::to_string(in.rows.size());
+  return r;
+}
+
+Record measure(const Backend& b, const Input& in, const Suite& s, double sgemm, std::optional<double> exact_ms,
+               PeakMemory& mem) {
+  const Dims d = in.p.dims();
+  Record r = record_for(in, b.spec());
+  r.sgemm_gflops = sgemm;
   // Check first (this run is also the warm-up and the memory probe), then time.
   mem.reset();
   const auto t0 = Clock::now();
@@ -294,16 +301,9 @@ int cmd_sweep(const std::vector<std::string>& argv) {
       ++done;
     }
     // The trivial baseline as its own row, so every table has it.
-    Record base;
-    base.spec = base.backend = base.label = "mean(V)";
-    base.family = in.family;
-    base.input = in.name;
-    base.n = d.n_q;
-    base.d = d.d;
-    base.heads = d.heads;
-    base.causal = in.causal;
-    base.rel_fro = base.baseline_rel_fro = in.baseline_rel;
-    base.check = static_cast<int64_t>(in.rows.size()) == d.n_q ? "full" : "sampled:" + std::to_string(in.rows.size());
+    Record base = record_for(in, "mean(V)");
+    base.label = "mean(V)";
+    base.rel_fro = in.baseline_rel;
     write_json_line(jl, base);
     write_csv_line(csv, base);
   };

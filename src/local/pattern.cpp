@@ -3,6 +3,7 @@
 
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
+#include "ranges.hpp"
 
 namespace attnkit {
 
@@ -112,16 +113,7 @@ void LocalPattern::row(int64_t h, int64_t i, int64_t key_end, std::vector<KeyRun
     for (int64_t kb : rnd) add(kb, kb + 1);
   }
   if (R > 1) return;  // globals + one dilated run, disjoint by construction
-  // Step-1 runs: sort and merge overlapping or touching ones.
-  std::sort(out.begin(), out.end(), [](const KeyRun& a, const KeyRun& b) { return a.begin < b.begin; });
-  size_t w = 0;
-  for (size_t r = 0; r < out.size(); ++r) {
-    if (w > 0 && out[r].begin <= out[w - 1].end)
-      out[w - 1].end = std::max(out[w - 1].end, out[r].end);
-    else
-      out[w++] = out[r];
-  }
-  out.resize(w);
+  local::merge_ranges(out);  // step-1 runs: overlapping or touching ones become one
 }
 
 }  // namespace attnkit

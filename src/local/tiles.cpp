@@ -1,4 +1,5 @@
 #include "tiles.hpp"
+#include "ranges.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -77,15 +78,7 @@ std::vector<Tile> plan_tiles(const LocalPattern& pat, int64_t n_q, int64_t n_k) 
 
 void RowSpans::union_into(std::vector<simd::KeySpan>& out) const {
   out.assign(spans_.begin(), spans_.end());
-  std::sort(out.begin(), out.end(), [](const simd::KeySpan& a, const simd::KeySpan& b) { return a.begin < b.begin; });
-  size_t w = 0;
-  for (size_t r = 0; r < out.size(); ++r) {
-    if (w > 0 && out[r].begin <= out[w - 1].end)
-      out[w - 1].end = std::max(out[w - 1].end, out[r].end);
-    else
-      out[w++] = out[r];
-  }
-  out.resize(w);
+  merge_ranges(out);
 }
 
 void RowSpans::summarise(int64_t q0, int64_t nq) const {
