@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "attnkit/problem.hpp"
+
 namespace attnkit::clustered {
 
 // A block of centroid rows against the visible keys [0, n_vis) of one kv head.
@@ -13,6 +15,23 @@ struct CentroidBlock {
   const float* v = nullptr; int64_t v_stride = 0; int64_t d_v = 0;
   int64_t n_vis = 0;                                        // >= 1
   float scale = 1;
+
+  // `rows` centroids (dense, d wide) of batch b attending to kv head g of p's first n_vis keys.
+  static CentroidBlock for_head(const Problem& p, int64_t b, int64_t g, const float* c, int64_t rows,
+                                int64_t n_vis, float scale) {
+    CentroidBlock a;
+    a.c = c;
+    a.rows = rows;
+    a.d = p.q.shape[3];
+    a.k = p.k.row(b, g, 0);
+    a.k_stride = p.k.stride[2];
+    a.v = p.v.row(b, g, 0);
+    a.v_stride = p.v.stride[2];
+    a.d_v = p.v.shape[3];
+    a.n_vis = n_vis;
+    a.scale = scale;
+    return a;
+  }
 };
 
 // P (rows x n_vis, dense, caller's) = softmax(scale · c kᵀ) row by row. When topk > 0 also picks,

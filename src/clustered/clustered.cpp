@@ -130,17 +130,7 @@ void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w)
   clustered::cluster_head(p.q.row(b, h, 0), p.q.stride[2], d.n_q, d.d, opt_, b, h, cs, hc);
   const float scale = p.effective_scale();
   const int64_t topk = opt_.topk, kk = std::min(topk, n);
-  clustered::CentroidBlock a;
-  a.c = hc.centroid.data();
-  a.rows = hc.count;
-  a.d = d.d;
-  a.k = p.k.row(b, g, 0);
-  a.k_stride = p.k.stride[2];
-  a.v = p.v.row(b, g, 0);
-  a.v_stride = p.v.stride[2];
-  a.d_v = d.d_v;
-  a.n_vis = n;
-  a.scale = scale;
+  const clustered::CentroidBlock a = clustered::CentroidBlock::for_head(p, b, g, hc.centroid.data(), hc.count, n, scale);
   std::vector<float> P(static_cast<size_t>(hc.count * n));
   std::vector<int32_t> idx(static_cast<size_t>(hc.count * topk));
   std::vector<float> sel;

@@ -207,17 +207,9 @@ void forward_topk(const Problem& p, const Dims& d, const std::vector<HeadCluster
       const int64_t b = bh / d.heads, g = (bh % d.heads) / d.group();
       const HeadClusters& hc = heads[static_cast<size_t>(bh)];
       TopkHead& th = tops[static_cast<size_t>(bh)];
-      clustered::CentroidBlock a;
-      a.c = hc.centroid.data() + r0 * d.d;
-      a.rows = std::min(kTopkBlock, hc.count - r0);
-      a.d = d.d;
-      a.k = p.k.row(b, g, 0);
-      a.k_stride = p.k.stride[2];
-      a.v = p.v.row(b, g, 0);
-      a.v_stride = p.v.stride[2];
-      a.d_v = d.d_v;
-      a.n_vis = clustered::visible_keys(p, b);
-      a.scale = scale;
+      const clustered::CentroidBlock a =
+          clustered::CentroidBlock::for_head(p, b, g, hc.centroid.data() + r0 * d.d, std::min(kTopkBlock, hc.count - r0),
+                                             clustered::visible_keys(p, b), scale);
       float* buf = sized(P, a.rows * a.n_vis);
       clustered::centroid_probs(a, buf, topk, th.idx.data() + r0 * topk, sel);
       clustered::split_topk(a, buf, topk, th.idx.data() + r0 * topk, th.prob.data() + r0 * topk,
