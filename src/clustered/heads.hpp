@@ -6,18 +6,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "../simd/blas_threads.hpp"
 #include "attnkit/clustered.hpp"
 #include "attnkit/problem.hpp"
 #include "cluster.hpp"
 
 namespace attnkit::clustered {
 
-// One BLAS thread per OpenMP thread while we are inside our parallel regions; restores the caller's.
-struct SingleThreadedBlas {
-  int saved = openblas_get_num_threads();
-  SingleThreadedBlas() { openblas_set_num_threads(1); }
-  ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
-};
+// Process-wide, reference-counted: safe when several threads run forward() at once.
+using simd::SingleThreadedBlas;
 
 // Keys [0, visible_keys) of batch b are not padding (the backend has no causal mask).
 inline int64_t visible_keys(const Problem& p, int64_t b) { return p.key_end(b, 0); }

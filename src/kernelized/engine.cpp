@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../simd/blas_threads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/kernelized.hpp"
 #include "feature_map.hpp"
@@ -18,12 +19,8 @@ namespace {
 
 using kern::Features;
 
-// One BLAS thread per OpenMP thread while inside our parallel region; restores the caller's.
-struct SingleThreadedBlas {
-  int saved = openblas_get_num_threads();
-  SingleThreadedBlas() { openblas_set_num_threads(1); }
-  ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
-};
+// Process-wide, reference-counted: safe when several threads run forward() at once.
+using simd::SingleThreadedBlas;
 
 constexpr int64_t kKeyChunk = 256;    // keys per feature block when building a state
 constexpr int64_t kQueryChunk = 256;  // query rows per task, non-causal

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../simd/blas_threads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
 #include "tiles.hpp"
@@ -15,12 +16,8 @@ namespace attnkit {
 
 namespace {
 
-// One BLAS thread per OpenMP thread while we are inside our parallel region; restores the caller's.
-struct SingleThreadedBlas {
-  int saved = openblas_get_num_threads();
-  SingleThreadedBlas() { openblas_set_num_threads(1); }
-  ~SingleThreadedBlas() { openblas_set_num_threads(saved); }
-};
+// Process-wide, reference-counted: safe when several threads run forward() at once.
+using simd::SingleThreadedBlas;
 
 // Keys per score tile: a banded tile's whole key range in one or a few balanced chunks (the
 // union is only block_q - 1 keys wider than the window); full rows in 256-key tiles like exact.
