@@ -71,6 +71,9 @@ class Backend {
  protected:
   // Validates p and that the backend's capabilities cover it; returns the sizes.
   Dims check(const Problem& p) const;
+  // check(p) plus the arguments of weights(): b and h in range, w non-null, n_q * n_k within
+  // kMaxWeights. Every weights() implementation starts with it.
+  Dims check_weights(const Problem& p, int64_t b, int64_t h, const float* w) const;
 };
 
 // Exact attention's flop count: 4 * n_q * n_k * d per head (2 for QK^T, 2 for PV with d_v),

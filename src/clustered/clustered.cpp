@@ -115,12 +115,7 @@ std::optional<ErrorBound> ClusteredBackend::error_bound(const Problem& p) const 
 }
 
 void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Dims d = check(p);
-  if (b < 0 || b >= d.batch) detail::fail("weights: b=", b, "; expected 0..", d.batch - 1);
-  if (h < 0 || h >= d.heads) detail::fail("weights: h=", h, "; expected 0..", d.heads - 1);
-  if (w == nullptr) detail::fail("weights: w is null; expected n_q * n_k floats");
-  if (d.n_q * d.n_k > kMaxWeights)
-    detail::fail("weights: n_q * n_k = ", d.n_q * d.n_k, "; expected at most ", kMaxWeights);
+  const Dims d = check_weights(p, b, h, w);
   std::fill(w, w + d.n_q * d.n_k, 0.0f);
   const int64_t n = clustered::visible_keys(p, b), g = h / d.group();
   if (n == 0) return;

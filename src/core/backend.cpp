@@ -40,4 +40,14 @@ Dims Backend::check(const Problem& p) const {
   return d;
 }
 
+Dims Backend::check_weights(const Problem& p, int64_t b, int64_t h, const float* w) const {
+  const Dims d = check(p);
+  if (b < 0 || b >= d.batch) detail::fail("weights: batch ", b, "; expected a value in [0, ", d.batch, ")");
+  if (h < 0 || h >= d.heads) detail::fail("weights: head ", h, "; expected a value in [0, ", d.heads, ")");
+  if (w == nullptr) detail::fail("weights: w is null; expected n_q * n_k floats");
+  if (d.n_q * d.n_k > kMaxWeights)
+    detail::fail("weights: n_q x n_k = ", d.n_q * d.n_k, " entries; expected at most ", kMaxWeights);
+  return d;
+}
+
 }  // namespace attnkit

@@ -90,11 +90,7 @@ void ReferenceBackend::forward_rows(const Problem& p, const std::vector<int64_t>
 }
 
 void ReferenceBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Dims d = check(p);
-  if (b < 0 || b >= d.batch) detail::fail("weights: batch ", b, "; expected a value in [0, ", d.batch, ")");
-  if (h < 0 || h >= d.heads) detail::fail("weights: head ", h, "; expected a value in [0, ", d.heads, ")");
-  if (d.n_q * d.n_k > kMaxWeights)
-    detail::fail("weights: n_q x n_k = ", d.n_q * d.n_k, " entries; expected at most ", kMaxWeights);
+  const Dims d = check_weights(p, b, h, w);
   std::vector<double> row(static_cast<size_t>(d.n_k));
   for (int64_t i = 0; i < d.n_q; ++i) {
     reference_row(p, d, b, h, i, row);

@@ -227,11 +227,7 @@ void KernelizedBackend::forward(const Problem& p) const {
 }
 
 void KernelizedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Dims D = check(p);
-  if (b < 0 || b >= D.batch) detail::fail("weights: batch ", b, "; expected a value in [0, ", D.batch, ")");
-  if (h < 0 || h >= D.heads) detail::fail("weights: head ", h, "; expected a value in [0, ", D.heads, ")");
-  if (D.n_q * D.n_k > kMaxWeights)
-    detail::fail("weights: n_q x n_k = ", D.n_q * D.n_k, " entries; expected at most ", kMaxWeights);
+  const Dims D = check_weights(p, b, h, w);
   const int64_t g = h / D.group();
   const Features f(*fm_, D.d, p.effective_scale(), D.batch, D.kv_heads, b, g);
   const int64_t m = f.m(), len = key_length(p, b, D.n_k);

@@ -110,11 +110,7 @@ std::optional<ErrorBound> LocalBackend::error_bound(const Problem& p) const {
 }
 
 void LocalBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Dims d = check(p);
-  if (b < 0 || b >= d.batch) detail::fail("weights: batch ", b, "; expected a value in [0, ", d.batch, ")");
-  if (h < 0 || h >= d.heads) detail::fail("weights: head ", h, "; expected a value in [0, ", d.heads, ")");
-  if (d.n_q * d.n_k > kMaxWeights)
-    detail::fail("weights: n_q x n_k = ", d.n_q * d.n_k, " entries; expected at most ", kMaxWeights);
+  const Dims d = check_weights(p, b, h, w);
   const LocalPattern pat(opt_, d.n_q, d.n_k, p.mask.causal);
   std::vector<double> s;
   std::vector<char> inside;
