@@ -27,7 +27,7 @@ void timed_forward(benchmark::State& st, const Backend& b, const Problem& p, dou
 
 void BM_exact(benchmark::State& st) {
   const int64_t n = st.range(0);
-  bench::BenchProblem bp(Family::Clustered, kHeads, n, kDim, false);
+  bench::BenchProblem bp(InputFamily::Clustered, kHeads, n, kDim, false);
   ExactBackend ex;
   double s = 0;
   timed_forward(st, ex, bp.p, &s);
@@ -40,7 +40,7 @@ void BM_clustered(benchmark::State& st) {
   o.clusters = st.range(1);
   o.topk = st.range(2);
   const ClusteredBackend be(o);
-  bench::BenchProblem bp(Family::Clustered, kHeads, n, kDim, false);
+  bench::BenchProblem bp(InputFamily::Clustered, kHeads, n, kDim, false);
   double s = 0;
   timed_forward(st, be, bp.p, &s);
   const auto it = exact_seconds().find(n);

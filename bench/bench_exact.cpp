@@ -23,7 +23,7 @@ using attnkit::bench::BenchProblem;
 void BM_exact(benchmark::State& st) {
   const int64_t n = st.range(0), d = st.range(1);
   const bool causal = st.range(2) != 0;
-  BenchProblem bp(attnkit::Family::Gaussian, 8, n, d, causal);
+  BenchProblem bp(attnkit::InputFamily::Gaussian, 8, n, d, causal);
   const attnkit::ExactBackend ex;
   attnkit::bench::run_forward(st, ex, bp.p);
   st.SetLabel(ex.spec() + " simd=" + attnkit::simd_path());
@@ -33,7 +33,7 @@ void BM_exact(benchmark::State& st) {
 // GEMMs, OpenMP threads the softmax rows (with the same vectorised exp as exact).
 void BM_unfused(benchmark::State& st) {
   const int64_t n = st.range(0), d = st.range(1), H = 8;
-  BenchProblem bp(attnkit::Family::Gaussian, H, n, d, false);
+  BenchProblem bp(attnkit::InputFamily::Gaussian, H, n, d, false);
   std::vector<float> s(static_cast<size_t>(n * n));
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const int ni = static_cast<int>(n), di = static_cast<int>(d);
@@ -79,7 +79,7 @@ int64_t status_kib(const char* key) {
 // (write 5 to /proc/self/clear_refs) with the inputs resident, run, read the new high-water mark.
 void BM_exact_memory(benchmark::State& st) {
   const int64_t n = st.range(0), d = 64;
-  BenchProblem bp(attnkit::Family::Gaussian, 1, n, d, false);
+  BenchProblem bp(attnkit::InputFamily::Gaussian, 1, n, d, false);
   const attnkit::ExactBackend ex;
   double extra_mib = -1;
   for (auto _ : st) {

@@ -29,7 +29,7 @@ double exact_seconds(const Problem& p, int64_t n, bool causal) {
 }
 
 void run_kernelized(benchmark::State& st, const Backend& be, int64_t n, bool causal) {
-  bench::BenchProblem bp(Family::Diffuse, kHeads, n, kD, causal);
+  bench::BenchProblem bp(InputFamily::Diffuse, kHeads, n, kD, causal);
   // ATTNKIT_BENCH_NO_EXACT=1 skips the exact timings (minutes on a loaded machine) when iterating.
   const bool skip = std::getenv("ATTNKIT_BENCH_NO_EXACT") != nullptr;
   const double t_exact = n <= kMaxExactN && !skip ? exact_seconds(bp.p, n, causal) : 0.0;
@@ -57,7 +57,7 @@ void BM_linear(benchmark::State& st) {
 
 // Args: n, causal. The exact backend on the same problems, for the speedups.
 void BM_exact(benchmark::State& st) {
-  bench::BenchProblem bp(Family::Diffuse, kHeads, st.range(0), kD, st.range(1) != 0);
+  bench::BenchProblem bp(InputFamily::Diffuse, kHeads, st.range(0), kD, st.range(1) != 0);
   const ExactBackend be;
   bench::run_forward(st, be, bp.p);
 }

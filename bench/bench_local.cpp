@@ -26,7 +26,7 @@ BenchProblem& problem(int64_t n, bool causal) {
   static int64_t have_n = 0;
   if (!bp || have_n != n) {
     bp.reset();
-    bp = std::make_unique<BenchProblem>(attnkit::Family::Gaussian, kHeads, n, kDim, false);
+    bp = std::make_unique<BenchProblem>(attnkit::InputFamily::Gaussian, kHeads, n, kDim, false);
     have_n = n;
   }
   bp->p.mask.causal = causal;

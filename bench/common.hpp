@@ -32,7 +32,7 @@ struct BenchProblem {
   Inputs in;
   Tensor out;
   Problem p;
-  BenchProblem(Family f, int64_t heads, int64_t n, int64_t d, bool causal, uint64_t seed = 1)
+  BenchProblem(InputFamily f, int64_t heads, int64_t n, int64_t d, bool causal, uint64_t seed = 1)
       : in(generate(f, 1, heads, n, d, seed)), out(1, heads, n, d) {
     p.q = in.q.view();
     p.k = in.k.view();
@@ -46,7 +46,7 @@ struct BenchProblem {
 // "GFLOPS_exact_eq" (exact attention's flops / time), "GFLOPS" (the backend's own cost().flops /
 // time) and "tokens_per_s" (n_q·batch per second).
 inline void run_forward(benchmark::State& st, const Backend& b, const Problem& p) {
-  const Dims d = p.validate();
+  const Shape d = p.validate();
   Shape s{d.batch, d.heads, d.kv_heads, d.n_q, d.n_k, d.d, d.d_v, p.mask.causal};
   Shape full = s;
   full.causal = false;

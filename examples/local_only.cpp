@@ -11,7 +11,7 @@
 
 int main() {
   // 2 heads, 1024 tokens, head dim 64, causal sliding window of 128 keys plus 4 global tokens.
-  attnkit::Inputs in = attnkit::generate(attnkit::Family::Local, 1, 2, 1024, 64, 7);
+  attnkit::Inputs in = attnkit::generate(attnkit::InputFamily::Local, 1, 2, 1024, 64, 7);
   attnkit::Tensor out(1, 2, 1024, 64);
   attnkit::Problem p;
   p.q = in.q.view();

@@ -29,7 +29,7 @@ struct Owned {
 
 // Runs `reference` on p (into a fresh tensor) and returns it.
 inline Tensor reference_of(const Problem& p) {
-  const Dims d = p.dims();
+  const Shape d = p.dims();
   Tensor ref(d.batch, d.heads, d.n_q, d.d_v);
   Problem pr = p;
   pr.out = ref.view();

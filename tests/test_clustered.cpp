@@ -19,7 +19,7 @@ struct Generated {
   Inputs in;
   Tensor out;
   Problem p;
-  Generated(Family f, int64_t B, int64_t H, int64_t n, int64_t d, uint64_t seed)
+  Generated(InputFamily f, int64_t B, int64_t H, int64_t n, int64_t d, uint64_t seed)
       : in(generate(f, B, H, n, d, seed)), out(B, H, n, d) {
     p.q = in.q.view();
     p.k = in.k.view();
@@ -58,7 +58,7 @@ int64_t check_bound(const Backend& be, const Problem& p) {
 }
 
 std::vector<float> weights_of(const Backend& be, const Problem& p, int64_t b, int64_t h) {
-  const Dims d = p.dims();
+  const Shape d = p.dims();
   std::vector<float> w(static_cast<size_t>(d.n_q * d.n_k));
   be.weights(p, b, h, w.data());
   return w;
@@ -110,16 +110,16 @@ TEST_CASE("clustered with C = n_q is exact attention", "[clustered]") {
 }
 
 TEST_CASE("clustered error is within the a-posteriori bound on every row", "[clustered]") {
-  for (Family f : {Family::Gaussian, Family::Clustered, Family::Peaky})
+  for (InputFamily f : {InputFamily::Gaussian, InputFamily::Clustered, InputFamily::Peaky})
     for (int64_t topk : {0, 16}) {
       Generated g(f, 1, 2, 512, 64, 17);
-      INFO("family " << family_name(f));
+      INFO("family " << input_family_name(f));
       CHECK(check_bound(make(24, topk), g.p) == 2 * 512);
     }
 }
 
 TEST_CASE("improved (top-k) rows are never farther from exact in L1 than plain rows", "[clustered]") {
-  for (Family f : {Family::Gaussian, Family::Clustered, Family::Peaky}) {
+  for (InputFamily f : {InputFamily::Gaussian, InputFamily::Clustered, InputFamily::Peaky}) {
     Generated g(f, 1, 2, 384, 32, 23);
     const ClusteredBackend plain = make(16, 0, 9), top = make(16, 24, 9);
     for (int64_t h = 0; h < 2; ++h) {
@@ -134,7 +134,7 @@ TEST_CASE("improved (top-k) rows are never farther from exact in L1 than plain r
         improved += lt < lp - 1e-3;
         over += lp > eb.prob_l1[static_cast<size_t>(h * 384 + i)] + 1e-5;
       }
-      INFO("family " << family_name(f) << " head " << h);
+      INFO("family " << input_family_name(f) << " head " << h);
       CHECK(worse == 0);
       CHECK(over == 0);
       CHECK(improved > 0);  // top-k does change the rows
@@ -187,7 +187,7 @@ TEST_CASE("clustered: cross-attention, GQA and key padding against the bound", "
 
 TEST_CASE("clustered output is bit-identical for 1 and 2 threads", "[clustered]") {
   for (int64_t topk : {0, 16}) {
-    Generated g(Family::Clustered, 2, 3, 700, 32, 7);
+    Generated g(InputFamily::Clustered, 2, 3, 700, 32, 7);
     const ClusteredBackend be = make(20, topk, 11);
     const int saved = omp_get_max_threads();
     omp_set_num_threads(1);
@@ -208,7 +208,7 @@ TEST_CASE("clustered output is bit-identical for 1 and 2 threads", "[clustered]"
 }
 
 TEST_CASE("clustered beats the mean(V) baseline clearly on clustered inputs", "[clustered]") {
-  Generated g(Family::Clustered, 1, 4, 1024, 64, 29);
+  Generated g(InputFamily::Clustered, 1, 4, 1024, 64, 29);
   Tensor base(1, 4, 1024, 64);
   mean_value_baseline(g.p, base.view());
   const Tensor ref = attnkit::test::reference_of(g.p);

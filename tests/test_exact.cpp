@@ -136,7 +136,7 @@ TEST_CASE("backends refuse problems they cannot honour and bad problems", "[exac
 
 TEST_CASE("exact on structured inputs, several query and key blocks, every mask", "[exact]") {
   // Default blocks (256 x 252) over n = 700: partial last blocks, diagonal tiles, padding edges.
-  for (Family f : {Family::Peaky, Family::Local, Family::Clustered}) {
+  for (InputFamily f : {InputFamily::Peaky, InputFamily::Local, InputFamily::Clustered}) {
     Inputs in = generate(f, 2, 2, 700, 64, 5);
     Tensor out(2, 2, 700, 64);
     Problem p{in.q.view(), in.k.view(), in.v.view(), out.view(), std::nullopt, {}};

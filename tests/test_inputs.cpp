@@ -6,19 +6,19 @@
 using namespace attnkit;
 
 TEST_CASE("generated families are deterministic and have their structure", "[inputs]") {
-  for (const std::string& name : family_names()) {
-    const Family f = parse_family(name);
-    CHECK(family_name(f) == name);
+  for (const std::string& name : input_family_names()) {
+    const InputFamily f = parse_input_family(name);
+    CHECK(input_family_name(f) == name);
     Inputs a = generate(f, 1, 2, 64, 16, 3), b = generate(f, 1, 2, 64, 16, 3), c = generate(f, 1, 2, 64, 16, 4);
     CHECK(std::equal(a.q.data(), a.q.data() + a.q.numel(), b.q.data()));
     CHECK_FALSE(std::equal(a.q.data(), a.q.data() + a.q.numel(), c.q.data()));
   }
-  CHECK_THROWS_WITH(parse_family("uniform"), Catch::Contains("gaussian, diffuse"));
-  CHECK_THROWS_AS(generate(Family::Gaussian, 1, 1, 0, 4, 0), Error);
+  CHECK_THROWS_WITH(parse_input_family("uniform"), Catch::Contains("gaussian, diffuse"));
+  CHECK_THROWS_AS(generate(InputFamily::Gaussian, 1, 1, 0, 4, 0), Error);
 }
 
 TEST_CASE("local family concentrates attention near the diagonal", "[inputs]") {
-  Inputs in = generate(Family::Local, 1, 1, 512, 64, 1);
+  Inputs in = generate(InputFamily::Local, 1, 1, 512, 64, 1);
   Tensor out(1, 1, 512, 64);
   Problem p{in.q.view(), in.k.view(), in.v.view(), out.view(), {}, {}};
   std::vector<float> w(512 * 512);

@@ -31,7 +31,7 @@ double rel_diff(const float* a, const float* b, int64_t n) {
 
 // out = weights(b, h) · V for every (b, h): the masked quadratic formula with the backend's features.
 Tensor quadratic_of(const KernelizedBackend& be, const Problem& p) {
-  const Dims d = p.validate();
+  const Shape d = p.validate();
   Tensor out(d.batch, d.heads, d.n_q, d.d_v);
   std::vector<float> w(static_cast<size_t>(d.n_q * d.n_k));
   for (int64_t b = 0; b < d.batch; ++b)
@@ -52,7 +52,7 @@ Tensor quadratic_of(const KernelizedBackend& be, const Problem& p) {
 // W (m × d), honouring Problem::key_end. per_key_max = true applies the WRONG per-key stabiliser
 // (each key's features divided by exp of its own max logit) to show what the test catches.
 Tensor favor_direct(const std::vector<float>& W, int64_t m, const Problem& p, bool per_key_max = false) {
-  const Dims d = p.validate();
+  const Shape d = p.validate();
   const double s = p.effective_scale(), rs = std::sqrt(s);
   auto phi = [&](const float* x, bool key) {
     std::vector<double> logit(static_cast<size_t>(m));
@@ -205,7 +205,7 @@ TEST_CASE("FAVOR+ is unbiased, its iid MSE matches Lemma 2, orthogonal features 
 // its linear (M^-1/2) regime (measured: M = 16…1024 gives a slope of only −0.32). The fit therefore
 // uses M = 256…16384 (measured slope ≈ −0.43; −0.49 between the last points).
 TEST_CASE("performer error on diffuse inputs falls like M^-1/2", "[kernelized]") {
-  const Inputs in = generate(Family::Diffuse, 1, 2, 256, 64, 11);
+  const Inputs in = generate(InputFamily::Diffuse, 1, 2, 256, 64, 11);
   Tensor out(1, 2, 256, 64);
   Problem p;
   p.q = in.q.view();
@@ -435,7 +435,7 @@ TEST_CASE("kernelized output is bit-identical for any thread count; large logits
 TEST_CASE("kernelized on structured inputs: figures against the mean-of-V baseline", "[kernelized]") {
   // Report-style figures on the generator families (printed). FAVOR+ at 256 features loses to the
   // trivial baseline on all of them (on diffuse too, see the M^-1/2 test); linear sits at it.
-  for (Family fam : {Family::Diffuse, Family::Gaussian, Family::Local, Family::Clustered}) {
+  for (InputFamily fam : {InputFamily::Diffuse, InputFamily::Gaussian, InputFamily::Local, InputFamily::Clustered}) {
     const Inputs in = generate(fam, 1, 2, 512, 64, 5);
     Tensor out(1, 2, 512, 64), base(1, 2, 512, 64);
     Problem p;
@@ -450,7 +450,7 @@ TEST_CASE("kernelized on structured inputs: figures against the mean-of-V baseli
     const double ep = compare(out.cview(), ref.cview()).rel_fro;
     LinearBackend().forward(p);
     const double el = compare(out.cview(), ref.cview()).rel_fro;
-    std::printf("family %-9s rel_fro: baseline %.4f performer(256) %.4f linear %.4f\n", family_name(fam).c_str(), eb, ep,
+    std::printf("family %-9s rel_fro: baseline %.4f performer(256) %.4f linear %.4f\n", input_family_name(fam).c_str(), eb, ep,
                 el);
     CHECK(std::isfinite(ep));
     CHECK(std::isfinite(el));

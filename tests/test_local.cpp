@@ -20,7 +20,7 @@ int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1)
 
 // allowed[i * n_k + j] for batch b, query head h, straight from the spec's wording.
 std::vector<char> allowed_matrix(const LocalOptions& o, const Problem& p, int64_t b, int64_t h) {
-  const Dims d = p.dims();
+  const Shape d = p.dims();
   const LocalPattern pat(o, d.n_q, d.n_k, p.mask.causal);
   const int64_t left = p.mask.causal ? std::max<int64_t>(o.window - 1, 0) : o.window / 2;
   const int64_t right = p.mask.causal || o.window == 0 ? 0 : o.window - 1 - o.window / 2;
@@ -47,7 +47,7 @@ std::vector<char> allowed_matrix(const LocalOptions& o, const Problem& p, int64_
 // fp64 masked attention over an explicit allowed matrix; also returns the probabilities of
 // (b=0, h=0) when `w00` is given.
 Tensor masked_oracle(const LocalOptions& o, const Problem& p, std::vector<double>* w00 = nullptr) {
-  const Dims d = p.dims();
+  const Shape d = p.dims();
   Tensor out(d.batch, d.heads, d.n_q, d.d_v);
   const double s = p.effective_scale();
   if (w00) w00->assign(static_cast<size_t>(d.n_q * d.n_k), 0.0);
@@ -94,7 +94,7 @@ void expect_matches_oracle(Owned& o, const LocalOptions& opt) {
 
 // Largest ||v_j||_2 of the problem: fp32 rounding of an output row is relative to it.
 double max_value_norm(const Problem& p) {
-  const Dims d = p.dims();
+  const Shape d = p.dims();
   double m = 0;
   for (int64_t b = 0; b < d.batch; ++b)
     for (int64_t g = 0; g < d.kv_heads; ++g)
@@ -256,7 +256,7 @@ TEST_CASE("local is bit-identical for any thread count and takes strided inputs"
 TEST_CASE("error bound: row L1 = 2 eps exactly and the output bound holds", "[local]") {
   const LocalOptions modes[] = {{16, 1, 0, 0, 0, 0, 0, 0}, {32, 1, 0, 0, 0, 0, 0, 0}, {12, 3, 4, 0, 0, 0, 0, 0},
                                 {8, 1, 8, 0, 0, 0, 0, 0},  {0, 1, 16, 16, 2, 1, 0, 0}};
-  for (Family f : {Family::Gaussian, Family::Peaky, Family::Local})
+  for (InputFamily f : {InputFamily::Gaussian, InputFamily::Peaky, InputFamily::Local})
     for (const LocalOptions& opt : modes)
       for (bool causal : {false, true}) {
         const int64_t n = 192, H = 2;
@@ -265,7 +265,7 @@ TEST_CASE("error bound: row L1 = 2 eps exactly and the output bound holds", "[lo
         Problem p{in.q.view(), in.k.view(), in.v.view(), out.view(), std::nullopt, {}};
         p.mask.causal = causal;
         const LocalBackend lb(opt);
-        INFO(family_name(f) << " " << lb.spec() << " causal=" << causal);
+        INFO(input_family_name(f) << " " << lb.spec() << " causal=" << causal);
         lb.forward(p);
         const Tensor ref = attnkit::test::reference_of(p);
         const std::optional<ErrorBound> eb = lb.error_bound(p);

@@ -15,7 +15,7 @@ int main() {
   return 77;  // meson: skipped
 #else
   const int64_t n = 65536, d = 64;
-  attnkit::Inputs in = attnkit::generate(attnkit::Family::Gaussian, 1, 1, n, d, 1);
+  attnkit::Inputs in = attnkit::generate(attnkit::InputFamily::Gaussian, 1, 1, n, d, 1);
   attnkit::Tensor out(1, 1, n, d);
   // 4 GiB of address space in all: inputs + output are 64 MiB, the libraries and thread stacks a
   // few hundred MiB; an n x n float matrix alone would need 16 GiB.

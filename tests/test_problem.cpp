@@ -7,7 +7,7 @@ using attnkit::test::Owned;
 
 TEST_CASE("validate accepts well-formed problems and reports sizes", "[problem]") {
   Owned o(2, 8, 2, 5, 7, 16, 8, 1);
-  const Dims d = o.p.validate();
+  const Shape d = o.p.validate();
   CHECK(d.batch == 2);
   CHECK(d.heads == 8);
   CHECK(d.kv_heads == 2);

@@ -26,11 +26,6 @@ struct Cost {
   double bytes = 0;
 };
 
-// Shape of a problem without data, for cost().
-struct Shape {
-  int64_t batch = 1, heads = 1, kv_heads = 1, n_q = 1, n_k = 1, d = 64, d_v = 64;
-  bool causal = false;
-};
 
 // An a-posteriori error bound that theory gives for a given problem. Rows are indexed
 // (b * heads + h) * n_q + i.
@@ -70,10 +65,10 @@ class Backend {
 
  protected:
   // Validates p and that the backend's capabilities cover it; returns the sizes.
-  Dims check(const Problem& p) const;
+  Shape check(const Problem& p) const;
   // check(p) plus the arguments of weights(): b and h in range, w non-null, n_q * n_k within
   // kMaxWeights. Every weights() implementation starts with it.
-  Dims check_weights(const Problem& p, int64_t b, int64_t h, const float* w) const;
+  Shape check_weights(const Problem& p, int64_t b, int64_t h, const float* w) const;
 };
 
 // Exact attention's flop count: 4 * n_q * n_k * d per head (2 for QK^T, 2 for PV with d_v),

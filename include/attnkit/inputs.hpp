@@ -13,17 +13,17 @@ namespace attnkit {
 // local: keys correlated with nearby positions (a smooth random walk per head is added to both q
 //        and k, so attention mass concentrates near the diagonal).
 // clustered: queries drawn around 8 centres per head (small spread), keys ~ N(0,1).
-enum class Family { Gaussian, Diffuse, Peaky, Local, Clustered };
+enum class InputFamily { Gaussian, Diffuse, Peaky, Local, Clustered };
 
-Family parse_family(std::string_view name);  // throws attnkit::Error listing the valid names
-std::string family_name(Family f);
-const std::vector<std::string>& family_names();
+InputFamily parse_input_family(std::string_view name);  // throws attnkit::Error listing the valid names
+std::string input_family_name(InputFamily f);
+const std::vector<std::string>& input_family_names();
 
 struct Inputs {
   Tensor q, k, v;  // [batch, heads, n, d] each
 };
 
 // Deterministic for a given seed. Throws attnkit::Error for sizes < 1.
-Inputs generate(Family f, int64_t batch, int64_t heads, int64_t n, int64_t d, uint64_t seed);
+Inputs generate(InputFamily f, int64_t batch, int64_t heads, int64_t n, int64_t d, uint64_t seed);
 
 }  // namespace attnkit

@@ -18,9 +18,11 @@ struct Mask {
   std::vector<int32_t> key_lengths;
 };
 
-// Sizes of a validated problem.
-struct Dims {
-  int64_t batch = 0, heads = 0, kv_heads = 0, n_q = 0, n_k = 0, d = 0, d_v = 0;
+// Sizes of a problem: returned by Problem::validate() (causal filled from the mask) and passed,
+// without data, to Backend::cost().
+struct Shape {
+  int64_t batch = 1, heads = 1, kv_heads = 1, n_q = 1, n_k = 1, d = 64, d_v = 64;
+  bool causal = false;
   int64_t group() const { return heads / kv_heads; }  // query heads per kv head
 };
 
@@ -37,10 +39,10 @@ struct Problem {
   // Checks every invariant above plus: non-null data, last-axis stride 1, non-negative strides,
   // element offsets that fit in int64, out not overlapping any input, key_lengths size and range.
   // Throws attnkit::Error naming the argument, the value seen and the value expected.
-  Dims validate() const;
+  Shape validate() const;
 
   // Sizes without checks (call validate() first).
-  Dims dims() const;
+  Shape dims() const;
   float effective_scale() const;
 
   // End (exclusive) of the keys visible to query row i of batch b: visible keys are

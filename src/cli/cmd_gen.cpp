@@ -16,7 +16,7 @@ int cmd_gen(const std::vector<std::string>& argv) {
   const int64_t h = args.integer("--heads", 1, 1, 1024);
   const int64_t b = args.integer("--batch", 1, 1, 1024);
   const int64_t seed = args.integer("--seed", 0, 0, int64_t{1} << 62);
-  const Family f = parse_family(args.str("--family", "gaussian"));
+  const InputFamily f = parse_input_family(args.str("--family", "gaussian"));
   const std::string prefix = args.str("--prefix");
   Inputs in = generate(f, b, h, n, d, static_cast<uint64_t>(seed));
   const std::vector<int64_t> shape{b, h, n, d};
@@ -25,7 +25,7 @@ int cmd_gen(const std::vector<std::string>& argv) {
   write_npy(prefix + "_v.npy", in.v.data(), shape);
   std::printf("wrote %s_{q,k,v}.npy: [%lld, %lld, %lld, %lld] float32, family %s, seed %lld\n", prefix.c_str(),
               static_cast<long long>(b), static_cast<long long>(h), static_cast<long long>(n),
-              static_cast<long long>(d), family_name(f).c_str(), static_cast<long long>(seed));
+              static_cast<long long>(d), input_family_name(f).c_str(), static_cast<long long>(seed));
   return 0;
 }
 

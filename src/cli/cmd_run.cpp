@@ -47,7 +47,7 @@ int cmd_run(const std::vector<std::string>& argv) {
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
   const double best = sorted.front(), median = sorted[sorted.size() / 2];
-  const Dims d = p.dims();
+  const Shape d = p.dims();
   const double flops = 4.0 * d.batch * d.heads * d.n_q * d.n_k * d.d;
   const double gflops = flops / (best * 1e-3) / 1e9;
   save_tensor(out_path, out, rank);

@@ -53,7 +53,7 @@ std::vector<float> gather(ConstView out, const std::vector<int64_t>& rows) {
 }
 
 ConstView as_view(const std::vector<float>& x, const Input& in) {
-  const Dims d = in.p.dims();
+  const Shape d = in.p.dims();
   return ConstView::bhnd(x.data(), d.batch, d.heads, static_cast<int64_t>(in.rows.size()), d.d_v);
 }
 
@@ -63,7 +63,7 @@ void prepare(Input& in, const Suite& s, Tensor& out) {
   in.p.v = in.v.view();
   in.p.out = out.view();
   in.p.mask.causal = in.causal;
-  const Dims d = in.p.validate();
+  const Shape d = in.p.validate();
   in.rows.clear();
   if (d.n_q <= s.full_check_max_n) {
     for (int64_t i = 0; i < d.n_q; ++i) in.rows.push_back(i);
@@ -92,7 +92,7 @@ void prepare(Input& in, const Suite& s, Tensor& out) {
 
 // The fields every record of this input shares.
 Record record_for(const Input& in, const std::string& spec) {
-  const Dims d = in.p.dims();
+  const Shape d = in.p.dims();
   Record r;
   r.spec = spec;
   r.backend = spec.substr(0, spec.find(':'));
@@ -110,7 +110,7 @@ Record record_for(const Input& in, const std::string& spec) {
 
 Record measure(const Backend& b, const Input& in, const Suite& s, double sgemm, std::optional<double> exact_ms,
                PeakMemory& mem) {
-  const Dims d = in.p.dims();
+  const Shape d = in.p.dims();
   Record r = record_for(in, b.spec());
   r.sgemm_gflops = sgemm;
   // Check first (this run is also the warm-up and the memory probe), then time.
@@ -222,7 +222,7 @@ int cmd_sweep(const std::vector<std::string>& argv) {
   if (args.has("--backends")) s.backends = split_specs(args.str("--backends"));
   if (args.has("--families")) {
     s.families = split_list(args.str("--families"));
-    for (const auto& f : s.families) parse_family(f);
+    for (const auto& f : s.families) parse_input_family(f);
   }
   if (args.has("--n")) {
     s.n.clear();
@@ -281,7 +281,7 @@ int cmd_sweep(const std::vector<std::string>& argv) {
   int64_t done = 0;
 
   auto run_input = [&](Input& in) {
-    const Dims d{1, in.q.shape()[1], in.k.shape()[1], in.q.shape()[2], in.k.shape()[2], in.q.shape()[3], in.v.shape()[3]};
+    const Shape d{1, in.q.shape()[1], in.k.shape()[1], in.q.shape()[2], in.k.shape()[2], in.q.shape()[3], in.v.shape()[3]};
     Tensor out(in.q.shape()[0], d.heads, d.n_q, d.d_v);
     prepare(in, s, out);
     std::optional<double> exact_ms;
@@ -310,7 +310,7 @@ int cmd_sweep(const std::vector<std::string>& argv) {
 
   for (const std::string& fam : s.families)
     for (int64_t n : s.n) {
-      Inputs g = generate(parse_family(fam), 1, s.heads, n, s.d, 1);
+      Inputs g = generate(parse_input_family(fam), 1, s.heads, n, s.d, 1);
       Input in(fam, fam, false, std::move(g.q), std::move(g.k), std::move(g.v));
       run_input(in);
     }

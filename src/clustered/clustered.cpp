@@ -63,7 +63,7 @@ Cost ClusteredBackend::cost(const Shape& s) const {
 }
 
 std::optional<ErrorBound> ClusteredBackend::error_bound(const Problem& p) const {
-  const Dims d = check(p);
+  const Shape d = check(p);
   const double s = p.effective_scale();
   // Norms of the visible keys and values of every (batch, kv head).
   const int64_t kv_count = d.batch * d.kv_heads;
@@ -115,7 +115,7 @@ std::optional<ErrorBound> ClusteredBackend::error_bound(const Problem& p) const 
 }
 
 void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Dims d = check_weights(p, b, h, w);
+  const Shape d = check_weights(p, b, h, w);
   std::fill(w, w + d.n_q * d.n_k, 0.0f);
   const int64_t n = clustered::visible_keys(p, b), g = h / d.group();
   if (n == 0) return;

@@ -17,7 +17,7 @@ namespace attnkit {
 
 namespace clustered {
 
-void cluster_all(const Problem& p, const Dims& d, const ClusteredOptions& o, std::vector<HeadClusters>& heads) {
+void cluster_all(const Problem& p, const Shape& d, const ClusteredOptions& o, std::vector<HeadClusters>& heads) {
   const int64_t bh_count = d.batch * d.heads;
   heads.resize(static_cast<size_t>(bh_count));
 #pragma omp parallel
@@ -57,7 +57,7 @@ T* sized(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
-void forward_plain(const Problem& p, const Dims& d, const std::vector<HeadClusters>& heads) {
+void forward_plain(const Problem& p, const Shape& d, const std::vector<HeadClusters>& heads) {
   const int64_t bh_count = d.batch * d.heads;
   const float scale = p.effective_scale();
   std::vector<std::vector<float>> outs(static_cast<size_t>(bh_count));
@@ -121,7 +121,7 @@ struct MemberScratch {
 
 // Members [m0, m1) (positions in hc.order) of cluster c: exact scores on the cluster's top keys,
 // softmax over them scaled to the centroid's mass there, plus the centroid's output elsewhere.
-void members_topk(const Problem& p, const Dims& d, int64_t b, int64_t h, const HeadClusters& hc, const TopkHead& th,
+void members_topk(const Problem& p, const Shape& d, int64_t b, int64_t h, const HeadClusters& hc, const TopkHead& th,
                   int64_t c, int64_t kk, int64_t topk, float scale, MemberScratch& ms) {
   const int64_t g = h / d.group();
   float* kt = sized(ms.kt, kk * d.d);
@@ -172,7 +172,7 @@ void members_topk(const Problem& p, const Dims& d, int64_t b, int64_t h, const H
   }
 }
 
-void forward_topk(const Problem& p, const Dims& d, const std::vector<HeadClusters>& heads, int64_t topk) {
+void forward_topk(const Problem& p, const Shape& d, const std::vector<HeadClusters>& heads, int64_t topk) {
   const int64_t bh_count = d.batch * d.heads;
   const float scale = p.effective_scale();
   std::vector<TopkHead> tops(static_cast<size_t>(bh_count));
@@ -229,7 +229,7 @@ void forward_topk(const Problem& p, const Dims& d, const std::vector<HeadCluster
 }  // namespace clustered
 
 void ClusteredBackend::forward(const Problem& p) const {
-  const Dims d = check(p);
+  const Shape d = check(p);
   if (opt_.clusters >= d.n_q) {  // every query its own cluster: that is exact attention
     ExactBackend().forward(p);
     return;

@@ -21,6 +21,6 @@ inline int64_t visible_keys(const Problem& p, int64_t b) { return p.key_end(b, 0
 
 // Clusters the queries of every (batch, head), heads[b * H + h]; OpenMP over heads. Call with
 // BLAS single-threaded.
-void cluster_all(const Problem& p, const Dims& d, const ClusteredOptions& o, std::vector<HeadClusters>& heads);
+void cluster_all(const Problem& p, const Shape& d, const ClusteredOptions& o, std::vector<HeadClusters>& heads);
 
 }  // namespace attnkit::clustered

@@ -23,8 +23,8 @@ void Backend::weights(const Problem&, int64_t, int64_t, float*) const {
   detail::fail("backend ", spec(), ": weights are not available; expected a backend with the weights capability");
 }
 
-Dims Backend::check(const Problem& p) const {
-  const Dims d = p.validate();
+Shape Backend::check(const Problem& p) const {
+  const Shape d = p.validate();
   const Capabilities c = capabilities();
   const std::string name = spec();
   if (p.mask.causal && !c.causal)
@@ -40,8 +40,8 @@ Dims Backend::check(const Problem& p) const {
   return d;
 }
 
-Dims Backend::check_weights(const Problem& p, int64_t b, int64_t h, const float* w) const {
-  const Dims d = check(p);
+Shape Backend::check_weights(const Problem& p, int64_t b, int64_t h, const float* w) const {
+  const Shape d = check(p);
   if (b < 0 || b >= d.batch) detail::fail("weights: batch ", b, "; expected a value in [0, ", d.batch, ")");
   if (h < 0 || h >= d.heads) detail::fail("weights: head ", h, "; expected a value in [0, ", d.heads, ")");
   if (w == nullptr) detail::fail("weights: w is null; expected n_q * n_k floats");

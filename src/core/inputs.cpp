@@ -7,19 +7,19 @@
 
 namespace attnkit {
 
-const std::vector<std::string>& family_names() {
+const std::vector<std::string>& input_family_names() {
   static const std::vector<std::string> names{"gaussian", "diffuse", "peaky", "local", "clustered"};
   return names;
 }
 
-Family parse_family(std::string_view name) {
-  const auto& n = family_names();
+InputFamily parse_input_family(std::string_view name) {
+  const auto& n = input_family_names();
   for (size_t i = 0; i < n.size(); ++i)
-    if (n[i] == name) return static_cast<Family>(i);
+    if (n[i] == name) return static_cast<InputFamily>(i);
   detail::fail("family '", std::string(name), "': unknown; expected one of gaussian, diffuse, peaky, local, clustered");
 }
 
-std::string family_name(Family f) { return family_names().at(static_cast<size_t>(f)); }
+std::string input_family_name(InputFamily f) { return input_family_names().at(static_cast<size_t>(f)); }
 
 namespace {
 void fill_normal(Tensor& t, std::mt19937_64& rng, float sd) {
@@ -29,26 +29,26 @@ void fill_normal(Tensor& t, std::mt19937_64& rng, float sd) {
 }
 }  // namespace
 
-Inputs generate(Family f, int64_t batch, int64_t heads, int64_t n, int64_t d, uint64_t seed) {
+Inputs generate(InputFamily f, int64_t batch, int64_t heads, int64_t n, int64_t d, uint64_t seed) {
   if (batch < 1 || heads < 1 || n < 1 || d < 1)
     detail::fail("generate: sizes batch=", batch, " heads=", heads, " n=", n, " d=", d, "; expected all >= 1");
   Inputs in{Tensor(batch, heads, n, d), Tensor(batch, heads, n, d), Tensor(batch, heads, n, d)};
   std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(f) + 1);
   fill_normal(in.v, rng, 1.0f);
   switch (f) {
-    case Family::Gaussian:
+    case InputFamily::Gaussian:
       fill_normal(in.q, rng, 1.0f);
       fill_normal(in.k, rng, 1.0f);
       break;
-    case Family::Diffuse:
+    case InputFamily::Diffuse:
       fill_normal(in.q, rng, 0.5f);
       fill_normal(in.k, rng, 0.5f);
       break;
-    case Family::Peaky:
+    case InputFamily::Peaky:
       fill_normal(in.q, rng, 2.0f);
       fill_normal(in.k, rng, 2.0f);
       break;
-    case Family::Local: {
+    case InputFamily::Local: {
       // A slowly varying position code shared by q and k: nearby positions have similar codes, so
       // q_i·k_j is largest near j = i. Correlation length ~16 positions.
       fill_normal(in.q, rng, 0.3f);
@@ -73,7 +73,7 @@ Inputs generate(Family f, int64_t batch, int64_t heads, int64_t n, int64_t d, ui
         }
       break;
     }
-    case Family::Clustered: {
+    case InputFamily::Clustered: {
       fill_normal(in.k, rng, 1.0f);
       std::normal_distribution<float> nd(0.0f, 1.0f);
       const int64_t centres = 8;

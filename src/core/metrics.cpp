@@ -69,7 +69,7 @@ double row_l1(const float* p, const float* r, int64_t n) {
 }
 
 void mean_value_baseline(const Problem& p, MutView out) {
-  const Dims d = p.validate();
+  const Shape d = p.validate();
   for (int a = 0; a < 4; ++a)
     if (out.shape[a] != p.out.shape[a])
       detail::fail("baseline out: shape[", a, "] is ", out.shape[a], "; expected ", p.out.shape[a]);

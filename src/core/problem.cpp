@@ -43,21 +43,21 @@ bool overlaps(std::pair<const void*, const void*> a, std::pair<const void*, cons
 
 }  // namespace
 
-Dims Problem::dims() const {
-  return Dims{q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3], v.shape[3]};
+Shape Problem::dims() const {
+  return Shape{q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3], v.shape[3], mask.causal};
 }
 
 float Problem::effective_scale() const {
   return scale ? *scale : 1.0f / std::sqrt(static_cast<float>(q.shape[3]));
 }
 
-Dims Problem::validate() const {
+Shape Problem::validate() const {
   std::pair<const void*, const void*> rq, rk, rv, ro;
   check_view("q", q, &rq);
   check_view("k", k, &rk);
   check_view("v", v, &rv);
   check_view("out", out, &ro);
-  const Dims d = dims();
+  const Shape d = dims();
   if (k.shape[0] != d.batch) detail::fail("k: batch is ", k.shape[0], "; expected ", d.batch, " (q's batch)");
   if (v.shape[0] != d.batch) detail::fail("v: batch is ", v.shape[0], "; expected ", d.batch, " (q's batch)");
   if (out.shape[0] != d.batch) detail::fail("out: batch is ", out.shape[0], "; expected ", d.batch, " (q's batch)");

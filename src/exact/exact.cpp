@@ -36,7 +36,7 @@ struct Blocks {
 // 256 x 252. Then keep at least 4 tasks per thread so that dynamic scheduling can balance causal
 // work, and no more padded rows than the next multiple of 16 (bq may depend on the thread count:
 // rows are independent, results do not). Finally split n_k into equal key tiles (below).
-Blocks choose_blocks(const Dims& d, int64_t want_q, int64_t want_k) {
+Blocks choose_blocks(const Shape& d, int64_t want_q, int64_t want_k) {
   int64_t bq = want_q ? want_q : 256, bk = want_k ? want_k : 252;
   const auto bytes = [&] { return 4 * (bk * bq + d.d * bq + bq * d.d_v + bk * (d.d + d.d_v)); };
   const int64_t budget = l2_bytes() / 2;
@@ -76,7 +76,7 @@ std::string ExactBackend::spec() const {
 Capabilities ExactBackend::capabilities() const { return {true, true, true, true, true}; }
 
 void ExactBackend::forward(const Problem& p) const {
-  const Dims d = check(p);
+  const Shape d = check(p);
   const Blocks blocks = choose_blocks(d, opt_.block_q, opt_.block_k);
   const int64_t bq = blocks.q, bk = blocks.k;
   const int64_t qblocks = (d.n_q + bq - 1) / bq;

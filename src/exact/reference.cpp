@@ -12,7 +12,7 @@ namespace attnkit {
 namespace {
 // Probabilities of query row i of (b, h) over all n_k keys, in fp64; masked keys get 0.
 // Returns false when the row sees no key (all zeros).
-bool reference_row(const Problem& p, const Dims& d, int64_t b, int64_t h, int64_t i, std::vector<double>& w) {
+bool reference_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, std::vector<double>& w) {
   const int64_t g = h / d.group();
   const int64_t end = p.key_end(b, i);
   const double s = p.effective_scale();
@@ -44,7 +44,7 @@ Capabilities ReferenceBackend::capabilities() const { return {true, true, true, 
 
 namespace {
 // Output rows of query row i of (b, h) in fp64, written as float to out.
-void reference_output(const Problem& p, const Dims& d, int64_t b, int64_t h, int64_t i, std::vector<double>& w,
+void reference_output(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, std::vector<double>& w,
                       std::vector<double>& o, float* out) {
   const int64_t g = h / d.group();
   reference_row(p, d, b, h, i, w);
@@ -60,7 +60,7 @@ void reference_output(const Problem& p, const Dims& d, int64_t b, int64_t h, int
 }  // namespace
 
 void ReferenceBackend::forward(const Problem& p) const {
-  const Dims d = check(p);
+  const Shape d = check(p);
   const int64_t rows = d.batch * d.heads * d.n_q;
 #pragma omp parallel
   {
@@ -74,7 +74,7 @@ void ReferenceBackend::forward(const Problem& p) const {
 }
 
 void ReferenceBackend::forward_rows(const Problem& p, const std::vector<int64_t>& rows, float* out) const {
-  const Dims d = check(p);
+  const Shape d = check(p);
   for (int64_t i : rows)
     if (i < 0 || i >= d.n_q) detail::fail("rows: ", i, "; expected a value in [0, ", d.n_q, ")");
   const int64_t m = static_cast<int64_t>(rows.size()), total = d.batch * d.heads * m;
@@ -90,7 +90,7 @@ void ReferenceBackend::forward_rows(const Problem& p, const std::vector<int64_t>
 }
 
 void ReferenceBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Dims d = check_weights(p, b, h, w);
+  const Shape d = check_weights(p, b, h, w);
   std::vector<double> row(static_cast<size_t>(d.n_k));
   for (int64_t i = 0; i < d.n_q; ++i) {
     reference_row(p, d, b, h, i, row);

@@ -48,7 +48,7 @@ int64_t key_length(const Problem& p, int64_t b, int64_t n_k) {
   return p.mask.key_lengths.empty() ? n_k : std::min<int64_t>(n_k, p.mask.key_lengths[static_cast<size_t>(b)]);
 }
 
-void forward_noncausal(const Problem& p, const Dims& D, const Features& f) {
+void forward_noncausal(const Problem& p, const Shape& D, const Features& f) {
   const int64_t m = f.m(), dv = D.d_v, lds = dv + 1, slen = m * lds;
   const int64_t seg = segment_size(D.n_k), nseg = (D.n_k + seg - 1) / seg;
   const int64_t kv = D.batch * D.kv_heads;
@@ -104,7 +104,7 @@ void forward_noncausal(const Problem& p, const Dims& D, const Features& f) {
 // the keys [0, absorbed). Before chunk [i0, i1) the state holds exactly the keys every row of the
 // chunk sees, [0, e(i0)); the keys [e(i0), e(i1 − 1)) are the intra-chunk part, a masked product
 // φ_Q φ_Kᵀ (row r sees intra key c iff e0 + c < e(i0 + r)), absorbed after the chunk.
-void causal_rows(const Problem& p, const Dims& D, const Features& f, int64_t C, int64_t b, int64_t g, int64_t r0,
+void causal_rows(const Problem& p, const Shape& D, const Features& f, int64_t C, int64_t b, int64_t g, int64_t r0,
                  int64_t r1, float* state, float& c, int64_t absorbed, Scratch& s) {
   const int64_t m = f.m(), dv = D.d_v, lds = dv + 1, slen = m * lds;
   const float* w = f.w(b, g);
@@ -153,7 +153,7 @@ void causal_rows(const Problem& p, const Dims& D, const Features& f, int64_t C, 
 // Query-row segments per (b, g) for causal: one when there are enough (b, g) tasks, else up to 8 of
 // >= 2048 rows (a multiple of C) so a single head still uses every thread. Shape-only: the output
 // is the same for any thread count.
-int64_t causal_segment_rows(const Dims& D, int64_t C) {
+int64_t causal_segment_rows(const Shape& D, int64_t C) {
   if (D.batch * D.kv_heads >= 8) return D.n_q;
   const int64_t rows = std::max<int64_t>(2048, (D.n_q + 7) / 8);
   return (rows + C - 1) / C * C;
@@ -163,7 +163,7 @@ int64_t causal_segment_rows(const Dims& D, int64_t C) {
 // [0, K_s), K_s = e(first row of s) (K_0 = 0): phase 1 builds the states of [K_s, K_{s+1}) in
 // parallel, phase 2 turns them into prefix states in order (rescaled to a common constant), phase 3
 // runs the chunk loop of every segment from its prefix state.
-void forward_causal(const Problem& p, const Dims& D, const Features& f, int64_t C) {
+void forward_causal(const Problem& p, const Shape& D, const Features& f, int64_t C) {
   const int64_t m = f.m(), dv = D.d_v, slen = m * (dv + 1);
   const int64_t kv = D.batch * D.kv_heads;
   const int64_t seg = causal_segment_rows(D, C), nseg = (D.n_q + seg - 1) / seg;
@@ -217,7 +217,7 @@ KernelizedBackend::KernelizedBackend(std::shared_ptr<const kern::FeatureMap> fm,
 int64_t KernelizedBackend::feature_dim(int64_t d) const { return fm_->dim(d); }
 
 void KernelizedBackend::forward(const Problem& p) const {
-  const Dims D = check(p);
+  const Shape D = check(p);
   const Features f(*fm_, D.d, p.effective_scale(), D.batch, D.kv_heads);  // throws on a projection d mismatch
   SingleThreadedBlas blas;
   if (p.mask.causal)
@@ -227,7 +227,7 @@ void KernelizedBackend::forward(const Problem& p) const {
 }
 
 void KernelizedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Dims D = check_weights(p, b, h, w);
+  const Shape D = check_weights(p, b, h, w);
   const int64_t g = h / D.group();
   const Features f(*fm_, D.d, p.effective_scale(), D.batch, D.kv_heads, b, g);
   const int64_t m = f.m(), len = key_length(p, b, D.n_k);
@@ -265,7 +265,7 @@ Cost KernelizedBackend::cost(const Shape& s) const {
     const double C = static_cast<double>(chunk_ ? chunk_ : kCausalChunk);
     const double nk = std::min(C, static_cast<double>(s.n_q)) - 1.0;  // intra keys per chunk, at most C − 1
     flops += bh * s.n_q * nk * 2.0 * (m + dv1);  // masked φ_Q φ_Kᵀ and its product with [V | 1]
-    Dims dims;
+    Shape dims;
     dims.batch = s.batch, dims.kv_heads = s.kv_heads, dims.n_q = s.n_q;
     const int64_t seg = causal_segment_rows(dims, static_cast<int64_t>(C));
     const double nseg = static_cast<double>((s.n_q + seg - 1) / seg);

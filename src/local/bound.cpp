@@ -13,7 +13,7 @@ namespace attnkit {
 namespace {
 
 // s[j] = scale · q_i·k_j in fp64 for j < key_end.
-void score_row(const Problem& p, const Dims& d, int64_t b, int64_t h, int64_t i, int64_t key_end,
+void score_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, int64_t key_end,
                std::vector<double>& s) {
   const int64_t g = h / d.group();
   const double scale = p.effective_scale();
@@ -54,7 +54,7 @@ Cost LocalBackend::cost(const Shape& s) const {
 }
 
 std::optional<ErrorBound> LocalBackend::error_bound(const Problem& p) const {
-  const Dims d = check(p);
+  const Shape d = check(p);
   const LocalPattern pat(opt_, d.n_q, d.n_k, p.mask.causal);
   // vmax[(b, g), j] = max over keys j' <= j of ||v_j'||_2: the bound needs the visible keys' max.
   std::vector<double> vmax(static_cast<size_t>(d.batch * d.kv_heads * d.n_k));
@@ -110,7 +110,7 @@ std::optional<ErrorBound> LocalBackend::error_bound(const Problem& p) const {
 }
 
 void LocalBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Dims d = check_weights(p, b, h, w);
+  const Shape d = check_weights(p, b, h, w);
   const LocalPattern pat(opt_, d.n_q, d.n_k, p.mask.causal);
   std::vector<double> s;
   std::vector<char> inside;

@@ -56,7 +56,7 @@ std::string LocalBackend::spec() const {
 Capabilities LocalBackend::capabilities() const { return {true, true, true, true, true}; }
 
 void LocalBackend::forward(const Problem& p) const {
-  const Dims d = check(p);
+  const Shape d = check(p);
   const LocalPattern pat(opt_, d.n_q, d.n_k, p.mask.causal);
   const std::vector<local::Tile> tiles = local::plan_tiles(pat, d.n_q, d.n_k);
   const int64_t bh = d.batch * d.heads;
