@@ -13,6 +13,7 @@
 
 #include "args.hpp"
 #include "attnkit/attnkit.hpp"
+#include "attnkit_config.hpp"
 #include "commands.hpp"
 #include "sweep_machine.hpp"
 #include "sweep_record.hpp"
@@ -209,7 +210,7 @@ void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, d
     << ", \"sgemm_n\": 2048, \"memory_probe\": " << (mem_ok ? "true" : "false") << ", \"heads\": " << s.heads
     << ", \"d\": " << s.d << ", \"repeat\": " << s.repeat << ", \"full_check_max_n\": " << s.full_check_max_n
     << ", \"sampled_rows\": " << s.sampled_rows << ", \"cases\": " << cases << ", \"seconds\": " << seconds
-    << ", \"attnkit_version\": \"0.1.0\"}\n";
+    << ", \"attnkit_version\": " << q(ATTNKIT_VERSION) << "}\n";
 }
 
 }  // namespace

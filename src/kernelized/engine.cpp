@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "../simd/blas_threads.hpp"
+#include "../core/blas_threads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/kernelized.hpp"
 #include "feature_map.hpp"
@@ -18,9 +18,6 @@ namespace attnkit {
 namespace {
 
 using kern::Features;
-
-// Process-wide, reference-counted: safe when several threads run forward() at once.
-using simd::SingleThreadedBlas;
 
 constexpr int64_t kKeyChunk = 256;    // keys per feature block when building a state
 constexpr int64_t kQueryChunk = 256;  // query rows per task, non-causal

@@ -1,13 +1,11 @@
 // Local / sparse attention: per (batch, head, query tile) task, online softmax (simd::attend)
 // over the union of the tile's allowed key ranges, with the exact per-(row, key) set as mask.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "../simd/blas_threads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
 #include "tiles.hpp"
@@ -15,9 +13,6 @@
 namespace attnkit {
 
 namespace {
-
-// Process-wide, reference-counted: safe when several threads run forward() at once.
-using simd::SingleThreadedBlas;
 
 // Keys per score tile: a banded tile's whole key range in one or a few balanced chunks (the
 // union is only block_q - 1 keys wider than the window); full rows in 256-key tiles like exact.
@@ -62,7 +57,6 @@ void LocalBackend::forward(const Problem& p) const {
   const int64_t bh = d.batch * d.heads;
   const int64_t tasks = static_cast<int64_t>(tiles.size()) * bh;
   const float scale = p.effective_scale();
-  SingleThreadedBlas blas;
 #pragma omp parallel
   {
     simd::Workspace ws;
