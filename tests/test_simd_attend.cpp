@@ -103,6 +103,8 @@ TEST_CASE("attend with a mask that implements only apply(), over two key spans",
       // Rows 40..60 see only keys in the gap [40, 70) minus the spans: rows 49..60 see nothing.
       for (int64_t c = 0; c < d; ++c) CHECK(o.out.cview().at(0, 0, 55, c) == 0.0f);
     }
+  // The tile kernel reports the path it ran on: the active one (ATTNKIT_SIMD when set).
+  CHECK(simd::last_path(simd::Kernel::attend) == simd_path());
 }
 
 TEST_CASE("a NaN in a query row makes that row NaN and leaves the others finite", "[simd][exact]") {
