@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../core/numerics.hpp"
 #include "attnkit/clustered.hpp"
 #include "attnkit/error.hpp"
 #include "centroid_rows.hpp"
@@ -139,7 +140,7 @@ void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w)
     if (kk == 0) continue;
     // improved: the centroid's mass on its top keys, spread by the query's own scores there
     const int32_t* top = idx.data() + c * topk;
-    float mass = 0, mx = -std::numeric_limits<float>::infinity(), sum = 0;
+    float mass = 0;
     for (int64_t t = 0; t < kk; ++t) {
       mass += pc[top[t]];
       const float* k = p.k.row(b, g, top[t]);
@@ -147,10 +148,9 @@ void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w)
       float dot = 0;
       for (int64_t e = 0; e < d.d; ++e) dot += q[e] * k[e];
       x[static_cast<size_t>(t)] = scale * dot;
-      mx = std::max(mx, x[static_cast<size_t>(t)]);
     }
-    for (int64_t t = 0; t < kk; ++t) sum += (x[static_cast<size_t>(t)] = std::exp(x[static_cast<size_t>(t)] - mx));
-    for (int64_t t = 0; t < kk; ++t) row[top[t]] = x[static_cast<size_t>(t)] * (mass / sum);
+    numerics::softmax_row(x.data(), kk, mass);
+    for (int64_t t = 0; t < kk; ++t) row[top[t]] = x[static_cast<size_t>(t)];
   }
 }
 

@@ -1,6 +1,7 @@
 // LocalPattern: the one definition of the allowed set N(i).
 #include <algorithm>
 
+#include "../core/numerics.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
 #include "ranges.hpp"
@@ -9,7 +10,7 @@ namespace attnkit {
 
 namespace {
 
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+using numerics::floor_div;
 
 // splitmix64: a tiny, well-mixed, platform-independent generator for the random blocks.
 uint64_t splitmix(uint64_t& s) {
