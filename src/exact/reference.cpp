@@ -30,7 +30,9 @@ bool reference_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64
 }
 }  // namespace
 
-Capabilities ReferenceBackend::capabilities() const { return {true, true, true, true, true}; }
+Capabilities ReferenceBackend::capabilities() const {
+  return {.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
+}
 
 namespace {
 // Output rows of query row i of (b, h) in fp64, written as float to out.

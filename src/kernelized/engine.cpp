@@ -207,9 +207,7 @@ void forward_causal(const Problem& p, const Shape& D, const Features& f, int64_t
 }  // namespace
 
 KernelizedBackend::KernelizedBackend(std::shared_ptr<const kern::FeatureMap> fm, int64_t chunk)
-    : fm_(std::move(fm)), chunk_(chunk) {
-  if (chunk < 0 || chunk > 4096) detail::fail("chunk=", chunk, "; expected 0 (auto) or 1..4096");
-}
+    : fm_(std::move(fm)), chunk_(chunk) {}  // chunk: checked by the backend's parameter table (backends.cpp)
 
 int64_t KernelizedBackend::feature_dim(int64_t d) const { return fm_->dim(d); }
 
