@@ -24,6 +24,9 @@
 #if ATTNKIT_HAS_CLUSTERED
 #include "attnkit/clustered.hpp"
 #endif
+#if ATTNKIT_HAS_LOWRANK
+#include "attnkit/lowrank.hpp"
+#endif
 #if ATTNKIT_HAS_LAYER
 #include "attnkit/mha.hpp"
 #endif

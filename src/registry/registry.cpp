@@ -17,6 +17,9 @@
 #if ATTNKIT_HAS_CLUSTERED
 #include "attnkit/clustered.hpp"
 #endif
+#if ATTNKIT_HAS_LOWRANK
+#include "attnkit/lowrank.hpp"
+#endif
 
 namespace attnkit {
 
@@ -33,6 +36,7 @@ const Family kFamilies[] = {
     {"reference", "exact", ATTNKIT_HAS_EXACT},   {"exact", "exact", ATTNKIT_HAS_EXACT},
     {"local", "local", ATTNKIT_HAS_LOCAL},       {"performer", "kernelized", ATTNKIT_HAS_KERNELIZED},
     {"linear", "kernelized", ATTNKIT_HAS_KERNELIZED}, {"clustered", "clustered", ATTNKIT_HAS_CLUSTERED},
+    {"nystrom", "lowrank", ATTNKIT_HAS_LOWRANK},      {"linformer", "lowrank", ATTNKIT_HAS_LOWRANK},
 };
 
 std::vector<BackendInfo> build_list() {
@@ -50,6 +54,10 @@ std::vector<BackendInfo> build_list() {
 #endif
 #if ATTNKIT_HAS_CLUSTERED
   v.push_back(clustered_info());
+#endif
+#if ATTNKIT_HAS_LOWRANK
+  v.push_back(nystrom_info());
+  v.push_back(linformer_info());
 #endif
   return v;
 }
