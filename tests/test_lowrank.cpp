@@ -128,15 +128,15 @@ Mat projection64(int64_t seed, int64_t k, int64_t n) {
   for (int64_t r = 0; r < k; ++r)
     for (int64_t c = 0; c < n; ++c) {
       const uint64_t h = mix(mix(mix(static_cast<uint64_t>(seed)) ^ static_cast<uint64_t>(r)) ^ static_cast<uint64_t>(c / 2));
-      const double u1 = (static_cast<double>(h >> 32) + 0.5) / 4294967296.0;
-      const double u2 = (static_cast<double>(h & 0xFFFFFFFFull) + 0.5) / 4294967296.0;
+      const double u1 = (static_cast<double>(h >> 40) + 0.5) / 16777216.0;
+      const double u2 = (static_cast<double>(h & 0xFFFFFFull) + 0.5) / 16777216.0;
       const double rad = std::sqrt(-2.0 * std::log(u1)), ang = 2.0 * M_PI * u2;
       e[static_cast<size_t>(r * n + c)] = (c % 2 == 0 ? rad * std::cos(ang) : rad * std::sin(ang)) / std::sqrt(double(k));
     }
   return e;
 }
 
-// Linformer in float64 for (b, h), E rounded to float as the backend stores it.
+// Linformer in float64 for (b, h), E rounded to float (the backend evaluates it in float).
 Mat linformer64(const Problem& p, int64_t b, int64_t h, int64_t k, int64_t seed, Mat* weights = nullptr) {
   const int64_t nq = p.q.shape[2], d = p.q.shape[3], dv = p.v.shape[3], g = h / (p.q.shape[1] / p.k.shape[1]);
   const int64_t n = visible(p, b);
