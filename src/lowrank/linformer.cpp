@@ -43,14 +43,23 @@ void draw(int64_t seed, int64_t k, int64_t n, float* e) {
   }
 }
 
-// (E K, E V) of batch b, kv head g, E the first n columns of e (row stride lde).
+// (E K, E V) of batch b, kv head g, E the first n columns of e (row stride lde): one product
+// E·[K | V] (K and V copied side by side, n × (d + d_v)) reads E once and gives sgemm twice the
+// width.
 void project(const Problem& p, const Shape& D, int64_t b, int64_t g, int64_t k, int64_t n, const float* e, int64_t lde,
-             float* ek, float* ev, std::vector<float>& copy) {
-  int64_t ld = 0;
-  const float* kk = blas_operand(p.k.row(b, g, 0), p.k.stride[2], n, D.d, copy, &ld);
-  gemm_nn(k, D.d, n, e, lde, kk, ld, ek, D.d);
-  const float* vv = blas_operand(p.v.row(b, g, 0), p.v.stride[2], n, D.d_v, copy, &ld);
-  gemm_nn(k, D.d_v, n, e, lde, vv, ld, ev, D.d_v);
+             float* ek, float* ev, std::vector<float>& kv, std::vector<float>& out) {
+  const int64_t d = D.d, dv = D.d_v, w = d + dv;
+  kv.resize(static_cast<size_t>(n * w));
+  out.resize(static_cast<size_t>(k * w));
+  for (int64_t j = 0; j < n; ++j) {
+    std::copy(p.k.row(b, g, j), p.k.row(b, g, j) + d, kv.data() + j * w);
+    std::copy(p.v.row(b, g, j), p.v.row(b, g, j) + dv, kv.data() + j * w + d);
+  }
+  gemm_nn(k, w, n, e, lde, kv.data(), w, out.data(), w);
+  for (int64_t r = 0; r < k; ++r) {
+    std::copy(out.data() + r * w, out.data() + r * w + d, ek + r * d);
+    std::copy(out.data() + r * w + d, out.data() + (r + 1) * w, ev + r * dv);
+  }
 }
 
 }  // namespace
@@ -71,11 +80,12 @@ void LinformerBackend::forward(const Problem& p) const {
   draw(opt_.seed, K, nmax, e.data());
 #pragma omp parallel
   {
-    std::vector<float> copy;
+    std::vector<float> copy, wide;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < kvc; ++t) {
       const int64_t b = t / D.kv_heads, g = t % D.kv_heads, n = visible_keys(p, b);
-      if (n > 0) project(p, D, b, g, K, n, e.data(), nmax, ek.data() + t * K * D.d, ev.data() + t * K * dv, copy);
+      if (n > 0)
+        project(p, D, b, g, K, n, e.data(), nmax, ek.data() + t * K * D.d, ev.data() + t * K * dv, copy, wide);
     }
     std::vector<float> l, o;
     std::vector<double> sums;
@@ -111,9 +121,9 @@ void LinformerBackend::weights(const Problem& p, int64_t b, int64_t h, float* w)
   check_projection_size(K, n);
   SingleThreadedBlas blas;
   std::vector<float> e(static_cast<size_t>(K * n)), ek(static_cast<size_t>(K * D.d)),
-      ev(static_cast<size_t>(K * D.d_v)), copy;
+      ev(static_cast<size_t>(K * D.d_v)), copy, wide;
   draw(opt_.seed, K, n, e.data());
-  project(p, D, b, g, K, n, e.data(), n, ek.data(), ev.data(), copy);
+  project(p, D, b, g, K, n, e.data(), n, ek.data(), ev.data(), copy, wide);
   std::vector<float> l(static_cast<size_t>(D.n_q * K));
   std::vector<double> sums(static_cast<size_t>(D.n_q));
   int64_t ldq = 0;
