@@ -7,17 +7,21 @@
 //       products in one vector) — the rows' q vectors come from L1, the key vectors from memory.
 //   softmax: per row a running (max, sum); the accumulator is rescaled only when the max grows.
 //   PV: 4 rows x 2 output vectors of accumulators in registers over the 16 keys of a tile.
-// bf16 / int8 rows are widened to float into a 16-row L1 scratch tile first (plain loops the
-// compiler vectorises with this path's flags); int8 scales multiply the scores (keys) and the
-// probabilities (values), never the elements.
+// bf16 / int8 elements are widened to float in registers as they are loaded (one vpmovzx/vpmovsx
+// per vector: a widened copy in L1 scratch cost a store per vector, the bottleneck on Zen 2);
+// int8 scales multiply the scores (keys) and the probabilities (values), never the elements.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <xsimd/xsimd.hpp>
+#if defined(__AVX2__) || defined(__AVX512BW__)
+#include <immintrin.h>
+#endif
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "../simd/exp.hpp"
 #include "kernel.hpp"
@@ -36,13 +40,52 @@ static_assert(kRowBlock == 4, "dot4x2 computes 4 rows");
 
 inline int64_t lo(int64_t a, int64_t b) { return a < b ? a : b; }
 
+inline float to_f(float x) { return x; }
+inline float to_f(int8_t x) { return static_cast<float>(x); }
+inline float to_f(uint16_t x) {
+  const uint32_t u = static_cast<uint32_t>(x) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// W consecutive stored elements as floats.
+inline B load_f(const float* p) { return B::load_unaligned(p); }
+inline B load_f(const uint16_t* p) {
+#if defined(__AVX512BW__)
+  static_assert(W == 16);
+  return B(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16)));
+#elif defined(__AVX2__)
+  static_assert(W == 8);
+  return B(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16)));
+#else
+  alignas(64) float t[W];
+  for (int64_t i = 0; i < W; ++i) t[i] = to_f(p[i]);
+  return B::load_aligned(t);
+#endif
+}
+inline B load_f(const int8_t* p) {
+#if defined(__AVX512BW__)
+  static_assert(W == 16);
+  return B(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))));
+#elif defined(__AVX2__)
+  static_assert(W == 8);
+  return B(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
+#else
+  alignas(64) float t[W];
+  for (int64_t i = 0; i < W; ++i) t[i] = to_f(p[i]);
+  return B::load_aligned(t);
+#endif
+}
+
 // out[2r + i] = q_r · k_i for 4 rows of q (row stride d) and keys k0, k1.
-inline void dot4x2(const float* q, int64_t d, const float* k0, const float* k1, float* out) {
+template <class E>
+inline void dot4x2(const float* q, int64_t d, const E* k0, const E* k1, float* out) {
   B a[8];
   for (auto& x : a) x = B(0.0f);
   int64_t c = 0;
   for (; c + W <= d; c += W) {
-    const B x0 = B::load_unaligned(k0 + c), x1 = B::load_unaligned(k1 + c);
+    const B x0 = load_f(k0 + c), x1 = load_f(k1 + c);
     for (int r = 0; r < 4; ++r) {
       const B qr = B::load_unaligned(q + r * d + c);
       a[2 * r] = xsimd::fma(qr, x0, a[2 * r]);
@@ -59,30 +102,9 @@ inline void dot4x2(const float* q, int64_t d, const float* k0, const float* k1, 
   }
   for (; c < d; ++c)
     for (int r = 0; r < 4; ++r) {
-      out[2 * r] += q[r * d + c] * k0[c];
-      out[2 * r + 1] += q[r * d + c] * k1[c];
+      out[2 * r] += q[r * d + c] * to_f(k0[c]);
+      out[2 * r + 1] += q[r * d + c] * to_f(k1[c]);
     }
-}
-
-void widen_bf16(const uint16_t* __restrict src, int64_t n, float* __restrict dst) {
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = static_cast<uint32_t>(src[i]) << 16;
-    std::memcpy(dst + i, &u, 4);
-  }
-}
-
-void widen_int8(const int8_t* __restrict src, int64_t n, float* __restrict dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]);
-}
-
-// Rows [j0, j0 + nk) of a block as floats: the stored rows themselves (f32) or widened into tile.
-const float* rows_as_float(KvStorage s, const void* base, int64_t j0, int64_t nk, int64_t dim, float* tile) {
-  switch (s) {
-    case KvStorage::F32: return static_cast<const float*>(base) + j0 * dim;
-    case KvStorage::BF16: widen_bf16(static_cast<const uint16_t*>(base) + j0 * dim, nk * dim, tile); return tile;
-    case KvStorage::Int8: widen_int8(static_cast<const int8_t*>(base) + j0 * dim, nk * dim, tile); return tile;
-  }
-  return nullptr;
 }
 
 // acc[0..n) *= f
@@ -93,8 +115,9 @@ inline void scale_row(float* acc, int64_t n, float f) {
   for (; c < n; ++c) acc[c] *= f;
 }
 
-// acc rows rb..rb+3 (stride dv) += Σ_j p[r*TK + j] · v_j for j < nk.
-inline void pv4(const float* p, const float* vp, int64_t nk, int64_t dv, float* acc) {
+// acc rows 0..3 (stride dv) += Σ_j p[r*TK + j] · v_j for j < nk.
+template <class E>
+inline void pv4(const float* p, const E* vp, int64_t nk, int64_t dv, float* acc) {
   int64_t c = 0;
   for (; c + 2 * W <= dv; c += 2 * W) {
     B o[8];
@@ -103,7 +126,7 @@ inline void pv4(const float* p, const float* vp, int64_t nk, int64_t dv, float* 
       o[2 * r + 1] = B::load_unaligned(acc + r * dv + c + W);
     }
     for (int64_t j = 0; j < nk; ++j) {
-      const B v0 = B::load_unaligned(vp + j * dv + c), v1 = B::load_unaligned(vp + j * dv + c + W);
+      const B v0 = load_f(vp + j * dv + c), v1 = load_f(vp + j * dv + c + W);
       for (int r = 0; r < 4; ++r) {
         const B pr(p[r * TK + j]);
         o[2 * r] = xsimd::fma(pr, v0, o[2 * r]);
@@ -119,7 +142,7 @@ inline void pv4(const float* p, const float* vp, int64_t nk, int64_t dv, float* 
     B o[4];
     for (int r = 0; r < 4; ++r) o[r] = B::load_unaligned(acc + r * dv + c);
     for (int64_t j = 0; j < nk; ++j) {
-      const B v0 = B::load_unaligned(vp + j * dv + c);
+      const B v0 = load_f(vp + j * dv + c);
       for (int r = 0; r < 4; ++r) o[r] = xsimd::fma(B(p[r * TK + j]), v0, o[r]);
     }
     for (int r = 0; r < 4; ++r) o[r].store_unaligned(acc + r * dv + c);
@@ -127,30 +150,43 @@ inline void pv4(const float* p, const float* vp, int64_t nk, int64_t dv, float* 
   for (; c < dv; ++c)
     for (int r = 0; r < 4; ++r) {
       float s = acc[r * dv + c];
-      for (int64_t j = 0; j < nk; ++j) s += p[r * TK + j] * vp[j * dv + c];
+      for (int64_t j = 0; j < nk; ++j) s += p[r * TK + j] * to_f(vp[j * dv + c]);
       acc[r * dv + c] = s;
     }
 }
 
-void attend_block(const Rows& R, const Block& blk, float* m, float* l, float* acc, float* scratch) {
+template <class E>
+void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* acc, float* s) {
   const int64_t d = R.d, dv = R.d_v, rows = R.rows;
-  float* kt = scratch;
-  float* vt = kt + TK * d;
-  float* s = vt + TK * dv;  // rows x TK: scores, then probabilities
-  const bool int8 = blk.storage == KvStorage::Int8;
+  const E* kb = static_cast<const E*>(blk.k);
+  const E* vb = static_cast<const E*>(blk.v);
+  const bool int8 = std::is_same_v<E, int8_t>;
   for (int64_t j0 = 0; j0 < blk.count; j0 += TK) {
     const int64_t nk = lo(TK, blk.count - j0);
     const int64_t p0 = blk.pos0 + j0, p1 = p0 + nk;
     bool any = false;
     for (int64_t r = 0; r < rows; ++r) any |= R.begin[r] < p1 && R.end[r] > p0;
     if (!any) continue;
-    const float* kp = rows_as_float(blk.storage, blk.k, j0, nk, d, kt);
-    const float* vp = rows_as_float(blk.storage, blk.v, j0, nk, dv, vt);
+    const E* kp = kb + j0 * d;
+    const E* vp = vb + j0 * dv;
 
     float dots[8];
     for (int64_t rb = 0; rb < rows; rb += 4) {
       for (int64_t j = 0; j < nk; j += 2) {
-        const float* k1 = j + 1 < nk ? kp + (j + 1) * d : kp + j * d;
+        if (rb == 0) {
+          // pv4 reads the values one column block at a time (a cache line of each row of the
+          // tile in turn), a pattern the hardware prefetcher follows badly: request this key
+          // pair's value rows now, in order, while the dot products run; and the next tile's
+          // key rows, so that they arrive during this tile's softmax and PV.
+          const char* vr = reinterpret_cast<const char*>(vp + j * dv);
+          for (int64_t o = 0; o < lo(2, nk - j) * dv * int64_t(sizeof(E)); o += 64) __builtin_prefetch(vr + o);
+          const int64_t jn = j0 + TK + j, n2 = lo(2, blk.count - jn);
+          if (n2 > 0) {
+            const char* kr = reinterpret_cast<const char*>(kb + jn * d);
+            for (int64_t o = 0; o < n2 * d * int64_t(sizeof(E)); o += 64) __builtin_prefetch(kr + o);
+          }
+        }
+        const E* k1 = j + 1 < nk ? kp + (j + 1) * d : kp + j * d;
         dot4x2(R.q + rb * d, d, kp + j * d, k1, dots);
         for (int r = 0; r < 4; ++r) {
           s[(rb + r) * TK + j] = dots[2 * r];
@@ -173,7 +209,7 @@ void attend_block(const Rows& R, const Block& blk, float* m, float* l, float* ac
           if (p0 + j < R.begin[r] || p0 + j >= R.end[r]) sr[j] = kNegInf;
       float mt = m[r];
       for (int64_t j = 0; j < nk; ++j) mt = sr[j] > mt ? sr[j] : mt;
-      if (mt == kNegInf || std::isnan(mt)) {  // nothing finite to add (NaN inputs propagate below)
+      if (mt == kNegInf || std::isnan(mt)) {  // nothing finite to add (NaN inputs propagate)
         if (std::isnan(mt)) {
           m[r] = mt;
           l[r] = mt;
@@ -200,6 +236,14 @@ void attend_block(const Rows& R, const Block& blk, float* m, float* l, float* ac
     }
 
     for (int64_t rb = 0; rb < rows; rb += 4) pv4(s + rb * TK, vp, nk, dv, acc + rb * dv);
+  }
+}
+
+void attend_block(const Rows& R, const Block& blk, float* m, float* l, float* acc, float* scratch) {
+  switch (blk.storage) {
+    case KvStorage::F32: attend_tiles<float>(R, blk, m, l, acc, scratch); break;
+    case KvStorage::BF16: attend_tiles<uint16_t>(R, blk, m, l, acc, scratch); break;
+    case KvStorage::Int8: attend_tiles<int8_t>(R, blk, m, l, acc, scratch); break;
   }
 }
 
