@@ -40,10 +40,38 @@ if [ "$what" = trained ] || [ "$what" = all ]; then
     done
   done
 fi
-/usr/bin/python3 - "$out/decode.jsonl" <<'PY'
+/usr/bin/python3 - "$out/decode.jsonl" "$out/decode_speed.png" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 speed = [r for r in rows if 'input' not in r]
+if speed:
+    # ms/token vs cache length per backend and storage; dashed: the time to read the exact cache
+    # of each storage once at the read bandwidth measured in the same runs (the bandwidth line).
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series = {}
+    for r in speed:
+        series.setdefault((r['backend'].split(':')[0], r['storage']), []).append(r)
+    for (b, st), rs in sorted(series.items()):
+        rs.sort(key=lambda r: r['cache'])
+        ax.plot([r['cache'] for r in rs], [r['ms_per_token'] for r in rs], marker='o', label=f'{b} {st}')
+    bpe = {'f32': 4, 'bf16': 2, 'int8': 1}
+    for st, e in bpe.items():
+        rs = sorted([r for r in speed if r['backend'] == 'exact' and r['storage'] == st], key=lambda r: r['cache'])
+        if rs:
+            ideal = [r['cache'] * r['kv_heads'] * r['batch'] * (r['d'] + r['d_v']) * e / (r['read_gbps'] * 1e9) * 1e3 for r in rs]
+            ax.plot([r['cache'] for r in rs], ideal, linestyle='--', color='gray', linewidth=0.8)
+            ax.annotate(f'read bw, {st}', (rs[-1]['cache'], ideal[-1]), fontsize=7, color='gray')
+    ax.set_xscale('log', base=2)
+    ax.set_yscale('log')
+    ax.set_xlabel('cached positions')
+    ax.set_ylabel('ms per token (best step)')
+    ax.set_title(f"decode, {speed[0]['heads']} heads / {speed[0]['kv_heads']} kv heads, d={speed[0]['d']}, {speed[0]['threads']} threads")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(sys.argv[2], dpi=110)
 if speed:
     print('| cache | backend | storage | threads | ms/token | cache GB/s | read GB/s | ratio |')
     print('|---|---|---|---|---|---|---|---|')
