@@ -17,6 +17,9 @@
 #if ATTNKIT_HAS_CLUSTERED
 #include "attnkit/clustered.hpp"
 #endif
+#if ATTNKIT_HAS_ADAPTIVE
+#include "attnkit/adaptive.hpp"
+#endif
 
 namespace attnkit {
 
@@ -33,6 +36,8 @@ const Family kFamilies[] = {
     {"reference", "exact", ATTNKIT_HAS_EXACT},   {"exact", "exact", ATTNKIT_HAS_EXACT},
     {"local", "local", ATTNKIT_HAS_LOCAL},       {"performer", "kernelized", ATTNKIT_HAS_KERNELIZED},
     {"linear", "kernelized", ATTNKIT_HAS_KERNELIZED}, {"clustered", "clustered", ATTNKIT_HAS_CLUSTERED},
+    {"topk", "adaptive", ATTNKIT_HAS_ADAPTIVE},       {"pruned", "adaptive", ATTNKIT_HAS_ADAPTIVE},
+    {"lsh", "adaptive", ATTNKIT_HAS_ADAPTIVE},
 };
 
 std::vector<BackendInfo> build_list() {
@@ -50,6 +55,11 @@ std::vector<BackendInfo> build_list() {
 #endif
 #if ATTNKIT_HAS_CLUSTERED
   v.push_back(clustered_info());
+#endif
+#if ATTNKIT_HAS_ADAPTIVE
+  v.push_back(topk_info());
+  v.push_back(pruned_info());
+  v.push_back(lsh_info());
 #endif
   return v;
 }
