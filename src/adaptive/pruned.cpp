@@ -159,7 +159,7 @@ BackendInfo pruned_info() {
            {"keep", ParamType::Int, "1024", 1, 1073741824.0, "key budget per query tile: ceil(keep/block) tiles in all"},
            {"window", ParamType::Int, "64", 0, 1073741824.0, "diagonal window always kept (causal: ending at the tile's last row)"},
            {"sinks", ParamType::Int, "64", 0, 1073741824.0, "the tiles of the first sinks keys are always kept"},
-           {"score", ParamType::String, "bound", 0, 0, "tile importance: mean (pooled q . pooled k) or bound (Quest min/max bound)"}},
+           {"score", ParamType::String, "mean", 0, 0, "tile importance: mean (pooled q . pooled k) or bound (Quest min/max bound)"}},
           {true, true, true, true, true},
           [](const Params& pr) {
             const std::string& s = pr.get_string("score");
