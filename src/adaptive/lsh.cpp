@@ -13,6 +13,7 @@
 #include "../simd/blas_threads.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
+#include "attnkit/simd.hpp"
 #include "lsh_plan.hpp"
 #include "sets.hpp"
 
@@ -73,8 +74,10 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
       inv[static_cast<size_t>(r)] = 0;
       continue;
     }
+    for (int64_t x = 0; x < nk; ++x) s[x] -= m;  // masked keys stay -inf: exp gives 0
+    simd_exp(s, s, nk);                          // the softmax kernels' vectorised exp
     float l = 0;
-    for (int64_t x = 0; x < nk; ++x) l += (s[x] = std::exp(s[x] - m));
+    for (int64_t x = 0; x < nk; ++x) l += s[x];
     lse[static_cast<size_t>(r)] = nan ? std::numeric_limits<float>::quiet_NaN() : m + std::log(l);
     inv[static_cast<size_t>(r)] = 1.0f / l;
   }
@@ -127,6 +130,7 @@ void LshBackend::forward(const Problem& p) const {
   const Shape d = check(p);
   const float scale = p.effective_scale();
   const int64_t R = opt_.rounds, C = opt_.chunk, chunks = (d.n_q + C - 1) / C;
+  simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
   simd::SingleThreadedBlas blas;
   const std::vector<std::vector<float>> rot = adaptive::lsh_rotations(opt_, d.kv_heads, d.d);
   std::vector<adaptive::LshRound> rounds;
