@@ -23,7 +23,7 @@ for lib in shared static; do
   check quiet meson install -C "$work/build-$lib" --quiet
   pcdir=$(dirname "$(find "$prefix" -name attnkit-local.pc | head -1)")
   check test -f "$pcdir/attnkit-local.pc"
-  for pc in attnkit-core attnkit-exact attnkit-local attnkit-kernelized attnkit-clustered attnkit-layer attnkit; do
+  for pc in attnkit-core attnkit-exact attnkit-local attnkit-kernelized attnkit-clustered attnkit-adaptive attnkit-layer attnkit; do
     check test -f "$pcdir/$pc.pc"
   done
   # attnkit-local needs the core (and OpenBLAS) and nothing else of attnkit
