@@ -109,22 +109,37 @@ bool round_weights(const float* lse, int64_t stride, int64_t R, double* w, bool&
   return true;
 }
 
+constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
+
+// The one parameter table: constructor checks, spec() and lsh_info() all use it. rounds <= 64:
+// the merge keeps the rounds' weights in a fixed array.
+const std::vector<ParamDef>& lsh_params() {
+  static const std::vector<ParamDef> defs = {
+      {"buckets", ParamType::Int, "64", 2, 1048576, "hash buckets per round (even; rotation d x buckets/2)"},
+      {"rounds", ParamType::Int, "4", 1, 64, "hash rounds, merged by their log-sum-exp"},
+      {"chunk", ParamType::Int, "64", 1, 1048576, "queries per chunk; each chunk sees 2*chunk sorted keys"},
+      {"seed", ParamType::Int, "0", 0, 9007199254740992.0, "seed of the rotations"}};
+  return defs;
+}
+
+Params lsh_resolve(const LshOptions& o) {
+  return Params("lsh", lsh_params(),
+                {{"buckets", std::to_string(o.buckets)},
+                 {"rounds", std::to_string(o.rounds)},
+                 {"chunk", std::to_string(o.chunk)},
+                 {"seed", std::to_string(o.seed)}});
+}
+
 }  // namespace
 
 LshBackend::LshBackend(LshOptions o) : opt_(o) {
-  if (o.buckets < 2 || o.buckets > (1 << 20) || o.buckets % 2 != 0)
-    detail::fail("lsh: buckets=", o.buckets, "; expected an even number in 2..2^20");
-  if (o.rounds < 1 || o.rounds > 64) detail::fail("lsh: rounds=", o.rounds, "; expected 1..64");
-  if (o.chunk < 1 || o.chunk > (1 << 20)) detail::fail("lsh: chunk=", o.chunk, "; expected 1..2^20");
-  if (o.seed < 0 || o.seed > (int64_t{1} << 53)) detail::fail("lsh: seed=", o.seed, "; expected 0..2^53");
+  lsh_resolve(o);
+  if (o.buckets % 2 != 0) detail::fail("lsh: buckets=", o.buckets, "; expected an even number ([x R, -x R] has 2 entries per column)");
 }
 
-std::string LshBackend::spec() const {
-  return "lsh:buckets=" + std::to_string(opt_.buckets) + ",rounds=" + std::to_string(opt_.rounds) +
-         ",chunk=" + std::to_string(opt_.chunk) + ",seed=" + std::to_string(opt_.seed);
-}
+std::string LshBackend::spec() const { return lsh_resolve(opt_).canonical(); }
 
-Capabilities LshBackend::capabilities() const { return {true, true, true, true, true}; }
+Capabilities LshBackend::capabilities() const { return kCaps; }
 
 void LshBackend::forward(const Problem& p) const {
   const Shape d = check(p);
@@ -245,11 +260,8 @@ void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const
 BackendInfo lsh_info() {
   return {"lsh",
           "Reformer-style LSH attention: per round, queries and keys sorted by angular-LSH bucket, each query chunk sees 2*chunk keys",
-          {{"buckets", ParamType::Int, "64", 2, 1048576, "hash buckets per round (even; rotation d x buckets/2)"},
-           {"rounds", ParamType::Int, "4", 1, 64, "hash rounds, merged by their log-sum-exp"},
-           {"chunk", ParamType::Int, "64", 1, 1048576, "queries per chunk; each chunk sees 2*chunk sorted keys"},
-           {"seed", ParamType::Int, "0", 0, 9007199254740992.0, "seed of the rotations"}},
-          {true, true, true, true, true},
+          lsh_params(),
+          kCaps,
           [](const Params& pr) {
             return std::make_unique<LshBackend>(
                 LshOptions{pr.get_int("buckets"), pr.get_int("rounds"), pr.get_int("chunk"), pr.get_int("seed")});

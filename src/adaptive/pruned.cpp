@@ -54,22 +54,35 @@ void head_keys(const Problem& p, const Shape& d, const adaptive::TilePlan& plan,
   }
 }
 
+constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
+
+// The one parameter table: constructor checks, spec() and pruned_info() all use it.
+const std::vector<ParamDef>& pruned_params() {
+  static const std::vector<ParamDef> defs = {
+      {"block", ParamType::Int, "64", 1, 4096, "query and key tile size"},
+      {"keep", ParamType::Int, "1024", 1, 1073741824.0, "key budget per query tile: ceil(keep/block) tiles in all"},
+      {"window", ParamType::Int, "64", 0, 1073741824.0, "diagonal window always kept (causal: ending at the tile's last row)"},
+      {"sinks", ParamType::Int, "64", 0, 1073741824.0, "the tiles of the first sinks keys are always kept"},
+      {"score", ParamType::String, "mean", 0, 0, "tile importance: mean (pooled q . pooled k) or bound (Quest min/max bound)"}};
+  return defs;
+}
+
+Params pruned_resolve(const PrunedOptions& o) {
+  return Params("pruned", pruned_params(),
+                {{"block", std::to_string(o.block)},
+                 {"keep", std::to_string(o.keep)},
+                 {"window", std::to_string(o.window)},
+                 {"sinks", std::to_string(o.sinks)},
+                 {"score", o.score == TileScore::Mean ? "mean" : "bound"}});
+}
+
 }  // namespace
 
-PrunedBackend::PrunedBackend(PrunedOptions o) : opt_(o) {
-  if (o.block < 1 || o.block > 4096) detail::fail("pruned: block=", o.block, "; expected 1..4096");
-  if (o.keep < 1 || o.keep > (int64_t{1} << 30)) detail::fail("pruned: keep=", o.keep, "; expected 1..2^30");
-  if (o.window < 0 || o.window > (int64_t{1} << 30)) detail::fail("pruned: window=", o.window, "; expected 0..2^30");
-  if (o.sinks < 0 || o.sinks > (int64_t{1} << 30)) detail::fail("pruned: sinks=", o.sinks, "; expected 0..2^30");
-}
+PrunedBackend::PrunedBackend(PrunedOptions o) : opt_(o) { pruned_resolve(o); }
 
-std::string PrunedBackend::spec() const {
-  return "pruned:block=" + std::to_string(opt_.block) + ",keep=" + std::to_string(opt_.keep) +
-         ",window=" + std::to_string(opt_.window) + ",sinks=" + std::to_string(opt_.sinks) +
-         ",score=" + (opt_.score == TileScore::Mean ? "mean" : "bound");
-}
+std::string PrunedBackend::spec() const { return pruned_resolve(opt_).canonical(); }
 
-Capabilities PrunedBackend::capabilities() const { return {true, true, true, true, true}; }
+Capabilities PrunedBackend::capabilities() const { return kCaps; }
 
 void PrunedBackend::forward(const Problem& p) const {
   const Shape d = check(p);
@@ -155,12 +168,8 @@ void PrunedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) co
 BackendInfo pruned_info() {
   return {"pruned",
           "dynamic tile pruning: per query tile the window, sink and best-scored key tiles (keep/block in all), computed exactly",
-          {{"block", ParamType::Int, "64", 1, 4096, "query and key tile size"},
-           {"keep", ParamType::Int, "1024", 1, 1073741824.0, "key budget per query tile: ceil(keep/block) tiles in all"},
-           {"window", ParamType::Int, "64", 0, 1073741824.0, "diagonal window always kept (causal: ending at the tile's last row)"},
-           {"sinks", ParamType::Int, "64", 0, 1073741824.0, "the tiles of the first sinks keys are always kept"},
-           {"score", ParamType::String, "mean", 0, 0, "tile importance: mean (pooled q . pooled k) or bound (Quest min/max bound)"}},
-          {true, true, true, true, true},
+          pruned_params(),
+          kCaps,
           [](const Params& pr) {
             const std::string& s = pr.get_string("score");
             if (s != "mean" && s != "bound") detail::fail("pruned: score=", s, "; expected mean or bound");

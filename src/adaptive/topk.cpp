@@ -18,15 +18,24 @@ namespace {
 
 constexpr int64_t kRows = 64;  // query rows per task
 
-}  // namespace
+constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
 
-TopkBackend::TopkBackend(TopkOptions o) : opt_(o) {
-  if (o.k < 1 || o.k > (int64_t{1} << 30)) detail::fail("topk: k=", o.k, "; expected 1..2^30");
+// The one parameter table: constructor checks, spec() and topk_info() all use it.
+const std::vector<ParamDef>& topk_params() {
+  static const std::vector<ParamDef> defs = {
+      {"k", ParamType::Int, "256", 1, 1073741824.0, "keys per query (ties: lower index)"}};
+  return defs;
 }
 
-std::string TopkBackend::spec() const { return "topk:k=" + std::to_string(opt_.k); }
+Params topk_resolve(const TopkOptions& o) { return Params("topk", topk_params(), {{"k", std::to_string(o.k)}}); }
 
-Capabilities TopkBackend::capabilities() const { return {true, true, true, true, true}; }
+}  // namespace
+
+TopkBackend::TopkBackend(TopkOptions o) : opt_(o) { topk_resolve(o); }
+
+std::string TopkBackend::spec() const { return topk_resolve(opt_).canonical(); }
+
+Capabilities TopkBackend::capabilities() const { return kCaps; }
 
 void TopkBackend::forward(const Problem& p) const {
   const Shape d = check(p);
@@ -117,8 +126,8 @@ void TopkBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) cons
 BackendInfo topk_info() {
   return {"topk",
           "exact top-k attention: softmax over each row's k largest scores (the oracle of row-sparse methods; O(n^2 d))",
-          {{"k", ParamType::Int, "256", 1, 1073741824.0, "keys per query (ties: lower index)"}},
-          {true, true, true, true, true},
+          topk_params(),
+          kCaps,
           [](const Params& pr) { return std::make_unique<TopkBackend>(TopkOptions{pr.get_int("k")}); }};
 }
 
