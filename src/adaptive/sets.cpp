@@ -26,11 +26,20 @@ ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& 
   const int64_t rows = d.batch * d.heads * d.n_q;
   eb.out_l2.assign(static_cast<size_t>(rows), 0.0);
   eb.prob_l1.assign(static_cast<size_t>(rows), 0.0);
+  // vmax[j] of (b, g) = max over keys j' <= j of ||v_j'||_2: the visible keys' max for key_end j + 1.
+  std::vector<double> vmax(static_cast<size_t>(d.n_k));
   RowKeys rk;
   for (int64_t b = 0; b < d.batch; ++b)
     for (int64_t h = 0; h < d.heads; ++h) {
       keys(b, h, rk);
       const int64_t g = h / d.group();
+      double run = 0;
+      for (int64_t j = 0; j < d.n_k; ++j) {
+        const float* v = p.v.row(b, g, j);
+        double n2 = 0;
+        for (int64_t c = 0; c < d.d_v; ++c) n2 += static_cast<double>(v[c]) * v[c];
+        vmax[static_cast<size_t>(j)] = run = std::max(run, std::sqrt(n2));
+      }
 #pragma omp parallel
       {
         std::vector<double> s;
@@ -42,16 +51,13 @@ ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& 
           score_row(p, d, b, h, i, ke, s);
           inside.assign(static_cast<size_t>(ke), 0);
           for (int64_t x = rk.first[i]; x < rk.first[i + 1]; ++x) inside[static_cast<size_t>(rk.idx[x])] = 1;
-          double mx = -std::numeric_limits<double>::infinity(), vm = 0, in = 0, out = 0;
+          double mx = -std::numeric_limits<double>::infinity(), in = 0, out = 0;
           for (double x : s) mx = std::max(mx, x);
           for (int64_t j = 0; j < ke; ++j) {
             const double e = std::exp(s[static_cast<size_t>(j)] - mx);
             (inside[static_cast<size_t>(j)] ? in : out) += e;
-            const float* v = p.v.row(b, g, j);
-            double n2 = 0;
-            for (int64_t c = 0; c < d.d_v; ++c) n2 += static_cast<double>(v[c]) * v[c];
-            vm = std::max(vm, std::sqrt(n2));
           }
+          const double vm = vmax[static_cast<size_t>(ke - 1)];
           const size_t r = static_cast<size_t>((b * d.heads + h) * d.n_q + i);
           const double eps = out / (in + out);
           if (in == 0 && !std::isnan(eps)) {
