@@ -28,7 +28,6 @@ Suite suite_by_name(const std::string& name) {
                   "pruned:keep=256,window=128,sinks=0",
                   "pruned:keep=1024,window=128,sinks=0",
                   "lsh:rounds=2,chunk=64",
-                  "lsh",  // 4 rounds of 2 x 64 keys: the setting of issue 15's speed target
                   "lsh:rounds=4,chunk=128"};
     s.max_n = {{"topk:k=256", 2048}, {"topk:k=1024", 2048}};  // the real inputs (2048) included
     s.n = {256, 1024, 4096, 16384};
