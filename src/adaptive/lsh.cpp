@@ -10,7 +10,7 @@
 #include <cstring>
 #include <limits>
 
-#include "../simd/blas_threads.hpp"
+#include "../core/blas_threads.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/simd.hpp"
@@ -146,7 +146,7 @@ void LshBackend::forward(const Problem& p) const {
   const float scale = p.effective_scale();
   const int64_t R = opt_.rounds, C = opt_.chunk, chunks = (d.n_q + C - 1) / C;
   simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
-  simd::SingleThreadedBlas blas;
+  SingleThreadedBlas blas;
   const std::vector<std::vector<float>> rot = adaptive::lsh_rotations(opt_, d.kv_heads, d.d);
   std::vector<adaptive::LshRound> rounds;
   std::vector<float> o_rounds(static_cast<size_t>(R * d.n_q * d.d_v)), lse(static_cast<size_t>(R * d.n_q));
@@ -197,7 +197,7 @@ void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const
   const int64_t R = opt_.rounds, C = opt_.chunk, chunks = (d.n_q + C - 1) / C;
   std::vector<adaptive::LshRound> rounds;
   {
-    simd::SingleThreadedBlas blas;
+    SingleThreadedBlas blas;
     adaptive::lsh_plan(p, d, opt_, adaptive::lsh_rotations(opt_, d.kv_heads, d.d), b, h, rounds);
   }
   // Per round and row: the key range's fp64 softmax (as lse and the row of keys).

@@ -7,7 +7,7 @@
 #include <algorithm>
 
 #include "../simd/attend.hpp"
-#include "../simd/blas_threads.hpp"
+#include "../core/blas_threads.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/simd.hpp"
@@ -38,7 +38,7 @@ std::vector<adaptive::KeyTileStats> all_stats(const Problem& p, const Shape& d, 
 void head_keys(const Problem& p, const Shape& d, const adaptive::TilePlan& plan,
                const std::vector<adaptive::KeyTileStats>& st, int64_t b, int64_t h, adaptive::RowKeys& keys) {
   keys.clear();
-  simd::SingleThreadedBlas blas;
+  SingleThreadedBlas blas;
   adaptive::PlanScratch sc;
   std::vector<int64_t> kept;
   const int64_t B = plan.block();
@@ -91,7 +91,7 @@ void PrunedBackend::forward(const Problem& p) const {
   const int64_t tasks = d.batch * d.heads * qt;
   const float scale = p.effective_scale();
   simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
-  simd::SingleThreadedBlas blas;
+  SingleThreadedBlas blas;
   const std::vector<adaptive::KeyTileStats> st = all_stats(p, d, plan);
 #pragma omp parallel
   {
@@ -143,7 +143,7 @@ Cost PrunedBackend::cost(const Shape& s) const {
 std::optional<ErrorBound> PrunedBackend::error_bound(const Problem& p) const {
   const Shape d = check(p);
   const adaptive::TilePlan plan(opt_, d.n_q, d.n_k);
-  simd::SingleThreadedBlas blas;
+  SingleThreadedBlas blas;
   const std::vector<adaptive::KeyTileStats> st = all_stats(p, d, plan);
   return adaptive::set_error_bound(
       p, d,
@@ -157,7 +157,7 @@ void PrunedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) co
   const adaptive::TilePlan plan(opt_, d.n_q, d.n_k);
   std::vector<adaptive::KeyTileStats> st;
   {
-    simd::SingleThreadedBlas blas;
+    SingleThreadedBlas blas;
     st = all_stats(p, d, plan);
   }
   adaptive::RowKeys keys;

@@ -1,5 +1,7 @@
 #include "sets.hpp"
 
+#include "../core/numerics.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -26,20 +28,13 @@ ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& 
   const int64_t rows = d.batch * d.heads * d.n_q;
   eb.out_l2.assign(static_cast<size_t>(rows), 0.0);
   eb.prob_l1.assign(static_cast<size_t>(rows), 0.0);
-  // vmax[j] of (b, g) = max over keys j' <= j of ||v_j'||_2: the visible keys' max for key_end j + 1.
-  std::vector<double> vmax(static_cast<size_t>(d.n_k));
+  // Largest value norm among the keys a row sees: vmax[(b * kv_heads + g) * n_k + key_end - 1].
+  const std::vector<double> vmax = numerics::value_norm_running_max(p);
   RowKeys rk;
   for (int64_t b = 0; b < d.batch; ++b)
     for (int64_t h = 0; h < d.heads; ++h) {
       keys(b, h, rk);
       const int64_t g = h / d.group();
-      double run = 0;
-      for (int64_t j = 0; j < d.n_k; ++j) {
-        const float* v = p.v.row(b, g, j);
-        double n2 = 0;
-        for (int64_t c = 0; c < d.d_v; ++c) n2 += static_cast<double>(v[c]) * v[c];
-        vmax[static_cast<size_t>(j)] = run = std::max(run, std::sqrt(n2));
-      }
 #pragma omp parallel
       {
         std::vector<double> s;
@@ -57,7 +52,7 @@ ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& 
             const double e = std::exp(s[static_cast<size_t>(j)] - mx);
             (inside[static_cast<size_t>(j)] ? in : out) += e;
           }
-          const double vm = vmax[static_cast<size_t>(ke - 1)];
+          const double vm = vmax[static_cast<size_t>((b * d.kv_heads + g) * d.n_k + ke - 1)];
           const size_t r = static_cast<size_t>((b * d.heads + h) * d.n_q + i);
           const double eps = out / (in + out);
           if (in == 0 && !std::isnan(eps)) {
@@ -74,27 +69,17 @@ ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& 
 }
 
 void set_weights(const Problem& p, const Shape& d, int64_t b, int64_t h, const RowKeys& keys, float* w) {
-  std::vector<double> s;
+  std::vector<double> s, x;
   for (int64_t i = 0; i < d.n_q; ++i) {
     float* row = w + i * d.n_k;
     std::fill(row, row + d.n_k, 0.0f);
     const int64_t a = keys.first[i], e = keys.first[i + 1];
     if (a == e) continue;
     score_row(p, d, b, h, i, p.key_end(b, i), s);
-    double mx = -std::numeric_limits<double>::infinity();
-    bool nan = false;
-    for (int64_t x = a; x < e; ++x) {
-      const double v = s[static_cast<size_t>(keys.idx[x])];
-      mx = std::max(mx, v);
-      nan |= std::isnan(v);
-    }
-    double sum = 0;
-    for (int64_t x = a; x < e; ++x) sum += std::exp(s[static_cast<size_t>(keys.idx[x])] - mx);
-    for (int64_t x = a; x < e; ++x) {
-      const int64_t j = keys.idx[x];
-      row[j] = nan ? std::numeric_limits<float>::quiet_NaN()
-                   : static_cast<float>(std::exp(s[static_cast<size_t>(j)] - mx) / sum);
-    }
+    x.resize(static_cast<size_t>(e - a));
+    for (int64_t t = a; t < e; ++t) x[static_cast<size_t>(t - a)] = s[static_cast<size_t>(keys.idx[t])];
+    numerics::softmax_row(x.data(), e - a);  // the shared guards: NaN row, masked keys
+    for (int64_t t = a; t < e; ++t) row[keys.idx[t]] = static_cast<float>(x[static_cast<size_t>(t - a)]);
   }
 }
 

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 
-#include "../simd/blas_threads.hpp"
+#include "../core/blas_threads.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
 #include "sets.hpp"
@@ -41,7 +41,7 @@ void TopkBackend::forward(const Problem& p) const {
   const Shape d = check(p);
   const int64_t tiles = (d.n_q + kRows - 1) / kRows;
   const int64_t tasks = d.batch * d.heads * tiles;
-  simd::SingleThreadedBlas blas;
+  SingleThreadedBlas blas;
 #pragma omp parallel
   {
     adaptive::TopkScratch sc;
@@ -97,7 +97,7 @@ namespace {
 // The chosen keys of every row of (b, h), as forward() chooses them.
 void head_keys(const Problem& p, const Shape& d, int64_t k, int64_t b, int64_t h, adaptive::RowKeys& keys) {
   keys.clear();
-  simd::SingleThreadedBlas blas;
+  SingleThreadedBlas blas;
   adaptive::TopkScratch sc;
   std::vector<float> chosen;
   std::vector<char> nan_rows;

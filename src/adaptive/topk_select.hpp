@@ -26,7 +26,7 @@ constexpr int64_t kTopkTile = 256;
 // nan_rows[r] (resized to rows) = 1 when row r had a NaN score (exact attention's row is NaN).
 // Memory O(rows · k): each row keeps at most 2k + kTopkTile candidates and compacts to its best k
 // with nth_element when full; a later key enters only with a score above the current k-th best.
-// Calls BLAS: the caller keeps BLAS single-threaded (simd::SingleThreadedBlas).
+// Calls BLAS: the caller keeps BLAS single-threaded (SingleThreadedBlas).
 void select_topk(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t k,
                  TopkScratch& sc, RowKeys& keys, std::vector<float>& chosen_s, std::vector<char>& nan_rows);
 
