@@ -7,7 +7,7 @@
 //   scores s_ij = scale·q_i·k_j are computed (float32, streamed over key tiles of 256, never an
 //   n×n buffer), and the output is the softmax over each row's min(K, visible) largest visible
 //   scores applied to v. Ties are broken by the lower key index; a NaN score counts as -inf for
-//   the choice (and the row's output becomes NaN through the softmax, as in exact). Cost O(n²d):
+//   the choice, and a row with any NaN visible score outputs NaN (as exact does). Cost O(n²d):
 //   not a speedup. Supports causal, key_lengths, cross-attention, GQA, weights() and the
 //   a-posteriori bound ||õ_i − o_i||_2 ≤ 2ε_i·max_{visible j}||v_j||_2, ε_i the exact (fp64)
 //   softmax mass of the row outside its chosen keys.
@@ -62,7 +62,8 @@
 //   Each round gives per query an output o_r and log-sum-exp lse_r over its keys; the rounds are
 //   combined as o = Σ_r exp(lse_r − LSE) o_r, LSE = log Σ_r exp(lse_r) (a key seen in several
 //   rounds counts in each, as in Reformer without its duplicate correction). A query that sees
-//   no key in any round gets zeros. Defaults: buckets 64 (even, in [2, 2^20]), rounds 4
+//   no key in any round gets zeros. Defaults: buckets 64 (even, in [2, 4096]: the rotations take
+//   rounds · kv_heads · d · buckets/2 floats), rounds 4
 //   ([1, 64]), chunk 64 ([1, 2^20]), seed 0 ([0, 2^53]).
 //   Supports causal, key_lengths, cross-attention, GQA and weights() (the mixture of the
 //   rounds' softmax rows). No error bound.

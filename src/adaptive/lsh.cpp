@@ -115,7 +115,7 @@ constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true,
 // the merge keeps the rounds' weights in a fixed array.
 const std::vector<ParamDef>& lsh_params() {
   static const std::vector<ParamDef> defs = {
-      {"buckets", ParamType::Int, "64", 2, 1048576, "hash buckets per round (even; rotation d x buckets/2)"},
+      {"buckets", ParamType::Int, "64", 2, 4096, "hash buckets per round (even; rotation d x buckets/2)"},
       {"rounds", ParamType::Int, "4", 1, 64, "hash rounds, merged by their log-sum-exp"},
       {"chunk", ParamType::Int, "64", 1, 1048576, "queries per chunk; each chunk sees 2*chunk sorted keys"},
       {"seed", ParamType::Int, "0", 0, 9007199254740992.0, "seed of the rotations"}};
