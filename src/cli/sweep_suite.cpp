@@ -21,6 +21,9 @@ Suite suite_by_name(const std::string& name) {
                   "clustered:clusters=32",
                   "clustered:clusters=100",
                   "clustered:clusters=100,topk=32",
+                  "nystrom:landmarks=64",
+                  "nystrom:landmarks=256",
+                  "linformer:k=256",
                   // content-adaptive at key budgets 256 and 1024 (lsh: rounds x 2 chunk keys);
                   // pruned keeps the previous tile instead of a sink tile (adaptive.hpp)
                   "topk:k=256",
@@ -52,6 +55,13 @@ Suite suite_by_name(const std::string& name) {
                   "clustered:clusters=32,topk=32",
                   "clustered:clusters=100,topk=32",
                   "clustered:clusters=256,topk=32",
+                  "nystrom:landmarks=32",
+                  "nystrom:landmarks=64",
+                  "nystrom:landmarks=128",
+                  "nystrom:landmarks=256",
+                  "linformer:k=128",
+                  "linformer:k=256",
+                  "linformer:k=512",
                   "topk:k=256",
                   "topk:k=1024",
                   "pruned:keep=256,window=128,sinks=0",
