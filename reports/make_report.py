@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pareto import pareto_front  # noqa: E402
+from headroom import headroom_section  # noqa: E402
 
 BUDGETS = (1e-1, 1e-2, 1e-3)
 # Issue 16: the report must say, next to linformer's numbers, that its E is random.
@@ -256,6 +257,7 @@ def main():
         md += ["![memory vs n](memory_vs_n.png)", "",
                "Peak extra memory is the growth of the process's peak resident set during one forward call "
                "(Linux /proc/self/clear_refs), beyond inputs and output.", ""]
+    md += headroom_section(rows)
     md += ["## Raw data", "", "`results.jsonl` (one JSON object per case), `results.csv`, `meta.json`.", ""]
     with open(os.path.join(out, "REPORT.md"), "w") as f:
         f.write("\n".join(md))

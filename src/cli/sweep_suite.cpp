@@ -23,7 +23,16 @@ Suite suite_by_name(const std::string& name) {
                   "clustered:clusters=100,topk=32",
                   "nystrom:landmarks=64",
                   "nystrom:landmarks=256",
-                  "linformer:k=256"};
+                  "linformer:k=256",
+                  // content-adaptive at key budgets 256 and 1024 (lsh: rounds x 2 chunk keys);
+                  // pruned keeps the previous tile instead of a sink tile (adaptive.hpp)
+                  "topk:k=256",
+                  "topk:k=1024",
+                  "pruned:keep=256,window=128,sinks=0",
+                  "pruned:keep=1024,window=128,sinks=0",
+                  "lsh:rounds=2,chunk=64",
+                  "lsh:rounds=4,chunk=128"};
+    s.max_n = {{"topk:k=256", 2048}, {"topk:k=1024", 2048}};  // the real inputs (2048) included
     s.n = {256, 1024, 4096, 16384};
     s.heads = 4;
     s.repeat = 3;
@@ -52,7 +61,16 @@ Suite suite_by_name(const std::string& name) {
                   "nystrom:landmarks=256",
                   "linformer:k=128",
                   "linformer:k=256",
-                  "linformer:k=512"};
+                  "linformer:k=512",
+                  "topk:k=256",
+                  "topk:k=1024",
+                  "pruned:keep=256,window=128,sinks=0",
+                  "pruned:keep=1024,window=128,sinks=0",
+                  "pruned:keep=1024,window=128,sinks=0,score=bound",
+                  "lsh:rounds=2,chunk=64",
+                  "lsh",
+                  "lsh:rounds=4,chunk=128"};
+    s.max_n = {{"topk:k=256", 16384}, {"topk:k=1024", 16384}};
     s.n = {1024, 4096, 16384, 65536};
     s.heads = 8;
     s.repeat = 3;

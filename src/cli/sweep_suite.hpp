@@ -1,6 +1,7 @@
 #pragma once
 // The sweep's suites: which backend settings, input families and sizes a run covers.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,9 @@ struct Suite {
   int repeat = 3;                     // timed runs per case after the checked warm-up run
   int64_t full_check_max_n = 4096;    // above: check on sampled query rows only
   int64_t sampled_rows = 256;
+  // Specs (as written in `backends`) that run only up to this n (generated and real inputs):
+  // the O(n²d) topk oracle would otherwise dominate the suite's time at n = 16384.
+  std::map<std::string, int64_t> max_n;
 };
 
 // "quick" (<= 10 minutes on 2 cores) or "full" (about an hour); throws attnkit::Error otherwise.

@@ -1,0 +1,162 @@
+#pragma once
+// Content-adaptive sparse attention (family `adaptive`, library attnkit-adaptive): each query
+// attends to keys chosen by their content, not their position.
+//
+// topk:k=K
+//   Exact top-k attention, the oracle of every row-sparse method with K keys per query: all
+//   scores s_ij = scale·q_i·k_j are computed (float32, streamed over key tiles of 256, never an
+//   n×n buffer), and the output is the softmax over each row's min(K, visible) largest visible
+//   scores applied to v. Ties are broken by the lower key index; a NaN score counts as -inf for
+//   the choice, and a row with any NaN visible score outputs NaN (as exact does). Cost O(n²d):
+//   not a speedup. Supports causal, key_lengths, cross-attention, GQA, weights() and the
+//   a-posteriori bound ||õ_i − o_i||_2 ≤ 2ε_i·max_{visible j}||v_j||_2, ε_i the exact (fp64)
+//   softmax mass of the row outside its chosen keys.
+//   k in [1, 2^30], default 256.
+//
+// pruned:block=B,keep=K,window=W,sinks=S,score=mean|bound
+//   Dynamic tile pruning. Queries are cut into tiles of B rows (row i0 = t·B), keys into tiles of
+//   B keys (key tile u holds keys [u·B, (u+1)·B)). For each query tile:
+//     - candidates: the key tiles holding a key any of its rows sees (mask and key_lengths);
+//     - fixed tiles, always kept: the tiles of the first S keys (attention sinks) and of the
+//       diagonal window — causal: the W keys ending at the tile's last row's position;
+//       non-causal: the W keys centred on the tile's middle row (left = W/2), as local's window;
+//       positions are bottom-right aligned (pos(i) = i + n_k − n_q);
+//     - then the best-scored other candidates until ceil(K/B) tiles are kept in all (ties: lower
+//       tile index; when the fixed tiles alone exceed ceil(K/B) they are all kept). `keep=K`
+//       therefore spends the key budget of `local:window=K`.
+//   Importance of key tile u for query tile t (only the ranking matters, so no scale):
+//     mean:  (mean of the tile's queries) · (mean of the tile's visible keys);
+//     bound: max over the tile's queries q of Σ_c max(q_c·min_c, q_c·max_c), min_c / max_c the
+//            per-channel min / max over the tile's visible keys (Quest): an upper bound of every
+//            q·k in the tile, computed as [q⁺, q⁻]·[max; min] with one sgemm per query tile.
+//   The kept tiles are computed exactly (float32 online softmax) on the tile engine that `exact`
+//   runs (src/simd), with the causal / key_lengths mask applied per (row, key); rows outside the
+//   kept tiles get probability 0. Defaults: block 64, keep 1024, window 64 (= B), sinks 64,
+//   score mean (on the trained inputs, mean ranks tiles better than the looser bound: at keep
+//   1024, causal, mean rel. error 0.023 against 0.032). block in [1, 4096], keep in [1, 2^30],
+//   window and sinks in [0, 2^30]. The sweep suites use window=128,sinks=0: on the trained
+//   inputs the previous tile matters more than a sink tile (at keep 256, causal: 0.101 against
+//   0.122 with the defaults; local:window=256 gives 0.105).
+//   Supports causal, key_lengths, cross-attention, GQA, weights() and the same a-posteriori
+//   bound as topk (ε_i = mass outside the kept tiles). The kept tile set is deterministic
+//   (scores from single-threaded code), so weights() and error_bound() see the set forward used.
+//
+// lsh:buckets=NB,rounds=R,chunk=C,seed=S
+//   Reformer-style LSH attention (Kitaev et al. 2020). Per round r and kv head g a random
+//   rotation R_rg (d × NB/2, standard normal entries from lsh_rotation(seed, r, g, ...)); the
+//   bucket of a vector x is argmax over the NB entries of [xR, −xR]. Queries and keys use the same
+//   rotation (the argmax is invariant to a positive scale, so hashing the normalised key — as
+//   Reformer's shared-QK attention does — and hashing the key itself give the same bucket); the
+//   attention uses the original q and k. Per round, the queries of head h and the visible keys of
+//   its kv head (j < key_lengths[b]) are sorted by (bucket, position) separately, and the sorted
+//   queries are cut into chunks of C.
+//   Unequal queries and keys (Reformer shares Q = K; these inputs do not): a chunk of queries is
+//   matched to keys by rank, not by bucket. Let s be the number of sorted keys that come before
+//   the chunk's first query in (bucket, position) order (a key before a query at equal bucket and
+//   position); the chunk attends to the sorted keys of ranks [s − C, s + C) clipped to the keys
+//   that exist — with Q = K that is exactly Reformer's "own chunk and the previous one". So every
+//   chunk sees at most 2C keys (bounded cost even when buckets are unbalanced), mostly from the
+//   buckets of its own queries; keys of a neighbouring bucket inside the range are not masked
+//   out. Causal: a query sees only keys at positions <= its own (bottom-right aligned); the
+//   query's own position is not excluded (Reformer excludes self only because q = k there).
+//   Each round gives per query an output o_r and log-sum-exp lse_r over its keys; the rounds are
+//   combined as o = Σ_r exp(lse_r − LSE) o_r, LSE = log Σ_r exp(lse_r) (a key seen in several
+//   rounds counts in each, as in Reformer without its duplicate correction). A query that sees
+//   no key in any round gets zeros. Defaults: buckets 64 (even, in [2, 4096]: the rotations take
+//   rounds · kv_heads · d · buckets/2 floats), rounds 4
+//   ([1, 64]), chunk 64 ([1, 2^20]), seed 0 ([0, 2^53]).
+//   Supports causal, key_lengths, cross-attention, GQA and weights() (the mixture of the
+//   rounds' softmax rows). No error bound.
+//
+// Shapes and layout: those of attnkit::Problem (any strides, last axis contiguous). forward(),
+// error_bound() and weights() are const and thread-safe; forward() is bit-identical for any
+// OpenMP thread count. Every function throws attnkit::Error naming a bad argument.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attnkit/backend.hpp"
+#include "attnkit/spec.hpp"
+
+namespace attnkit {
+
+struct TopkOptions {
+  int64_t k = 256;
+};
+
+class TopkBackend final : public Backend {
+ public:
+  explicit TopkBackend(TopkOptions o);
+  std::string spec() const override;
+  Capabilities capabilities() const override;
+  void forward(const Problem& p) const override;
+  // All scores (2·n_q·n_k·d) plus P·V on the kept keys (2·n_q·min(K, n_k)·d_v).
+  Cost cost(const Shape& s) const override;
+  std::optional<ErrorBound> error_bound(const Problem& p) const override;
+  // softmax over the chosen keys in fp64 (zeros elsewhere), the choice made as forward() does.
+  void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
+
+ private:
+  TopkOptions opt_;
+};
+
+enum class TileScore { Mean, Bound };
+
+struct PrunedOptions {
+  int64_t block = 64;
+  int64_t keep = 1024;
+  int64_t window = 64;
+  int64_t sinks = 64;
+  TileScore score = TileScore::Mean;
+};
+
+class PrunedBackend final : public Backend {
+ public:
+  explicit PrunedBackend(PrunedOptions o);
+  std::string spec() const override;
+  Capabilities capabilities() const override;
+  void forward(const Problem& p) const override;
+  // Flops of the kept tiles (2·(d + d_v) per query and key of a kept tile, the masked parts of
+  // diagonal tiles included: what the engine multiplies) plus the importance scores. The number
+  // of kept tiles per query tile depends only on the shape, not on the data.
+  Cost cost(const Shape& s) const override;
+  std::optional<ErrorBound> error_bound(const Problem& p) const override;
+  // softmax over the kept tiles' visible keys in fp64 (zeros elsewhere).
+  void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
+
+ private:
+  PrunedOptions opt_;
+};
+
+struct LshOptions {
+  int64_t buckets = 64;
+  int64_t rounds = 4;
+  int64_t chunk = 64;
+  int64_t seed = 0;
+};
+
+class LshBackend final : public Backend {
+ public:
+  explicit LshBackend(LshOptions o);
+  std::string spec() const override;
+  Capabilities capabilities() const override;
+  void forward(const Problem& p) const override;
+  // Hashing (2·R·(n_q + n_k)·d·NB/2) plus at most 2C keys per query and round.
+  Cost cost(const Shape& s) const override;
+  // The rounds' mixture of softmax rows (fp64 from the same key sets forward() uses).
+  void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
+
+ private:
+  LshOptions opt_;
+};
+
+// The rotation of round `round` and kv head `kv_head`: d × (buckets/2), row-major, entries
+// standard normal from a splitmix64 stream seeded by (seed, round, kv_head) through Box–Muller
+// (documented so that an independent implementation can reproduce it bit for bit).
+std::vector<double> lsh_rotation(int64_t seed, int64_t round, int64_t kv_head, int64_t d, int64_t buckets);
+
+BackendInfo topk_info();
+BackendInfo pruned_info();
+BackendInfo lsh_info();
+
+}  // namespace attnkit

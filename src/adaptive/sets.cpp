@@ -1,0 +1,86 @@
+#include "sets.hpp"
+
+#include "../core/numerics.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace attnkit::adaptive {
+
+void score_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, int64_t key_end,
+               std::vector<double>& s) {
+  const int64_t g = h / d.group();
+  const double scale = p.effective_scale();
+  const float* q = p.q.row(b, h, i);
+  s.resize(static_cast<size_t>(key_end));
+  for (int64_t j = 0; j < key_end; ++j) {
+    const float* k = p.k.row(b, g, j);
+    double dot = 0;
+    for (int64_t c = 0; c < d.d; ++c) dot += static_cast<double>(q[c]) * k[c];
+    s[static_cast<size_t>(j)] = scale * dot;
+  }
+}
+
+ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& description, const HeadKeys& keys) {
+  ErrorBound eb;
+  eb.description = description;
+  const int64_t rows = d.batch * d.heads * d.n_q;
+  eb.out_l2.assign(static_cast<size_t>(rows), 0.0);
+  eb.prob_l1.assign(static_cast<size_t>(rows), 0.0);
+  // Largest value norm among the keys a row sees: vmax[(b * kv_heads + g) * n_k + key_end - 1].
+  const std::vector<double> vmax = numerics::value_norm_running_max(p);
+  RowKeys rk;
+  for (int64_t b = 0; b < d.batch; ++b)
+    for (int64_t h = 0; h < d.heads; ++h) {
+      keys(b, h, rk);
+      const int64_t g = h / d.group();
+#pragma omp parallel
+      {
+        std::vector<double> s;
+        std::vector<char> inside;
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t i = 0; i < d.n_q; ++i) {
+          const int64_t ke = p.key_end(b, i);
+          if (ke == 0) continue;
+          score_row(p, d, b, h, i, ke, s);
+          inside.assign(static_cast<size_t>(ke), 0);
+          for (int64_t x = rk.first[i]; x < rk.first[i + 1]; ++x) inside[static_cast<size_t>(rk.idx[x])] = 1;
+          double mx = -std::numeric_limits<double>::infinity(), in = 0, out = 0;
+          for (double x : s) mx = std::max(mx, x);
+          for (int64_t j = 0; j < ke; ++j) {
+            const double e = std::exp(s[static_cast<size_t>(j)] - mx);
+            (inside[static_cast<size_t>(j)] ? in : out) += e;
+          }
+          const double vm = vmax[static_cast<size_t>((b * d.kv_heads + g) * d.n_k + ke - 1)];
+          const size_t r = static_cast<size_t>((b * d.heads + h) * d.n_q + i);
+          const double eps = out / (in + out);
+          if (in == 0 && !std::isnan(eps)) {
+            eb.prob_l1[r] = 1.0;
+            eb.out_l2[r] = vm;
+          } else {
+            eb.prob_l1[r] = 2 * eps;
+            eb.out_l2[r] = 2 * eps * vm;
+          }
+        }
+      }
+    }
+  return eb;
+}
+
+void set_weights(const Problem& p, const Shape& d, int64_t b, int64_t h, const RowKeys& keys, float* w) {
+  std::vector<double> s, x;
+  for (int64_t i = 0; i < d.n_q; ++i) {
+    float* row = w + i * d.n_k;
+    std::fill(row, row + d.n_k, 0.0f);
+    const int64_t a = keys.first[i], e = keys.first[i + 1];
+    if (a == e) continue;
+    score_row(p, d, b, h, i, p.key_end(b, i), s);
+    x.resize(static_cast<size_t>(e - a));
+    for (int64_t t = a; t < e; ++t) x[static_cast<size_t>(t - a)] = s[static_cast<size_t>(keys.idx[t])];
+    numerics::softmax_row(x.data(), e - a);  // the shared guards: NaN row, masked keys
+    for (int64_t t = a; t < e; ++t) row[keys.idx[t]] = static_cast<float>(x[static_cast<size_t>(t - a)]);
+  }
+}
+
+}  // namespace attnkit::adaptive
