@@ -39,6 +39,10 @@ py::object torch_numpy(py::handle t, const char* name) {
 std::string layout(ArrayArg& a, const char* name) {
   const py::array& arr = a.array;
   const int r = a.rank;
+  if (arr.size() == 0) {  // nothing to read: Problem::validate names the empty axis
+    for (int i = 0; i < r; ++i) a.shape[4 - r + i] = arr.shape(i);
+    return {};
+  }
   if (reinterpret_cast<uintptr_t>(arr.data()) % sizeof(float) != 0)
     return std::string(name) + ": data not aligned to 4 bytes; expected an aligned float32 array";
   for (int i = 0; i < r; ++i) {
