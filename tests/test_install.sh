@@ -75,7 +75,8 @@ done
 
 # A build without the kernelized and clustered families.
 off="$work/build-off"
-check quiet meson setup "$off" "$src" --buildtype=release -Dkernelized=disabled -Dclustered=disabled -Dbench=false
+check quiet meson setup "$off" "$src" --buildtype=release -Dkernelized=disabled -Dclustered=disabled -Dbench=false \
+  -Dpython=disabled
 check quiet ninja -C "$off"
 check quiet meson test -C "$off" core exact local hardening cli
 "$off/src/cli/attnkit" list > "$work/list.txt"
