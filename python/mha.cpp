@@ -151,7 +151,8 @@ Not supported (ValueError naming the key): add_bias_kv, kdim/vdim != d_model.
 Differences from PyTorch: a query that sees no key gives zeros (PyTorch: NaN); causal
 cross-attention is bottom-right aligned. Calls release the GIL; one layer may be used from
 several threads at once.)doc")
-      .def(py::init(&make_layer), "state_dict"_a, "heads"_a, "backend"_a = "exact", py::kw_only(), "copy"_a = false)
+      .def(py::init(&make_layer), "state_dict"_a, "heads"_a, "backend"_a = "exact", py::kw_only(), "copy"_a = false,
+           "__init__(state_dict, heads, backend=\"exact\", *, copy=False)\n\nSee attnkit.MultiheadAttention.")
       .def(
           "__call__",
           [](const PyMha& l, py::handle x, py::handle context, bool causal, py::handle key_lengths,

@@ -125,7 +125,8 @@ One attention backend, made from a spec string name[:key=value,...] such as "exa
 names, parameters and defaults of this build). Immutable; one object may be used from
 many Python threads at once (forward releases the GIL). Raises attnkit.Error for an
 unknown name or parameter, a bad value, or a family that was not built.)doc")
-      .def(py::init([](const std::string& spec) { return PyBackend{make_backend(spec)}; }), "spec"_a)
+      .def(py::init([](const std::string& spec) { return PyBackend{make_backend(spec)}; }), "spec"_a,
+           "__init__(spec)\n\nMakes the backend named by a spec string (see attnkit.Backend).")
       .def_property_readonly(
           "spec", [](const PyBackend& b) { return b.impl->spec(); },
           "Canonical spec string with every default filled in; attnkit.Backend(b.spec) recreates b.")
@@ -297,6 +298,9 @@ default, help, and min/max for numbers). attnkit.Backend(name) uses every defaul
 }  // namespace attnkit::python
 
 PYBIND11_MODULE(attnkit, m) {
+  // Every docstring starts with its Python signature; pybind11's own (with C++ types) would repeat it.
+  pybind11::options options;
+  options.disable_function_signatures();
   attnkit::python::bind_core(m);
 #if ATTNKIT_HAS_LAYER
   attnkit::python::bind_mha(m);
