@@ -12,8 +12,8 @@ from conftest import qkv
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "compare.py")
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_compare_example(tmp_path, causal):
+def test_compare_example(tmp_path):
+    causal = True  # every path at once: a backend without a causal mask is reported unsupported
     pytest.importorskip("matplotlib")
     paths = []
     for name, a in zip("qkv", qkv(seed=60, B=1, H=2, n=192, d=16)):
