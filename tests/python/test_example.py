@@ -1,5 +1,6 @@
 """examples/compare.py runs every backend of the build on a Q/K/V triple and writes its plot."""
 import os
+import re
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ def test_compare_example(tmp_path):
     for b in attnkit.backends():
         if b["name"] == "reference":
             continue
-        line = next(l for l in r.stdout.splitlines() if l.startswith(b["name"] + ":"))
+        line = next(l for l in r.stdout.splitlines() if re.match(re.escape(b["name"]) + r"[:\s]", l))
         assert ("unsupported" in line) == (causal and not b["capabilities"]["causal"]), line
     exact = next(l for l in r.stdout.splitlines() if l.startswith("exact:")).split()
     assert exact[2] == "1.00x" and float(exact[3]) < 1e-5
