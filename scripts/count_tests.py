@@ -3,7 +3,8 @@
 usage: count_tests.py TESTLOG.json [TESTLOG.json ...] [--extra PASSED FAILED]
 
 Catch2 executables report "test cases: N | P passed | F failed" (or "All tests passed (... in N
-test cases)"); script tests print "NAME: P passed, F failed". A test whose output has neither counts
+test cases)"); script tests print "NAME: P passed, F failed"; pytest ends with a summary line such
+as "=== 2 failed, 79 passed, 1 skipped in 18.5s ===" (errors count as failed, skips not at all). A test whose output has neither counts
 as one case, passed or failed by its exit status. Prints "P passed, F failed" and exits 1 when
 anything failed or nothing ran.
 """
@@ -23,6 +24,10 @@ def count(entry):
     m = re.search(r"^\S+: (\d+) passed, (\d+) failed", out, re.M)
     if m:
         return int(m.group(1)), int(m.group(2))
+    summaries = re.findall(r"^=+ (\d+ [a-z]+(?:, \d+ [a-z]+)*) in [\d.]+s(?: \([^)]*\))? =+$", out, re.M)
+    if summaries:  # pytest
+        counts = {word: int(n) for n, word in re.findall(r"(\d+) ([a-z]+)", summaries[-1])}
+        return counts.get("passed", 0), counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0)
     return (1, 0) if entry.get("result") == "OK" else (0, 1)
 
 

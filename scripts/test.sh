@@ -8,7 +8,8 @@
 # nothing ran. ATTNKIT_TEST_QUICK=1 runs stage 1 only.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-scripts/install_deps.sh clang libclang-rt-14-dev libomp-dev || exit 1
+# pytest and torch: the Python module's tests (MultiheadAttention is checked against torch)
+scripts/install_deps.sh clang libclang-rt-14-dev libomp-dev python3-pytest python3-torch || exit 1
 status=0
 logs=()
 extra_pass=0

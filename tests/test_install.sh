@@ -25,8 +25,9 @@ check test -n "$families"
 
 for lib in shared static; do
   prefix="$work/prefix-$lib"
+  # python.install_env=prefix: the Python module stays inside the temporary prefix too
   check quiet meson setup "$work/build-$lib" "$src" --prefix="$prefix" -Ddefault_library=$lib \
-    --buildtype=release -Dtests=false -Dbench=false
+    --buildtype=release -Dtests=false -Dbench=false -Dpython.install_env=prefix
   check quiet ninja -C "$work/build-$lib"
   check quiet meson install -C "$work/build-$lib" --quiet
   pcdir=$(dirname "$(find "$prefix" -name attnkit-local.pc | head -1)")
@@ -82,11 +83,22 @@ for lib in shared static; do
   else
     pass=$((pass + 1))
   fi
+  # The Python module (option python, built when pybind11 and the Python headers are there):
+  # meson install puts it in the interpreter's site directory under the prefix, and it imports.
+  if ls "$work/build-$lib"/python/attnkit.*.so >/dev/null 2>&1; then
+    mod=$(find "$prefix" -name 'attnkit.*.so' -path '*-packages/*' | head -1)
+    check test -n "$mod"
+    if [ -n "$mod" ]; then
+      check quiet env PYTHONPATH="$(dirname "$mod")" LD_LIBRARY_PATH="$libdir" /usr/bin/python3 -c \
+        "import numpy as np, attnkit; q = np.ones((2, 4, 8), np.float32); assert attnkit.attention(q, q, q).shape == (2, 4, 8)"
+    fi
+  fi
 done
 
 # A build without every family but exact and local.
 off="$work/build-off"
-check quiet meson setup "$off" "$src" --buildtype=release $(for f in $others; do echo -D$f=disabled; done) -Dbench=false
+check quiet meson setup "$off" "$src" --buildtype=release $(for f in $others; do echo -D$f=disabled; done) -Dbench=false \
+  -Dpython=disabled
 check quiet ninja -C "$off"
 check quiet meson test -C "$off" core exact local hardening cli
 "$off/src/cli/attnkit" list --json > "$work/off.json"
