@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../simd/attend.hpp"
+#include "blocks.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/exact.hpp"
 #include "attnkit/simd.hpp"
@@ -63,6 +64,13 @@ Blocks choose_blocks(const Shape& d, int64_t want_q, int64_t want_k) {
 }
 
 }  // namespace
+
+namespace detail {
+ExactBlocks exact_blocks(const Shape& d, int64_t want_q, int64_t want_k) {
+  const Blocks b = choose_blocks(d, want_q, want_k);
+  return {b.q, b.k};
+}
+}  // namespace detail
 
 ExactBackend::ExactBackend(ExactOptions o) : opt_(o) {
   if (o.block_q < 0 || o.block_q > 4096) detail::fail("exact: block_q=", o.block_q, "; expected 0 (auto) or 1..4096");
