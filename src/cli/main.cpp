@@ -1,4 +1,4 @@
-// attnkit command line: list, run, gen, mha, weights.
+// attnkit command line: list, run, gen, sweep, mha, weights, ring.
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -28,7 +28,9 @@ const char* kUsage =
     "      --in-proj [3·d_model,d_model] [--in-proj-bias [3·d_model]] --out-proj [d_model,d_model]\n"
     "      [--out-proj-bias [d_model]]\n"
     "  weights --q Q.npy --k K.npy --out W.npy [--head h] [--batch b] [--backend SPEC] [--causal]\n"
-    "      [--key-lengths L.npy] [--scale S] [--compare SPEC] [--png W.png [--tokens T.txt] [--log]]\n";
+    "      [--key-lengths L.npy] [--scale S] [--compare SPEC] [--png W.png [--tokens T.txt] [--log]]\n"
+    "  ring --q Q.npy --k K.npy --v V.npy --out O.npy [--causal] [--layout contiguous|zigzag]\n"
+    "      [--threads T] [--json] [--key-lengths L.npy]   under mpirun -np P (built with MPI)\n";
 }
 
 int main(int argc, char** argv) {
@@ -50,7 +52,14 @@ int main(int argc, char** argv) {
     if (cmd == "mha") throw attnkit::Error("this attnkit was built without the layer; expected meson option -Dlayer=enabled");
 #endif
     if (cmd == "weights") return attnkit::cli::cmd_weights(args);
-    std::fprintf(stderr, "attnkit: unknown command '%s'; expected list, run, gen, sweep, mha or weights (see attnkit --help)\n", cmd.c_str());
+#if ATTNKIT_HAS_RING
+    if (cmd == "ring") return attnkit::cli::cmd_ring(args);
+#else
+    if (cmd == "ring")
+      throw attnkit::Error("this attnkit was built without MPI, so the ring command was not built; expected MPI "
+                           "(libopenmpi-dev, openmpi-bin) found by meson setup (option -Dmpi)");
+#endif
+    std::fprintf(stderr, "attnkit: unknown command '%s'; expected list, run, gen, sweep, mha, weights or ring (see attnkit --help)\n", cmd.c_str());
     return 2;
   } catch (const attnkit::Error& e) {
     std::fprintf(stderr, "attnkit %s: %s\n", cmd.c_str(), e.what());
