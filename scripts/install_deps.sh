@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages attnkit needs, only those missing. Run as root (or with sudo).
 set -euo pipefail
 pkgs=(meson ninja-build g++ pkg-config libxsimd-dev libopenblas-dev catch2 libbenchmark-dev
-      python3-numpy python3-matplotlib "$@")
+      python3-numpy python3-matplotlib openmpi-bin libopenmpi-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
