@@ -2,7 +2,7 @@
 # Selective linking (issue: per-backend libraries): install into temporary prefixes, build
 # examples/local_only.cpp against the installed attnkit-local via pkg-config (shared and static),
 # run it, and check with nm that nothing of the other families is in it; then build with two
-# families disabled and run that build's tests.
+# families and MPI disabled, run that build's tests, and check that its `ring` says it was not built.
 set -u
 src="$1"
 work=$(mktemp -d)
@@ -62,9 +62,10 @@ for lib in shared static; do
   fi
 done
 
-# A build without the kernelized and clustered families.
+# A build without the kernelized and clustered families, and without MPI (as on a machine that has none).
 off="$work/build-off"
-check quiet meson setup "$off" "$src" --buildtype=release -Dkernelized=disabled -Dclustered=disabled -Dbench=false
+check quiet meson setup "$off" "$src" --buildtype=release -Dkernelized=disabled -Dclustered=disabled -Dmpi=disabled \
+  -Dbench=false
 check quiet ninja -C "$off"
 check quiet meson test -C "$off" core exact local hardening cli
 "$off/src/cli/attnkit" list > "$work/list.txt"
@@ -75,5 +76,8 @@ if grep -Eq "^(performer|linear|clustered)" "$work/list.txt"; then echo "FAIL: d
   --out "$work/o.npy" 2>"$work/err.txt"
 check test $? -eq 2
 check grep -q "not built; reconfigure with -Dkernelized=enabled" "$work/err.txt"
+"$off/src/cli/attnkit" ring --q "$work/t_q.npy" --k "$work/t_k.npy" --v "$work/t_v.npy" --out "$work/o.npy" 2>"$work/err.txt"
+check test $? -eq 2
+check grep -q "built without MPI, so the ring command was not built" "$work/err.txt"
 echo "install: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -6,8 +6,14 @@
 # within a time limit (no hang).
 set -u
 cli="$1"
-. "$(dirname "$0")/cli_checks.sh"
-mpi=(mpirun --allow-run-as-root --oversubscribe)
+mpirun="${2:-mpirun}"
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/cli_checks.sh"
+mpi=("$mpirun" --allow-run-as-root --oversubscribe)
+# In the sanitizer stage: OpenMPI's own never-freed allocations are not ours (see the file).
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+export LSAN_OPTIONS="suppressions=$here/lsan_openmpi.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export OMPI_MCA_mca_base_component_disable_dlclose=1
 py=/usr/bin/python3
 export OMP_NUM_THREADS=1
 
