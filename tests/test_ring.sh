@@ -89,13 +89,13 @@ exit $rc
 SH
 chmod +x rank.sh
 # every_rank_fails WHAT MESSAGE P [ENV...] -- ARGS...: within the time limit each of the P ranks
-# exits 2, stderr names the problem, and mpirun exits non-zero.
+# exits 2, stderr names the problem, no output file is left, and mpirun exits non-zero.
 every_rank_fails() {
   local what="$1" msg="$2" P="$3"; shift 3
   local envs=()
   while [ "$1" != "--" ]; do envs+=(-x "$1"); shift; done
   shift
-  rm -f rc.*
+  rm -f rc.* o.npy
   RECORD_ONLY=1 timeout 120 "${mpi[@]}" -np "$P" -x RECORD_ONLY "${envs[@]}" ./rank.sh "$cli" ring "$@" >out.txt 2>err.txt
   local rc=$?
   if [ $rc -eq 124 ]; then bad "$what: hangs"; return; fi
@@ -103,6 +103,7 @@ every_rank_fails() {
     if [ "$(cat rc.$r 2>/dev/null)" != 2 ]; then bad "$what: rank $r exit '$(cat rc.$r 2>/dev/null)', expected 2"; return; fi
   done
   grep -qF -- "$msg" err.txt && ok || bad "$what: stderr lacks '$msg': $(cat err.txt)"
+  [ ! -e o.npy ] && ok || bad "$what: left an output file behind"
   # Passing the ranks' status on, mpirun itself fails.
   timeout 120 "${mpi[@]}" -np "$P" "${envs[@]}" ./rank.sh "$cli" ring "$@" >out.txt 2>err.txt
   rc=$?

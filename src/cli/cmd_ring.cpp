@@ -33,6 +33,20 @@ struct MpiSession {
   MpiSession& operator=(const MpiSession&) = delete;
 };
 
+// Rank 0's output file, removed on any way out before it is complete: no header-only or
+// half-written output is left behind by a failed run.
+struct PartialFile {
+  std::ofstream& f;
+  const std::string& path;
+  bool armed = false;  // set once the file was created
+  bool keep = false;   // set once it is complete
+  ~PartialFile() {
+    if (!armed || keep) return;
+    if (f.is_open()) f.close();
+    std::remove(path.c_str());
+  }
+};
+
 // A .npy of rank 2..4 seen as [B, H, N, D] (missing leading axes are 1).
 struct Array4 {
   std::string flag, path;
@@ -114,6 +128,7 @@ int cmd_ring(const std::vector<std::string>& argv) {
   RingLayout layout = RingLayout::Contiguous;
   std::string out_path;
   std::ofstream of;
+  PartialFile partial{of, out_path};
   int64_t out_offset = 0;
   bool json = false;
   try {
@@ -151,10 +166,11 @@ int cmd_ring(const std::vector<std::string>& argv) {
       const std::string head = npy_header(shape);
       of.open(out_path, std::ios::binary | std::ios::trunc);
       if (!of) detail::fail("--out ", out_path, ": cannot open for writing");
+      partial.armed = true;
       of.write(head.data(), static_cast<std::streamsize>(head.size()));
       out_offset = static_cast<int64_t>(head.size());
     }
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {  // attnkit::Error, or bad_alloc for a file too large
     error = e.what();
   }
   agree(error, rank, "to read its input");
@@ -190,6 +206,7 @@ int cmd_ring(const std::vector<std::string>& argv) {
   }
   MPI_Bcast(&written, 1, MPI_INT, 0, MPI_COMM_WORLD);
   if (!written) detail::fail("rank ", rank, ": rank 0 could not write --out ", out_path);
+  partial.keep = true;
   if (rank != 0) return 0;
 
   // Exact-equivalent flops, as `attnkit run` counts them (causal not halved).

@@ -2,6 +2,7 @@
 // forwards it to rank + 1 while attending its queries to it, and merges per row.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -95,7 +96,7 @@ RingStats ring_attention(MPI_Comm comm, const Problem& local, int64_t n, RingLay
   try {
     d = check_local(local, n, rank, ranks, layout, block_k);
     simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     error = e.what();
   }
   agree(comm, rank, error, local, d, n, layout, block_k);
