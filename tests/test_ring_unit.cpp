@@ -45,6 +45,7 @@ TEST_CASE("ring layouts cover every position once, in order per rank", "[ring]")
   CHECK_THROWS_WITH(parse_ring_layout("striped"), Catch::Contains("expected contiguous or zigzag"));
   CHECK_THROWS_WITH(ring_rows(7, 0, 4, RingLayout::Zigzag), Catch::Contains("expected n >= 8"));
   CHECK_THROWS_WITH(ring_rows(10, 4, 4, RingLayout::Contiguous), Catch::Contains("rank=4; expected 0..3"));
+  CHECK_THROWS_WITH(ring_rows(3, 0, 4, RingLayout::Contiguous), Catch::Contains("expected n >= 4"));
 }
 
 TEST_CASE("zigzag gives every rank the same causal work, contiguous does not", "[ring]") {

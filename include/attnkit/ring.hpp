@@ -44,8 +44,8 @@ struct RingRows {
   int64_t position(int64_t i) const { return i < end[0] - begin[0] ? begin[0] + i : begin[1] + (i - (end[0] - begin[0])); }
 };
 
-// Rows of `rank` out of `ranks` for a sequence of n. Throws for n < 1, ranks < 1, rank outside
-// [0, ranks), or a zigzag layout with n < 2·ranks (every chunk must be non-empty).
+// Rows of `rank` out of `ranks` for a sequence of n. Throws for ranks < 1, rank outside
+// [0, ranks), n < ranks (contiguous) or n < 2·ranks (zigzag): every rank holds at least one row.
 RingRows ring_rows(int64_t n, int rank, int ranks, RingLayout layout);
 
 // Per-rank timings of one ring_attention call (milliseconds of wall time on this rank).

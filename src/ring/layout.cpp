@@ -20,6 +20,7 @@ RingRows ring_rows(int64_t n, int rank, int ranks, RingLayout layout) {
   if (n < 1) detail::fail("ring: n=", n, "; expected >= 1");
   RingRows r;
   if (layout == RingLayout::Contiguous) {
+    if (n < ranks) detail::fail("ring: n=", n, " over ", ranks, " ranks; expected n >= ", ranks, " (a row on every rank)");
     // r·n/P in integer arithmetic: sizes differ by at most one row, the first ranks get fewer.
     r.begin[0] = n * rank / ranks;
     r.end[0] = n * (rank + 1) / ranks;
