@@ -10,8 +10,8 @@
 #include <limits>
 #include <vector>
 
-#include "../exact/blocks.hpp"
 #include "../simd/attend.hpp"
+#include "../simd/blocks.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/ring.hpp"
 #include "attnkit/simd.hpp"
@@ -125,7 +125,7 @@ RingStats ring_attention(MPI_Comm comm, const Problem& local, int64_t n, RingLay
 
   Shape step_shape = d;
   step_shape.n_q = step_shape.n_k = nr;
-  const detail::ExactBlocks blocks = detail::exact_blocks(step_shape, 0, block_k);
+  const simd::Blocks blocks = simd::choose_blocks(step_shape, 0, block_k);
   const int64_t bq = blocks.q, qblocks = (nr + bq - 1) / bq, tasks = B * H * qblocks;
   const float scale = local.effective_scale();
   const int next = (rank + 1) % ranks, prev = (rank + ranks - 1) % ranks;
@@ -147,7 +147,7 @@ RingStats ring_attention(MPI_Comm comm, const Problem& local, int64_t n, RingLay
     // Key tile size as exact would pick for this block (equal tiles from n_k).
     Shape bshape = step_shape;
     bshape.n_k = nk;
-    const int64_t bk = detail::exact_blocks(bshape, bq, block_k).k;
+    const int64_t bk = simd::choose_blocks(bshape, bq, block_k).k;
 
     const auto t0 = Clock::now();
 #pragma omp parallel
