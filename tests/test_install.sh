@@ -2,7 +2,7 @@
 # Selective linking (issue: per-backend libraries): install into temporary prefixes, build
 # examples/local_only.cpp against the installed attnkit-local via pkg-config (shared and static),
 # run it, and check with nm that nothing of the other families is in it; then build with two
-# families disabled and run that build's tests.
+# families and MPI disabled, run that build's tests, and check that its `ring` says it was not built.
 set -u
 src="$1"
 cli="$2"  # the full build's attnkit: its `list --json` says which backends and families exist
@@ -95,10 +95,10 @@ for lib in shared static; do
   fi
 done
 
-# A build without every family but exact and local.
+# A build without every family but exact and local, and without MPI (as on a machine that has none).
 off="$work/build-off"
-check quiet meson setup "$off" "$src" --buildtype=release $(for f in $others; do echo -D$f=disabled; done) -Dbench=false \
-  -Dpython=disabled
+check quiet meson setup "$off" "$src" --buildtype=release $(for f in $others; do echo -D$f=disabled; done) -Dmpi=disabled \
+  -Dbench=false -Dpython=disabled
 check quiet ninja -C "$off"
 check quiet meson test -C "$off" core exact local hardening cli
 "$off/src/cli/attnkit" list --json > "$work/off.json"
@@ -116,5 +116,8 @@ for f in $others; do
     check grep -q "not built; reconfigure with -D$f=enabled" "$work/err.txt"
   done
 done
+"$off/src/cli/attnkit" ring --q "$work/t_q.npy" --k "$work/t_k.npy" --v "$work/t_v.npy" --out "$work/o.npy" 2>"$work/err.txt"
+check test $? -eq 2
+check grep -q "built without MPI, so the ring command was not built" "$work/err.txt"
 echo "install: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

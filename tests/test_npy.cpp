@@ -94,3 +94,28 @@ TEST_CASE("malformed npy files give clear errors", "[npy]") {
   CHECK_THROWS_WITH(read_npy("/nonexistent/x.npy"), Catch::Contains("cannot open"));
   std::remove(tmp("bad").c_str());
 }
+
+TEST_CASE("npy header-only read, element ranges at their offsets, and the writer's header", "[npy]") {
+  std::vector<float> f(3 * 7 * 5);
+  for (size_t i = 0; i < f.size(); ++i) f[i] = static_cast<float>(i) * 0.25f - 1;
+  write_npy(tmp("part"), f.data(), {3, 7, 5});
+  const NpyHeader h = read_npy_header(tmp("part"));
+  CHECK(h.shape == std::vector<int64_t>{3, 7, 5});
+  CHECK(h.dtype == NpyArray::DType::Float32);
+  CHECK(h.numel() == 105);
+  CHECK(h.data_offset == static_cast<int64_t>(npy_header({3, 7, 5}).size()));
+  CHECK(h.data_offset % 64 == 0);
+  std::vector<float> part(12, -9.0f);
+  read_npy_elements(tmp("part"), h, 40, 11, part.data());  // rows 1..3 of slab 1, one element more
+  for (int i = 0; i < 11; ++i) CHECK(part[size_t(i)] == f[size_t(40 + i)]);
+  CHECK(part[11] == -9.0f);
+  read_npy_elements(tmp("part"), h, 105, 0, part.data());  // empty range at the end: nothing
+  CHECK_THROWS_WITH(read_npy_elements(tmp("part"), h, 100, 6, part.data()), Catch::Contains("expected a range within [0, 105)"));
+  CHECK_THROWS_WITH(read_npy_elements(tmp("part"), h, -1, 2, part.data()), Catch::Contains("expected a range"));
+  // The header check covers a truncated file without reading its data.
+  write_raw(tmp("short"), 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 4), }\n", std::string(60, '\0'));
+  CHECK_THROWS_WITH(read_npy_header(tmp("short")), Catch::Contains("truncated data: 60 bytes; expected 64"));
+  CHECK_THROWS_WITH(read_npy_header(tmp("nonexistent")), Catch::Contains("cannot open"));
+  CHECK_THROWS_WITH(npy_header({2, -1}), Catch::Contains("negative dimension -1"));
+  for (auto n : {"part", "short"}) std::remove(tmp(n).c_str());
+}

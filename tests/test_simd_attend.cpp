@@ -107,6 +107,40 @@ TEST_CASE("attend with a mask that implements only apply(), over two key spans",
   CHECK(simd::last_path(simd::Kernel::attend) == simd_path());
 }
 
+TEST_CASE("attend's optional row_max and row_sum give each row's log-sum-exp", "[simd]") {
+  INFO("path " << simd_path());
+  const int64_t n = 90, d = 16;
+  Owned o(1, 1, 1, n, n, d, d, 29);
+  const simd::PrefixMask causal(70, 0, true);  // row i sees keys j <= i and j < 70
+  simd::Workspace ws;
+  std::vector<float> mx(n, -1.0f), sum(n, -1.0f);
+  simd::AttendArgs a = simd::AttendArgs::for_head(o.p, 0, 0, 0, 0, n, 1.0f / std::sqrt(float(d)));
+  a.row_max = mx.data();
+  a.row_sum = sum.data();
+  // Keys from 5 on: rows 0..4 see nothing (shift 0, sum 0, zero output).
+  const simd::KeySpan span{5, 70};
+  simd::attend(a, std::span<const simd::KeySpan>(&span, 1), &causal, 24, ws);
+  for (int64_t i = 0; i < n; ++i) {
+    double m = -INFINITY, s = 0;
+    std::vector<double> sc;
+    for (int64_t j = 5; j < std::min<int64_t>(i + 1, 70); ++j) {
+      double dot = 0;
+      for (int64_t c = 0; c < d; ++c) dot += double(o.q.cview().at(0, 0, i, c)) * o.k.cview().at(0, 0, j, c);
+      sc.push_back(dot / std::sqrt(double(d)));
+      m = std::max(m, sc.back());
+    }
+    for (double x : sc) s += std::exp(x - m);
+    INFO("row " << i);
+    if (sc.empty()) {
+      CHECK(mx[size_t(i)] == 0.0f);
+      CHECK(sum[size_t(i)] == 0.0f);
+    } else {
+      CHECK(std::fabs(mx[size_t(i)] - m) <= 1e-5 * std::max(1.0, std::fabs(m)));
+      CHECK(std::fabs(double(mx[size_t(i)]) + std::log(double(sum[size_t(i)])) - (m + std::log(s))) <= 1e-5 * std::max(1.0, m + std::log(s)));
+    }
+  }
+}
+
 TEST_CASE("a NaN in a query row makes that row NaN and leaves the others finite", "[simd][exact]") {
   for (bool causal : {false, true}) {
     Owned o(1, 1, 1, 70, 70, 16, 16, 3);

@@ -37,7 +37,7 @@ struct ExactOptions {
 // (and, inside the diagonal block, whole micro-tiles): causal costs about half.
 // Extra memory: O(threads · bq · (bk + d + d_v)) floats, about 0.4 (d = 64) to 0.5 (d = 128) MiB
 // per thread with the defaults, whatever n is (measured: 0.7 MiB in all for n = 65536, H = 1,
-// d = 64, 2 threads). Block sizes (spec block_q, block_k; 0 = auto): see exact.cpp,
+// d = 64, 2 threads). Block sizes (spec block_q, block_k; 0 = auto): see src/simd/blocks.cpp,
 // choose_blocks: bq = 256, bk <= 252 (n_k split into equal tiles), shrunk to fit half the L2
 // cache. No BLAS calls.
 // Thread-safe: forward() may run concurrently from several threads.

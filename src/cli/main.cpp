@@ -1,4 +1,4 @@
-// attnkit command line: list, run, gen, sweep, mha, weights, decode.
+// attnkit command line: list, run, gen, sweep, mha, weights, decode, ring.
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -32,7 +32,9 @@ const char* kUsage =
     "      or --q Q.npy --k K.npy --v V.npy [--key-lengths L.npy]      (last S positions decoded one by one)\n"
     "      SPEC: exact | local:window=W | pages:page=P,keep=K | performer[:...] | linear\n"
     "  weights --q Q.npy --k K.npy --out W.npy [--head h] [--batch b] [--backend SPEC] [--causal]\n"
-    "      [--key-lengths L.npy] [--scale S] [--compare SPEC] [--png W.png [--tokens T.txt] [--log]]\n";
+    "      [--key-lengths L.npy] [--scale S] [--compare SPEC] [--png W.png [--tokens T.txt] [--log]]\n"
+    "  ring --q Q.npy --k K.npy --v V.npy --out O.npy [--causal] [--layout contiguous|zigzag]\n"
+    "      [--threads T] [--json] [--key-lengths L.npy]   under mpirun -np P (built with MPI)\n";
 }
 
 int main(int argc, char** argv) {
@@ -59,7 +61,14 @@ int main(int argc, char** argv) {
 #else
     if (cmd == "decode") throw attnkit::Error("this attnkit was built without decode; expected meson option -Ddecode=enabled");
 #endif
-    std::fprintf(stderr, "attnkit: unknown command '%s'; expected list, run, gen, sweep, mha, weights or decode (see attnkit --help)\n", cmd.c_str());
+#if ATTNKIT_HAS_RING
+    if (cmd == "ring") return attnkit::cli::cmd_ring(args);
+#else
+    if (cmd == "ring")
+      throw attnkit::Error("this attnkit was built without MPI, so the ring command was not built; expected MPI "
+                           "(libopenmpi-dev, openmpi-bin) found by meson setup (option -Dmpi)");
+#endif
+    std::fprintf(stderr, "attnkit: unknown command '%s'; expected list, run, gen, sweep, mha, weights, decode or ring (see attnkit --help)\n", cmd.c_str());
     return 2;
   } catch (const attnkit::Error& e) {
     std::fprintf(stderr, "attnkit %s: %s\n", cmd.c_str(), e.what());

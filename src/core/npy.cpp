@@ -1,9 +1,11 @@
 #include "attnkit/npy.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "attnkit/error.hpp"
 
@@ -68,6 +70,24 @@ std::vector<int64_t> parse_shape(const std::string& path, const std::string& t) 
   return shape;
 }
 
+// Version 1.0 header: magic(6) + version(2) + len(2) + dict, padded with spaces to a multiple
+// of 64 bytes and ending in \n.
+std::string header_bytes(const char* descr, const std::vector<int64_t>& shape) {
+  std::string dict = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (";
+  for (size_t i = 0; i < shape.size(); ++i) dict += (i ? ", " : "") + std::to_string(shape[i]);
+  if (shape.size() == 1) dict += ",";  // Python's one-element tuple
+  dict += "), }";
+  size_t total = 10 + dict.size() + 1;
+  const size_t pad = (64 - total % 64) % 64;
+  dict.append(pad, ' ');
+  dict += '\n';
+  const uint16_t hl = static_cast<uint16_t>(dict.size());
+  std::string out = std::string("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(hl & 0xff);
+  out += static_cast<char>(hl >> 8);
+  return out + dict;
+}
+
 void write_any(const std::string& path, const void* data, size_t elem, const char* descr,
                const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -75,63 +95,69 @@ void write_any(const std::string& path, const void* data, size_t elem, const cha
     if (s < 0) detail::fail("npy write '", path, "': negative dimension ", s);
     n *= s;
   }
-  std::string dict = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (";
-  for (size_t i = 0; i < shape.size(); ++i) dict += (i ? ", " : "") + std::to_string(shape[i]);
-  if (shape.size() == 1) dict += ",";  // Python's one-element tuple
-  dict += "), }";
-  // magic(6) + version(2) + len(2) + header, padded with spaces to a multiple of 64, ending in \n
-  size_t total = 10 + dict.size() + 1;
-  const size_t pad = (64 - total % 64) % 64;
-  dict.append(pad, ' ');
-  dict += '\n';
+  const std::string head = header_bytes(descr, shape);
   std::ofstream f(path, std::ios::binary);
   if (!f) detail::fail("npy write '", path, "': cannot open for writing");
-  const unsigned char head[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  f.write(reinterpret_cast<const char*>(head), 8);
-  const uint16_t hl = static_cast<uint16_t>(dict.size());
-  const unsigned char len[2] = {static_cast<unsigned char>(hl & 0xff), static_cast<unsigned char>(hl >> 8)};
-  f.write(reinterpret_cast<const char*>(len), 2);
-  f.write(dict.data(), static_cast<std::streamsize>(dict.size()));
+  f.write(head.data(), static_cast<std::streamsize>(head.size()));
   f.write(static_cast<const char*>(data), static_cast<std::streamsize>(n * static_cast<int64_t>(elem)));
   if (!f) detail::fail("npy write '", path, "': write failed");
 }
 
-}  // namespace
-
-NpyArray parse_npy(const void* data, size_t size, const std::string& path, int64_t max_bytes) {
-  const unsigned char* p = static_cast<const unsigned char*>(data);
-  const int64_t file_size = static_cast<int64_t>(size);
-  if (file_size < 10) bad(path, "truncated before the header; expected a .npy file");
+// Parses the header at the start of `p` (`size` bytes available, `file_size` bytes in the file):
+// dtype, shape, data offset, and that the file holds every element.
+NpyHeader parse_header(const unsigned char* p, int64_t size, int64_t file_size, const std::string& path,
+                       int64_t max_bytes) {
+  if (size < 10) bad(path, "truncated before the header; expected a .npy file");
   if (std::memcmp(p, "\x93NUMPY", 6) != 0) bad(path, "bad magic string; expected \\x93NUMPY");
   const int major = p[6];
   if (major < 1 || major > 3)
     bad(path, "format version " + std::to_string(major) + "." + std::to_string(p[7]) + "; expected 1.0, 2.0 or 3.0");
   const int lenbytes = major == 1 ? 2 : 4;
-  if (file_size < 8 + lenbytes) bad(path, "truncated header length");
+  if (size < 8 + lenbytes) bad(path, "truncated header length");
   uint64_t hlen = 0;
   for (int i = lenbytes - 1; i >= 0; --i) hlen = (hlen << 8) | p[8 + i];
   const int64_t data_off = 8 + lenbytes + static_cast<int64_t>(hlen);
-  if (hlen > (1u << 20) || data_off > file_size)
+  if (hlen > (1u << 20) || data_off > size)
     bad(path, "header length " + std::to_string(hlen) + " exceeds the file; expected a complete header");
   const std::string h(reinterpret_cast<const char*>(p + 8 + lenbytes), hlen);
   if (h.find('{') == std::string::npos || h.find('}') == std::string::npos) bad(path, "header is not a dict literal");
   const std::string descr = dict_value(path, h, "descr");
   const std::string fortran = dict_value(path, h, "fortran_order");
-  const std::vector<int64_t> shape = parse_shape(path, dict_value(path, h, "shape"));
-  NpyArray a;
+  NpyHeader a;
+  a.shape = parse_shape(path, dict_value(path, h, "shape"));
   if (descr == "<f4") a.dtype = NpyArray::DType::Float32;
   else if (descr == "<i4") a.dtype = NpyArray::DType::Int32;
   else bad(path, "dtype '" + descr + "'; expected '<f4' (float32) or '<i4' (int32)");
   if (fortran == "True") bad(path, "Fortran order; expected C order (numpy.ascontiguousarray)");
   if (fortran != "False") bad(path, "fortran_order '" + fortran + "'; expected False");
   int64_t n = 1;
-  for (int64_t s : shape) {
+  for (int64_t s : a.shape) {
     if (s != 0 && n > max_bytes / 4 / s) bad(path, "shape too large; expected at most " + std::to_string(max_bytes) + " bytes");
     n *= s;
   }
   const int64_t bytes = n * 4;
   if (file_size - data_off < bytes)
     bad(path, "truncated data: " + std::to_string(file_size - data_off) + " bytes; expected " + std::to_string(bytes));
+  a.data_offset = data_off;
+  return a;
+}
+
+}  // namespace
+
+int64_t NpyHeader::numel() const {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+NpyArray parse_npy(const void* data, size_t size, const std::string& path, int64_t max_bytes) {
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  const int64_t file_size = static_cast<int64_t>(size);
+  const NpyHeader hd = parse_header(p, file_size, file_size, path, max_bytes);
+  const std::vector<int64_t>& shape = hd.shape;
+  const int64_t n = hd.numel(), bytes = n * 4, data_off = hd.data_offset;
+  NpyArray a;
+  a.dtype = hd.dtype;
   a.shape = shape;
   if (a.dtype == NpyArray::DType::Float32) {
     a.f32.resize(static_cast<size_t>(n));
@@ -162,6 +188,38 @@ void write_npy(const std::string& path, const float* data, const std::vector<int
 }
 void write_npy(const std::string& path, const int32_t* data, const std::vector<int64_t>& shape) {
   write_any(path, data, 4, "<i4", shape);
+}
+
+NpyHeader read_npy_header(const std::string& path, int64_t max_bytes) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) bad(path, "cannot open (missing or unreadable)");
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  if (size < 0) bad(path, "cannot determine its size");
+  f.seekg(0);
+  // The header is at most 12 + 1 MiB bytes (parse_header's limit on its length).
+  std::vector<char> buf(static_cast<size_t>(std::min<std::streamoff>(size, 12 + (1 << 20))));
+  if (!buf.empty() && !f.read(buf.data(), static_cast<std::streamsize>(buf.size()))) bad(path, "read failed");
+  return parse_header(reinterpret_cast<const unsigned char*>(buf.data()), static_cast<int64_t>(buf.size()), size, path,
+                      max_bytes);
+}
+
+void read_npy_elements(const std::string& path, const NpyHeader& h, int64_t first, int64_t count, void* dst) {
+  if (first < 0 || count < 0 || first > h.numel() - count)
+    detail::fail("npy file '", path, "': elements [", first, ", ", first + count, ") requested; expected a range within [0, ",
+                 h.numel(), ")");
+  if (count == 0) return;
+  std::ifstream f(path, std::ios::binary);
+  if (!f) bad(path, "cannot open (missing or unreadable)");
+  f.seekg(h.data_offset + first * 4);
+  if (!f.read(static_cast<char*>(dst), static_cast<std::streamsize>(count * 4)))
+    bad(path, "read of " + std::to_string(count) + " elements at element " + std::to_string(first) + " failed");
+}
+
+std::string npy_header(const std::vector<int64_t>& shape) {
+  for (int64_t s : shape)
+    if (s < 0) detail::fail("npy header: negative dimension ", s);
+  return header_bytes("<f4", shape);
 }
 
 }  // namespace attnkit

@@ -65,6 +65,12 @@ struct AttendArgs {
   int64_t d = 0, d_v = 0;
   float scale = 1;
   float* out = nullptr; int64_t out_stride = 0;    // rows x d_v
+  // Optional (null: not written): per row, the softmax shift m (the row's max visible score,
+  // scale included; 0 when the row saw no key) and the sum l = Σ_j exp(s_j − m) over its visible
+  // keys (0 when it saw none), so log-sum-exp = m + log l. Callers that merge partial results
+  // over disjoint key sets (ring attention) need it; exact leaves them null.
+  float* row_max = nullptr;
+  float* row_sum = nullptr;
 
   // Rows r0, r0 + step, ... (`rows` of them) of query head h of batch b of p, attending to kv
   // head g: q, k, v and out straight from the problem's views (row0 = r0).

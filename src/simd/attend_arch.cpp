@@ -297,6 +297,10 @@ void attend_impl(const AttendArgs& a, std::span<const KeySpan> spans, const Tile
     const float inv = any ? 1.0f / l[r] : 0.0f;
     for (int64_t c = 0; c < dv; ++c) o[c] = any ? acc[r * dvp + c] * inv : 0.0f;
   }
+  if (a.row_max)  // the same shift softmax_tile used: m, or 0 while nothing was visible
+    for (int64_t r = 0; r < rows; ++r) a.row_max[r] = m[r] == kNegInf ? 0.0f : m[r];
+  if (a.row_sum)
+    for (int64_t r = 0; r < rows; ++r) a.row_sum[r] = l[r];
 }
 
 void exp_array(const float* x, float* y, int64_t n) {
