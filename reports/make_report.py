@@ -279,9 +279,10 @@ def main():
            f"Smallest n of the suite from which each setting runs at least {BREAK_EVEN:g}× faster than `exact` "
            "at that n and every larger one, by best time and by median time alike (gaussian inputs; speed "
            "depends little on the values except for clustered attention). Cells: speedup by best time; "
-           f"~ marks a noisy case (spread > {NOISY:g}, this setting's or exact's).", "",
-           "| setting | break-even n | " + " | ".join(f"n = {n}" for n in gauss_ns) + " |",
-           "|---|---|" + "---|" * len(gauss_ns)]
+           f"~ marks a noisy case (spread > {NOISY:g}, this setting's or exact's). *Error there* is the "
+           "setting's relative error at its break-even n: being faster says nothing about being useful.", "",
+           "| setting | break-even n | error there | " + " | ".join(f"n = {n}" for n in gauss_ns) + " |",
+           "|---|---|---|" + "---|" * len(gauss_ns)]
 
     def faster(a, ex):
         if not (a and ex and setting(a) and a.get("ms_best") and ex.get("ms_best")):
@@ -301,7 +302,8 @@ def main():
                 cells.append("–")
                 continue
             cells.append(fmt(a["speedup"], "{:.2f}") + "×" + (" ~" if noisy(a) or (ex and noisy(ex)) else ""))
-        md.append(f"| `{spec}` | {be if be else '> ' + str(gauss_ns[-1])} | " + " | ".join(cells) + " |")
+        err = fmt(agg[(gauss, be, spec)]["rel_fro"]) if be else "–"
+        md.append(f"| `{spec}` | {be if be else '> ' + str(gauss_ns[-1])} | {err} | " + " | ".join(cells) + " |")
     md.append("")
 
     # Peers: what a user would otherwise run, timed in this run on the same inputs and threads.
