@@ -178,7 +178,7 @@ Record measure(const Backend& b, const Input& in, const Suite& s, double sgemm, 
 }
 
 // A peer's result as a record of this input: checked on the same rows, ratio to exact.
-Record peer_record(const Input& in, PeerResult& pr, double sgemm, std::optional<double> exact_ms) {
+Record peer_record(const Input& in, const PeerResult& pr, double sgemm, std::optional<double> exact_ms) {
   Record r = record_for(in, pr.label);
   r.label = pr.label;
   r.backend = pr.label.substr(0, pr.label.find(' '));
@@ -342,7 +342,7 @@ int cmd_sweep(const std::vector<std::string>& argv) {
     if (peers_on && exact_ms && d.n_q <= kPeersMaxN && d.n_k <= kPeersMaxN) {
       std::fprintf(stderr, "[peers] %s n=%lld%s numpy, torch\n", in.name.c_str(), (long long)d.n_q, in.causal ? " causal" : "");
       try {
-        for (PeerResult& pr : run_peers(out_dir, in.q, in.k, in.v, in.causal, static_cast<int>(threads), s.repeat)) {
+        for (const PeerResult& pr : run_peers(out_dir, in.q, in.k, in.v, in.causal, static_cast<int>(threads), s.repeat)) {
           const Record r = peer_record(in, pr, sgemm, exact_ms);
           if (r.status != "ok" && peers_note.find(r.status) == std::string::npos)
             peers_note += (peers_note.empty() ? "" : "; ") + r.label + ": " + r.status;
