@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Times the peers a user would otherwise reach for, on one input of an `attnkit sweep`.
 
-usage: peers.py PREFIX --threads T --repeat R [--causal]
+usage: peers.py PREFIX --threads T --repeat R [--min-time S] [--causal]
 
 Reads PREFIX_q.npy, PREFIX_k.npy, PREFIX_v.npy (float32 [B, H, n, d], kv heads may be fewer:
 grouped-query attention repeats them), computes exact attention softmax(s·QKᵀ)V (s = 1/√d; with
@@ -10,10 +10,11 @@ grouped-query attention repeats them), computes exact attention softmax(s·QKᵀ
   numpy (unfused)        numpy's matmul (its OpenBLAS) on the whole n_q × n_k score matrix,
   torch <version> (math) PyTorch's matmul / softmax / matmul, when `import torch` works,
 
-times each as the sweep times a backend (one untimed run, then R timed runs), writes each output
-to PREFIX_<peer>.npy and one line per peer to PREFIX_peers.tsv:
+times each as the sweep times a backend (one untimed run, then R timed runs, and more, up to 1000,
+until they add up to S seconds), writes each output to PREFIX_peer<i>.npy and one line per peer to
+PREFIX_peers.tsv:
 
-  label <TAB> status <TAB> ms_best <TAB> ms_median <TAB> output path
+  label <TAB> status <TAB> ms_best <TAB> ms_median <TAB> output path <TAB> timed runs
 
 status is "ok" or "unavailable: <why>" (then the times and path are empty). Thread counts: numpy's
 OpenBLAS gets T through OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, set before numpy is imported;
@@ -30,6 +31,7 @@ def main():
     ap.add_argument("prefix")
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--repeat", type=int, required=True)
+    ap.add_argument("--min-time", type=float, default=0.0)
     ap.add_argument("--causal", action="store_true")
     args = ap.parse_args()
     if args.threads < 1 or args.repeat < 1:
@@ -85,16 +87,16 @@ def main():
     for i, (label, fn) in enumerate(peers):
         out = fn()  # untimed, as the sweep's checked run
         ms = []
-        for _ in range(args.repeat):
+        while len(ms) < args.repeat or (sum(ms) < 1e3 * args.min_time and len(ms) < 1000):
             t0 = time.perf_counter()
             fn()
             ms.append((time.perf_counter() - t0) * 1e3)
         ms.sort()
         path = f"{args.prefix}_peer{i}.npy"
         np.save(path, np.ascontiguousarray(out, dtype=np.float32))
-        lines.append(f"{label}\tok\t{ms[0]:.6g}\t{ms[len(ms) // 2]:.6g}\t{path}")
+        lines.append(f"{label}\tok\t{ms[0]:.6g}\t{ms[len(ms) // 2]:.6g}\t{path}\t{len(ms)}")
     if torch_note:
-        lines.append(f"torch (math)\t{torch_note}\t\t\t")
+        lines.append(f"torch (math)\t{torch_note}\t\t\t\t")
     with open(f"{args.prefix}_peers.tsv", "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -159,11 +159,14 @@ Record measure(const Backend& b, const Input& in, const Suite& s, double sgemm, 
   }
   std::vector<double> ms;
   const int reps = first_ms > 5000 ? 1 : s.repeat;
-  for (int t = 0; t < reps; ++t) {
+  double total_ms = 0;
+  for (int t = 0; t < reps || (total_ms < 1e3 * s.min_time_s && t < 1000); ++t) {
     const auto a = Clock::now();
     b.forward(in.p);
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+    total_ms += ms.back();
   }
+  r.runs = static_cast<int64_t>(ms.size());
   std::sort(ms.begin(), ms.end());
   r.ms_best = ms.front();
   r.ms_median = ms[ms.size() / 2];
@@ -195,6 +198,7 @@ Record peer_record(const Input& in, const PeerResult& pr, double sgemm, std::opt
   r.beats_baseline = std::isfinite(em.rel_fro) ? em.rel_fro < in.baseline_rel : 0;
   r.ms_best = pr.ms_best;
   r.ms_median = pr.ms_median;
+  r.runs = pr.runs;
   r.spread = r.ms_median / r.ms_best;
   const Shape d = in.p.dims();
   const Shape sh{d.batch, d.heads, d.kv_heads, d.n_q, d.n_k, d.d, d.d_v, in.causal};
@@ -239,7 +243,7 @@ void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, d
     << ", \"cores\": " << m.cores << ", \"threads\": " << m.threads << ", \"simd\": " << q(m.simd)
     << ", \"compiler\": " << q(m.compiler) << ", \"blas\": " << q(m.blas) << ", \"sgemm_gflops\": " << sgemm
     << ", \"sgemm_n\": 2048, \"memory_probe\": " << (mem_ok ? "true" : "false") << ", \"heads\": " << s.heads
-    << ", \"d\": " << s.d << ", \"repeat\": " << s.repeat << ", \"full_check_max_n\": " << s.full_check_max_n
+    << ", \"d\": " << s.d << ", \"repeat\": " << s.repeat << ", \"min_time_s\": " << s.min_time_s << ", \"full_check_max_n\": " << s.full_check_max_n
     << ", \"sampled_rows\": " << s.sampled_rows << ", \"cases\": " << cases << ", \"seconds\": " << seconds
     << ", \"warmup_seconds\": " << warmup_s << ", \"peers_max_n\": " << kPeersMaxN << ", \"peers\": " << q(peers_note)
     << ", \"attnkit_version\": \"0.1.0\"}\n";
@@ -342,7 +346,8 @@ int cmd_sweep(const std::vector<std::string>& argv) {
     if (peers_on && exact_ms && d.n_q <= kPeersMaxN && d.n_k <= kPeersMaxN) {
       std::fprintf(stderr, "[peers] %s n=%lld%s numpy, torch\n", in.name.c_str(), (long long)d.n_q, in.causal ? " causal" : "");
       try {
-        for (const PeerResult& pr : run_peers(out_dir, in.q, in.k, in.v, in.causal, static_cast<int>(threads), s.repeat)) {
+        for (const PeerResult& pr :
+             run_peers(out_dir, in.q, in.k, in.v, in.causal, static_cast<int>(threads), s.repeat, s.min_time_s)) {
           const Record r = peer_record(in, pr, sgemm, exact_ms);
           if (r.status != "ok" && peers_note.find(r.status) == std::string::npos)
             peers_note += (peers_note.empty() ? "" : "; ") + r.label + ": " + r.status;

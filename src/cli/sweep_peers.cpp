@@ -14,7 +14,7 @@
 namespace attnkit::cli {
 
 std::vector<PeerResult> run_peers(const std::string& dir, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  bool causal, int threads, int repeat) {
+                                  bool causal, int threads, int repeat, double min_time_s) {
   const std::string script = find_script("peers.py", "ATTNKIT_PEERS", "sweep peers");
   const std::string prefix = dir + "/peers" + std::to_string(::getpid());
   save_tensor(prefix + "_q.npy", q, 4);
@@ -26,7 +26,8 @@ std::vector<PeerResult> run_peers(const std::string& dir, const Tensor& q, const
   };
   std::vector<PeerResult> out;
   try {
-    std::vector<std::string> args{prefix, "--threads", std::to_string(threads), "--repeat", std::to_string(repeat)};
+    std::vector<std::string> args{prefix, "--threads", std::to_string(threads), "--repeat", std::to_string(repeat),
+                                  "--min-time", std::to_string(min_time_s)};
     if (causal) args.push_back("--causal");
     run_script(script, args, "sweep peers", "numpy (and torch for the torch row)");
     std::ifstream tsv(prefix + "_peers.tsv");
@@ -38,7 +39,7 @@ std::vector<PeerResult> run_peers(const std::string& dir, const Tensor& q, const
       std::stringstream ss(line);
       std::string cell;
       while (std::getline(ss, cell, '\t')) f.push_back(cell);
-      f.resize(5);
+      f.resize(6);
       PeerResult r;
       r.label = f[0];
       r.status = f[1];
@@ -55,6 +56,8 @@ std::vector<PeerResult> run_peers(const std::string& dir, const Tensor& q, const
         };
         r.ms_best = ms(f[2]);
         r.ms_median = ms(f[3]);
+        r.runs = std::strtoll(f[5].c_str(), nullptr, 10);
+        if (r.runs < 1) detail::fail("sweep peers: runs '", f[5], "' in line '", line, "'; expected an integer >= 1");
         r.out = load_tensor("sweep peers", f[4]);
       }
       out.push_back(std::move(r));

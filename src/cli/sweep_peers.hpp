@@ -17,14 +17,15 @@ struct PeerResult {
   std::string label;   // "numpy (unfused)", "torch 1.13.0 (math)", or "torch (math)" when absent
   std::string status;  // "ok" or "unavailable: <why>"
   double ms_best = 0, ms_median = 0;
+  int64_t runs = 0;    // timed runs
   Tensor out;          // the peer's output [B,H,n_q,d_v] (status ok only)
 };
 
 // Writes q, k, v under dir, runs peers.py (found as python_script.hpp says: file peers.py,
-// override $ATTNKIT_PEERS) with `threads` and `repeat`, reads its results back and removes its
+// override $ATTNKIT_PEERS) with `threads`, `repeat` and `min_time_s` (as the sweep's), reads its results back and removes its
 // files. Throws attnkit::Error (starting with "sweep peers") when the script cannot be found or
 // run, or writes something unexpected.
 std::vector<PeerResult> run_peers(const std::string& dir, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  bool causal, int threads, int repeat);
+                                  bool causal, int threads, int repeat, double min_time_s);
 
 }  // namespace attnkit::cli
