@@ -60,7 +60,7 @@ void BM_unfused(benchmark::State& st) {
     }
     benchmark::ClobberMemory();
   }
-  st.counters["GFLOPS"] = benchmark::Counter(4.0 * H * n * n * d * static_cast<double>(st.iterations()) * 1e-9,
+  st.counters["GFLOPS"] = benchmark::Counter(attnkit::exact_equivalent_flops(bp.p) * static_cast<double>(st.iterations()) * 1e-9,
                                              benchmark::Counter::kIsRate);
   st.SetLabel("unfused sgemm+softmax+sgemm, n x n scores per head");
 }
@@ -90,7 +90,7 @@ void BM_exact_memory(benchmark::State& st) {
     extra_mib = static_cast<double>(status_kib("VmHWM") - before) / 1024.0;
   }
   st.counters["extra_MiB"] = extra_mib;
-  st.counters["GFLOPS"] = benchmark::Counter(4.0 * n * n * d * static_cast<double>(st.iterations()) * 1e-9,
+  st.counters["GFLOPS"] = benchmark::Counter(attnkit::exact_equivalent_flops(bp.p) * static_cast<double>(st.iterations()) * 1e-9,
                                              benchmark::Counter::kIsRate);
   st.SetLabel("H=1 d=64, peak RSS growth during forward()");
 }

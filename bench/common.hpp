@@ -43,19 +43,17 @@ struct BenchProblem {
 };
 
 // Runs backend.forward(p) in the benchmark loop and sets the standard counters:
-// "GFLOPS_exact_eq" (exact attention's flops / time), "GFLOPS" (the backend's own cost().flops /
+// "GFLOPS_exact_eq" (attnkit::exact_equivalent_flops / time: causal mask counted, like run and sweep), "GFLOPS" (the backend's own cost().flops /
 // time) and "tokens_per_s" (n_q·batch per second).
 inline void run_forward(benchmark::State& st, const Backend& b, const Problem& p) {
   const Shape d = p.validate();
-  Shape s{d.batch, d.heads, d.kv_heads, d.n_q, d.n_k, d.d, d.d_v, p.mask.causal};
-  Shape full = s;
-  full.causal = false;
+  const Shape s{d.batch, d.heads, d.kv_heads, d.n_q, d.n_k, d.d, d.d_v, p.mask.causal};
   for (auto _ : st) {
     b.forward(p);
     benchmark::ClobberMemory();
   }
   const double it = static_cast<double>(st.iterations());
-  st.counters["GFLOPS_exact_eq"] = benchmark::Counter(exact_cost(full).flops * it * 1e-9, benchmark::Counter::kIsRate);
+  st.counters["GFLOPS_exact_eq"] = benchmark::Counter(exact_equivalent_flops(p) * it * 1e-9, benchmark::Counter::kIsRate);
   st.counters["GFLOPS"] = benchmark::Counter(b.cost(s).flops * it * 1e-9, benchmark::Counter::kIsRate);
   st.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(d.batch * d.n_q) * it, benchmark::Counter::kIsRate);
   st.SetLabel(b.spec());

@@ -11,8 +11,10 @@
 #include <memory>
 #include <optional>
 
+#include "../core/numerics.hpp"
 #include "args.hpp"
 #include "attnkit/attnkit.hpp"
+#include "attnkit_config.hpp"
 #include "commands.hpp"
 #include "sweep_machine.hpp"
 #include "sweep_peers.hpp"
@@ -74,14 +76,11 @@ void prepare(Input& in, const Suite& s, Tensor& out) {
   Tensor base(d.batch, d.heads, d.n_q, d.d_v);
   mean_value_baseline(in.p, base.view());
   in.baseline_rel = compare(as_view(gather(base.cview(), in.rows), in), as_view(in.ref, in)).rel_fro;
+  // Largest ||v_j||_2 of each (batch, kv head): the last entry of the running maximum.
+  const std::vector<double> running = numerics::value_norm_running_max(in.p);
   in.vmax.assign(static_cast<size_t>(d.batch * d.kv_heads), 0.0);
-  for (int64_t b = 0; b < d.batch; ++b)
-    for (int64_t g = 0; g < d.kv_heads; ++g)
-      for (int64_t j = 0; j < d.n_k; ++j) {
-        double s2 = 0;
-        for (int64_t c = 0; c < d.d_v; ++c) s2 += static_cast<double>(in.p.v.row(b, g, j)[c]) * in.p.v.row(b, g, j)[c];
-        in.vmax[static_cast<size_t>(b * d.kv_heads + g)] = std::max(in.vmax[static_cast<size_t>(b * d.kv_heads + g)], std::sqrt(s2));
-      }
+  for (int64_t bg = 0; bg < d.batch * d.kv_heads; ++bg)
+    in.vmax[static_cast<size_t>(bg)] = running[static_cast<size_t>((bg + 1) * d.n_k - 1)];
   in.ref_w.clear();
   if (static_cast<int64_t>(in.rows.size()) * d.n_k <= Backend::kMaxWeights) {
     in.ref_w.resize(in.rows.size() * static_cast<size_t>(d.n_k));
@@ -174,7 +173,7 @@ Record measure(const Backend& b, const Input& in, const Suite& s, double sgemm, 
   // Exact-equivalent rate: the flops exact attention needs for this (masked) problem per second.
   const Shape sh{d.batch, d.heads, d.kv_heads, d.n_q, d.n_k, d.d, d.d_v, in.causal};
   r.gflops_actual = b.cost(sh).flops / (r.ms_best * 1e6);
-  r.gflops = exact_cost(sh).flops / (r.ms_best * 1e6);
+  r.gflops = exact_equivalent_flops(in.p) / (r.ms_best * 1e6);
   r.ratio_sgemm = r.gflops / sgemm;
   if (exact_ms) r.speedup = *exact_ms / r.ms_best;
   return r;
@@ -246,7 +245,7 @@ void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, d
     << ", \"d\": " << s.d << ", \"repeat\": " << s.repeat << ", \"min_time_s\": " << s.min_time_s << ", \"full_check_max_n\": " << s.full_check_max_n
     << ", \"sampled_rows\": " << s.sampled_rows << ", \"cases\": " << cases << ", \"seconds\": " << seconds
     << ", \"warmup_seconds\": " << warmup_s << ", \"peers_max_n\": " << kPeersMaxN << ", \"peers\": " << q(peers_note)
-    << ", \"attnkit_version\": \"0.1.0\"}\n";
+    << ", \"attnkit_version\": " << q(ATTNKIT_VERSION) << "}\n";
 }
 
 }  // namespace
@@ -285,15 +284,14 @@ int cmd_sweep(const std::vector<std::string>& argv) {
   backends.push_back(make_backend("exact"));
   labels.push_back("exact");
   for (const std::string& spec : s.backends) {
-    try {
-      auto b = make_backend(spec);
-      if (b->spec() != backends.front()->spec()) {
-        backends.push_back(std::move(b));
-        labels.push_back(spec);
-      }
-    } catch (const Error& e) {
-      if (std::string(e.what()).find("was not built") == std::string::npos) throw;
-      std::fprintf(stderr, "sweep: skipping %s: %s\n", spec.c_str(), e.what());
+    if (backend_status(parse_spec(spec).name) == BackendStatus::NotBuilt) {
+      std::fprintf(stderr, "sweep: skipping %s: its family was not built\n", spec.c_str());
+      continue;
+    }
+    auto b = make_backend(spec);
+    if (b->spec() != backends.front()->spec()) {
+      backends.push_back(std::move(b));
+      labels.push_back(spec);
     }
   }
 
