@@ -29,6 +29,8 @@ LINFORMER_NOTE = ("`linformer` here projects keys and values with a random Gauss
                   "learns E in training, and a random E is the only training-free form, so these numbers are not "
                   "those of a trained Linformer.")
 BREAK_EVEN = 1.1  # "faster than exact" means by at least 10%: smaller margins are timing noise
+NOISY = 1.25  # a case whose median time exceeds its best by more than this is marked noisy
+PEERS = ("numpy", "torch")  # backends of the peer rows (reports/peers.py), not attnkit settings
 
 
 def load(results_dir):
@@ -53,6 +55,26 @@ def ok(r):
     return r["status"] == "ok" and r["spec"] != "mean(V)"
 
 
+def is_peer(r):
+    return r.get("backend") in PEERS
+
+
+def setting(r):
+    """An attnkit setting that ran (not the baseline, not a peer)."""
+    return ok(r) and not is_peer(r)
+
+
+def noisy(a):
+    return a.get("spread") is not None and a["spread"] > NOISY
+
+
+def rows_checked(check, sampled=256):
+    """Which query rows the error, bound and prob. row figures were computed on."""
+    if not check or check == "full":
+        return "all rows"
+    return f"{check.split(':', 1)[-1] if ':' in check else sampled} sampled rows"
+
+
 def fmt(x, spec="{:.3g}"):
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else spec.format(x)
 
@@ -75,9 +97,11 @@ def aggregate(rows):
     out = {}
     for key, rs in acc.items():
         a = dict(rs[0])
-        for field in ("ms_best", "speedup", "rel_fro", "max_abs", "prob_l1", "peak_extra_mib", "gflops",
-                      "ratio_sgemm", "baseline_rel_fro", "bound_max"):
+        for field in ("ms_best", "ms_median", "speedup", "rel_fro", "max_abs", "prob_l1", "peak_extra_mib",
+                      "gflops", "ratio_sgemm", "baseline_rel_fro", "bound_max"):
             a[field] = mean([x.get(field) for x in rs])
+        spreads = [x.get("spread") for x in rs if x.get("spread") is not None]
+        a["spread"] = max(spreads) if spreads else None  # the worst input of the group
         a["inputs"] = len(rs)
         a["beats_baseline"] = all(x.get("beats_baseline") for x in rs) if ok(rs[0]) else None
         holds = [x.get("bound_holds") for x in rs if x.get("bound_holds") is not None]
@@ -92,7 +116,7 @@ def plot_tradeoff(agg, group, ns, path):
     for ax, n in zip(axes[0], ns):
         by_backend = defaultdict(list)
         for (g, nn, spec), a in agg.items():
-            if g == group and nn == n and ok(a) and spec != "exact" and a["rel_fro"] and a["speedup"]:
+            if g == group and nn == n and setting(a) and spec != "exact" and a["rel_fro"] and a["speedup"]:
                 by_backend[a["backend"]].append((a["rel_fro"], a["speedup"], spec))
         for backend, pts in sorted(by_backend.items()):
             xs, ys = [p[0] for p in pts], [p[1] for p in pts]
@@ -134,7 +158,7 @@ def plot_scaling(agg, group, path, field, ylabel, guides):
             all_n += [p[0] for p in pts]
     if guides and all_n:
         n0, n1 = min(all_n), max(all_n)
-        ref = [a[field] for (g, n, s), a in agg.items() if g == group and n == n0 and ok(a) and a.get(field)]
+        ref = [a[field] for (g, n, s), a in agg.items() if g == group and n == n0 and setting(a) and a.get(field)]
         y0 = sorted(ref)[len(ref) // 2]
         ax.plot([n0, n1], [y0, y0 * n1 / n0], "k--", lw=1, label="∝ n")
         ax.plot([n0, n1], [y0, y0 * (n1 / n0) ** 2], "k:", lw=1, label="∝ n²")
@@ -177,13 +201,21 @@ def main():
            f"| compiler | {meta.get('compiler', '?')} |",
            f"| attnkit | {meta.get('attnkit_version', '?')} |",
            f"| **sgemm 2048³ ceiling (same run)** | **{fmt(meta.get('sgemm_gflops'), '{:.1f}')} GFLOP/s** |", ""]
+    warm = meta.get("warmup_seconds")
     md += ["Every candidate is checked against the fp64 `reference` before it is timed: on all query rows "
            f"for n ≤ {meta.get('full_check_max_n', 4096)}, on {meta.get('sampled_rows', 256)} evenly spaced rows "
-           "above. Times are the best of the timed runs after a checked warm-up run. *Error* is the relative "
+           "above; each table's header says which. Before the first timed case the sweep runs `exact` on the "
+           "first input until its times settle (OpenMP threads started, pages touched, clock ramped"
+           + (f"; {warm:.1f} s in this run" if isinstance(warm, (int, float)) and warm >= 0 else "") + "), "
+           "and every case then gets its own checked, untimed run first. Times are the best of "
+           f"{meta.get('repeat', 3)} timed runs, or of more (up to 1000) until they add up to "
+           f"{meta.get('min_time_s', 0):g} s; *spread* is median ÷ best, and a case above {NOISY:g} is "
+           "marked **noisy**: distrust its times. *Error* is the relative "
            "Frobenius error ‖Õ−O‖/‖O‖; *mean(V)* is the trivial baseline that outputs the mean of the visible "
            "values for every row: an approximation at or above that error has learned nothing about the "
-           "input (marked ✗). *Bound* says whether the backend's a-posteriori error bound held on every row "
-           "(up to float32 rounding: 1e-5 of the largest value-row norm; checked where all rows are checked). "
+           "input (marked ✗). *Bound* says whether the backend's a-posteriori error bound held on every checked "
+           "row (up to float32 rounding: 1e-5 of the largest value-row norm); *prob. row L1* is the mean L1 "
+           "distance of the implied probability rows to the exact ones, on the checked rows of batch 0, head 0. "
            "Real inputs (*trained*) are the Q/K/V of a small trained byte-level language model "
            "(../shared/data/trained-attention), averaged over its layers and windows. Settings are labelled "
            "as the suite wrote them; `results.jsonl` has each one's canonical spec with every default.", ""]
@@ -195,24 +227,33 @@ def main():
         png = f"tradeoff_{gi}.png"
         plot_tradeoff(agg, group, ns, os.path.join(out, png))
         n = ns[-1]
+        # exact, then the peers, then the mean(V) baseline, then the approximations by name; a
+        # peer that could not run (torch not importable) is a note under the table, not a row
+        entries = sorted(((s, a) for (g, nn, s), a in agg.items() if g == group and nn == n
+                          and not (is_peer(a) and a["unsupported"])),
+                         key=lambda t: (0 if t[0] == "exact" else 1 if is_peer(t[1]) else 2 if t[0] == "mean(V)" else 3,
+                                        t[0]))
+        checked = rows_checked(next((a.get("check") for s, a in entries if s == "exact"), None),
+                               meta.get("sampled_rows", 256))
         md += [f"### {group}", "", f"![{group}]({png})", "",
-               f"n = {n}, heads = {rows[0]['heads']}, d = {rows[0]['d']}:", "",
-               "| setting | error | max abs | prob. row L1 | bound | speedup | ms | GFLOP/s (exact-eq.) | extra MiB | beats mean(V) |",
-               "|---|---|---|---|---|---|---|---|---|---|"]
-        # exact, then the mean(V) baseline, then the approximations by name
-        entries = sorted(((s, a) for (g, nn, s), a in agg.items() if g == group and nn == n),
-                         key=lambda t: (0 if t[0] == "exact" else 1 if t[0] == "mean(V)" else 2, t[0]))
+               f"n = {n}, heads = {rows[0]['heads']}, d = {rows[0]['d']}; errors, bound and prob. row L1 on "
+               f"{checked}:", "",
+               f"| setting | error | max abs | prob. row L1 ({checked}, head 0) | bound ({checked}) | speedup | ms "
+               "| spread | GFLOP/s (exact-eq.) | extra MiB | beats mean(V) |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
         for spec, a in entries:
             if spec == "mean(V)":
-                md.append(f"| mean(V) baseline | {fmt(a['rel_fro'])} | | | | | | | | |")
+                md.append(f"| mean(V) baseline | {fmt(a['rel_fro'])} | | | | | | | | | |")
             elif a["unsupported"]:
-                md.append(f"| `{spec}` | {a['unsupported'][:70]} | | | | | | | | |")
+                md.append(f"| `{spec}` | {a['unsupported'][:70]} | | | | | | | | | |")
             else:
                 bound = {True: "holds", False: "**violated**", None: "–"}[a["bound_holds"]]
                 beats = "✓" if a["beats_baseline"] else "✗"
-                md.append(f"| `{spec}` | {fmt(a['rel_fro'])} | {fmt(a['max_abs'])} | {fmt(a['prob_l1'])} | {bound} | "
-                          f"{fmt(a['speedup'], '{:.2f}')}× | {fmt(a['ms_best'], '{:.2f}')} | {fmt(a['gflops'], '{:.1f}')} | "
-                          f"{fmt(a['peak_extra_mib'], '{:.1f}')} | {beats} |")
+                spread = fmt(a["spread"], "{:.2f}") + (" **noisy**" if noisy(a) else "")
+                name = spec if is_peer(a) else f"`{spec}`"
+                md.append(f"| {name} | {fmt(a['rel_fro'])} | {fmt(a['max_abs'])} | {fmt(a['prob_l1'])} | {bound} | "
+                          f"{fmt(a['speedup'], '{:.2f}')}× | {fmt(a['ms_best'], '{:.2f}')} | {spread} | "
+                          f"{fmt(a['gflops'], '{:.1f}')} | {fmt(a['peak_extra_mib'], '{:.1f}')} | {beats} |")
         md.append("")
         if any(spec.startswith("linformer") for spec, _ in entries):
             md += [LINFORMER_NOTE, ""]
@@ -227,7 +268,7 @@ def main():
         cells = []
         for b in BUDGETS:
             cands = [(a["speedup"], s) for (g, nn, s), a in agg.items()
-                     if g == group and nn == n and ok(a) and a["rel_fro"] is not None and a["rel_fro"] <= b
+                     if g == group and nn == n and setting(a) and a["rel_fro"] is not None and a["rel_fro"] <= b
                      and a["speedup"]]
             if cands:
                 sp, s = max(cands)
@@ -237,18 +278,76 @@ def main():
         md.append(f"| {group} | {n} | " + " | ".join(cells) + " |")
     md.append("")
 
-    # Break-even n: smallest n where the setting is faster than exact (generated inputs, no mask).
-    md += ["## Break-even sequence length", "",
-           f"Smallest n of the suite at which each setting runs at least {BREAK_EVEN:g}× faster than `exact` "
-           "(gaussian inputs; speed depends little on the values except for clustered attention).", "",
-           "| setting | break-even n | speedup at largest n |", "|---|---|---|"]
+    # Break-even n. A setting is faster than exact at n only if both estimates say so: best time
+    # vs exact's best and median vs exact's median, each by BREAK_EVEN; it breaks even at the
+    # smallest n of the suite from which it is faster at that n and at every larger n.
     gauss = "gaussian" if "gaussian" in groups else groups[0]
-    for spec in sorted({s for (g, n, s), a in agg.items() if g == gauss and ok(a) and s != "exact"}):
-        pts = sorted((n, a["speedup"]) for (g, n, s), a in agg.items() if g == gauss and s == spec and ok(a) and a["speedup"])
-        be = next((n for n, sp in pts if sp >= BREAK_EVEN), None)
-        md.append(f"| `{spec}` | {be if be else '> ' + str(pts[-1][0]) if pts else '–'} | "
-                  f"{fmt(pts[-1][1], '{:.2f}') + '×' if pts else '–'} |")
+    gauss_ns = sorted({n for (g, n, s) in agg if g == gauss})
+    md += ["## Break-even sequence length", "",
+           f"Smallest n of the suite from which each setting runs at least {BREAK_EVEN:g}× faster than `exact` "
+           "at that n and every larger one, by best time and by median time alike (gaussian inputs; speed "
+           "depends little on the values except for clustered attention). Cells: speedup by best time; "
+           f"~ marks a noisy case (spread > {NOISY:g}, this setting's or exact's). *Error there* is the "
+           "setting's relative error at its break-even n: being faster says nothing about being useful.", "",
+           "| setting | break-even n | error there | " + " | ".join(f"n = {n}" for n in gauss_ns) + " |",
+           "|---|---|---|" + "---|" * len(gauss_ns)]
+
+    def faster(a, ex):
+        if not (a and ex and setting(a) and a.get("ms_best") and ex.get("ms_best")):
+            return False
+        by_best = ex["ms_best"] / a["ms_best"] >= BREAK_EVEN
+        by_median = (a.get("ms_median") and ex.get("ms_median")
+                     and ex["ms_median"] / a["ms_median"] >= BREAK_EVEN)
+        return bool(by_best and by_median)
+
+    for spec in sorted({s for (g, n, s), a in agg.items() if g == gauss and setting(a) and s != "exact"}):
+        fast = [faster(agg.get((gauss, n, spec)), agg.get((gauss, n, "exact"))) for n in gauss_ns]
+        be = next((n for i, n in enumerate(gauss_ns) if all(fast[i:])), None)
+        cells = []
+        for n in gauss_ns:
+            a, ex = agg.get((gauss, n, spec)), agg.get((gauss, n, "exact"))
+            if not (a and setting(a) and a.get("speedup")):
+                cells.append("–")
+                continue
+            cells.append(fmt(a["speedup"], "{:.2f}") + "×" + (" ~" if noisy(a) or (ex and noisy(ex)) else ""))
+        err = fmt(agg[(gauss, be, spec)]["rel_fro"]) if be else "–"
+        md.append(f"| `{spec}` | {be if be else '> ' + str(gauss_ns[-1])} | {err} | " + " | ".join(cells) + " |")
     md.append("")
+
+    # Peers: what a user would otherwise run, timed in this run on the same inputs and threads.
+    peer_rows = [a for a in agg.values() if is_peer(a)]
+    if peer_rows or meta.get("peers"):
+        pns = sorted({a["n"] for a in peer_rows})
+        md += ["## Peers: exact attention outside attnkit", "",
+               "The same inputs, timed in the same run with the same thread count "
+               f"({meta.get('threads', '?')}): `numpy (unfused)` is softmax(s·QKᵀ)V with numpy's matmul (its "
+               "OpenBLAS) on the whole score matrix; `torch … (math)` is PyTorch's matmul / softmax / matmul "
+               "(reports/peers.py). Only up to "
+               f"n = {meta.get('peers_max_n', 4096)}: both hold the n×n scores of every head. Cells: best ms "
+               "(time ÷ `exact`'s time; ~ noisy).", ""]
+        if meta.get("peers"):
+            md += [f"Note: {meta['peers']}.", ""]
+        if pns:
+            md += ["| input | setting | " + " | ".join(f"n = {n}" for n in pns) + " |",
+                   "|---|---|" + "---|" * len(pns)]
+            for group in groups:
+                labels = sorted({s for (g, n, s), a in agg.items() if g == group and is_peer(a) and ok(a)})
+                if not labels:
+                    continue
+                for spec in ["exact"] + labels:
+                    cells = []
+                    for n in pns:
+                        a, ex = agg.get((group, n, spec)), agg.get((group, n, "exact"))
+                        if not (a and ok(a) and a.get("ms_best")):
+                            cells.append("–")
+                            continue
+                        cell = fmt(a["ms_best"], "{:.2f}") + " ms"
+                        if spec != "exact" and ex and ex.get("ms_best"):
+                            cell += f" ({a['ms_best'] / ex['ms_best']:.2f}×)"
+                        cells.append(cell + (" ~" if noisy(a) else ""))
+                    name = f"`{spec}`" if spec == "exact" else spec
+                    md.append(f"| {group} | {name} | " + " | ".join(cells) + " |")
+            md.append("")
 
     md += ["## Scaling", ""]
     if plot_scaling(agg, gauss, os.path.join(out, "time_vs_n.png"), "ms_best", "time (ms)", True):

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suite=${1:-quick}
-scripts/install_deps.sh
+scripts/install_deps.sh python3-torch  # torch: the report's PyTorch peer row
 [ -f build/build.ninja ] || meson setup build --buildtype=release >/dev/null
 ninja -C build >/dev/null
 out=${ATTNKIT_OUT:-results/$suite}

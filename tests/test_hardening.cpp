@@ -168,3 +168,56 @@ TEST_CASE("every backend rejects invalid problems with attnkit::Error", "[harden
     if (!c.cross) CHECK_THROWS_WITH(b->forward(u.p), Catch::Contains("cross-attention"));
   }
 }
+
+TEST_CASE("error_bound_rows and weights_rows equal the chosen rows of error_bound and weights", "[hardening]") {
+  std::vector<std::unique_ptr<Backend>> bs = all_backends();
+  // settings whose bound and rows are not trivial at n = 64 (the defaults' windows cover every key)
+  for (const char* spec : {"local:window=16,global=2", "local:window=9,dilation=2", "clustered:clusters=4,topk=3"}) {
+    try {
+      bs.push_back(make_backend(spec));
+    } catch (const Error&) {  // family not built
+    }
+  }
+  const std::vector<int64_t> rows = {5, 0, 63, 17, 17};
+  for (const auto& b : bs) {
+    const Capabilities c = b->capabilities();
+    for (bool causal : {false, true}) {
+      if (causal && !c.causal) continue;
+      INFO(b->spec() << " causal=" << causal);
+      Owned o(2, 4, c.gqa ? 2 : 4, 64, 64, 16, 8, 31, 1.5f);
+      o.p.mask.causal = causal;
+      if (c.key_lengths) o.p.mask.key_lengths = {64, 40};
+      const int64_t H = 4, m = static_cast<int64_t>(rows.size());
+      const std::optional<ErrorBound> full = b->error_bound(o.p), part = b->error_bound_rows(o.p, rows);
+      REQUIRE(full.has_value() == part.has_value());
+      if (full) {
+        REQUIRE(part->out_l2.size() == static_cast<size_t>(2 * H * m));
+        REQUIRE(part->prob_l1.size() == (full->prob_l1.empty() ? 0 : part->out_l2.size()));
+        for (int64_t bh = 0; bh < 2 * H; ++bh)
+          for (int64_t t = 0; t < m; ++t) {
+            const size_t from = static_cast<size_t>(bh * 64 + rows[static_cast<size_t>(t)]), to = static_cast<size_t>(bh * m + t);
+            CHECK(part->out_l2[to] == Approx(full->out_l2[from]).epsilon(1e-12).margin(1e-300));
+            if (!part->prob_l1.empty()) CHECK(part->prob_l1[to] == Approx(full->prob_l1[from]).epsilon(1e-12).margin(1e-300));
+          }
+      }
+      CHECK_THROWS_AS(b->error_bound_rows(o.p, {64}), Error);
+      if (!c.weights) {
+        std::vector<float> w(static_cast<size_t>(m * 64));
+        CHECK_THROWS_AS(b->weights_rows(o.p, 0, 0, rows, w.data()), Error);
+        continue;
+      }
+      for (int64_t bb : {0, 1})
+        for (int64_t h : {0, 3}) {
+          std::vector<float> all(64 * 64), sel(static_cast<size_t>(m * 64));
+          b->weights(o.p, bb, h, all.data());
+          b->weights_rows(o.p, bb, h, rows, sel.data());
+          for (int64_t t = 0; t < m; ++t)
+            for (int64_t j = 0; j < 64; ++j)
+              REQUIRE(sel[static_cast<size_t>(t * 64 + j)] ==
+                      Approx(all[static_cast<size_t>(rows[static_cast<size_t>(t)] * 64 + j)]).epsilon(1e-5).margin(1e-7));
+        }
+      std::vector<float> w(64);
+      CHECK_THROWS_AS(b->weights_rows(o.p, 0, 0, {-1}, w.data()), Error);
+    }
+  }
+}

@@ -55,11 +55,23 @@ class Backend {
   // The bound theory gives for this problem, or nullopt where it gives none.
   virtual std::optional<ErrorBound> error_bound(const Problem& p) const;
 
+  // The same bound for the query rows `rows` only (each in [0, n_q), the same rows for every
+  // batch and head), indexed (b * heads + h) * rows.size() + t: a check on sampled rows where the
+  // full bound would cost an O(n_q·n_k·d) pass. Default: error_bound(p) restricted to `rows`;
+  // backends whose bound costs per row override it. Throws attnkit::Error for a row out of range.
+  virtual std::optional<ErrorBound> error_bound_rows(const Problem& p, const std::vector<int64_t>& rows) const;
+
   // Probability matrix (exact or implied by the approximation) of batch b, head h, written to
   // w as n_q x n_k row-major floats; fully masked rows are zeros. Only for backends with
   // capabilities().weights; others throw attnkit::Error. Throws when n_q * n_k exceeds
   // kMaxWeights.
   virtual void weights(const Problem& p, int64_t b, int64_t h, float* w) const;
+
+  // The rows `rows` (each in [0, n_q)) of that matrix, written to w as rows.size() x n_k
+  // row-major floats. Default: weights() into a scratch matrix, so it throws where weights()
+  // does (above kMaxWeights); backends whose rows are independent override it, and then work
+  // at any n_k with rows.size() * n_k within kMaxWeights.
+  virtual void weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows, float* w) const;
 
   static constexpr int64_t kMaxWeights = int64_t{1} << 26;  // 64 Mi entries = 256 MiB of floats
 
@@ -69,6 +81,10 @@ class Backend {
   // check(p) plus the arguments of weights(): b and h in range, w non-null, n_q * n_k within
   // kMaxWeights. Every weights() implementation starts with it.
   Shape check_weights(const Problem& p, int64_t b, int64_t h, const float* w) const;
+  // The arguments of weights_rows(): as check_weights, but the limit is on rows.size() * n_k,
+  // and every row must lie in [0, n_q).
+  Shape check_weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
+                           const float* w) const;
 };
 
 // Exact attention's flop count: 4 * n_q * n_k * d per head (2 for QK^T, 2 for PV with d_v),

@@ -63,6 +63,7 @@ class ClusteredBackend final : public Backend {
   Cost cost(const Shape& s) const override;
   std::optional<ErrorBound> error_bound(const Problem& p) const override;
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
+  void weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows, float* w) const override;
   const ClusteredOptions& options() const { return opt_; }
 
  private:

@@ -15,6 +15,7 @@ class ReferenceBackend final : public Backend {
   Capabilities capabilities() const override;
   void forward(const Problem& p) const override;
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
+  void weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows, float* w) const override;
   // Reference output of the query rows `rows` only (each in [0, n_q)), for checks at sizes where
   // the full reference is too slow: out is dense [batch, heads, rows.size(), d_v] floats.
   // p.out is not touched (it must still be a valid view). Throws attnkit::Error for a row out of range.
@@ -48,6 +49,7 @@ class ExactBackend final : public Backend {
   Capabilities capabilities() const override;
   void forward(const Problem& p) const override;
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
+  void weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows, float* w) const override;
 
  private:
   ExactOptions opt_;

@@ -96,6 +96,7 @@ class KernelizedBackend : public Backend {
   std::optional<ErrorBound> error_bound(const Problem&) const override { return std::nullopt; }
   // The implied matrix φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j') over the visible keys, batch b, head h.
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
+  void weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows, float* w) const override;
 
   // Feature dimension m for head dimension d.
   int64_t feature_dim(int64_t d) const;

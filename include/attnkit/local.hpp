@@ -111,8 +111,11 @@ class LocalBackend final : public Backend {
   // there prob_l1 = 1 and out_l2 = max ||v_j||_2. Rows that see no key: 0 and 0.
   // Costs a full O(n_q·n_k·d) pass: a check, not a fast path.
   std::optional<ErrorBound> error_bound(const Problem& p) const override;
+  // The same identity for the given rows only: O(rows·n_k·d) per (batch, head).
+  std::optional<ErrorBound> error_bound_rows(const Problem& p, const std::vector<int64_t>& rows) const override;
   // softmax restricted to N(i) (zeros outside), fp64 then rounded to float.
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
+  void weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows, float* w) const override;
 
  private:
   LocalOptions opt_;

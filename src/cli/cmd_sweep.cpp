@@ -17,6 +17,7 @@
 #include "attnkit_config.hpp"
 #include "commands.hpp"
 #include "sweep_machine.hpp"
+#include "sweep_peers.hpp"
 #include "sweep_record.hpp"
 #include "sweep_suite.hpp"
 
@@ -35,14 +36,12 @@ struct Input {
   Problem p;
   std::vector<int64_t> rows;  // checked rows (all, or a fixed sample)
   std::vector<float> ref;     // reference output of `rows`, [B,H,rows,d_v]
-  std::vector<float> ref_w;   // reference weights of (b=0, h=0), when n is small enough
+  std::vector<float> ref_w;   // reference probability rows `rows` of (b=0, h=0), [rows, n_k]
   double baseline_rel = NAN;
   std::vector<double> vmax;   // per (batch, kv head): max_j ||v_j||_2
   Input(std::string fam, std::string nm, bool c, Tensor q_, Tensor k_, Tensor v_)
       : family(std::move(fam)), name(std::move(nm)), causal(c), q(std::move(q_)), k(std::move(k_)), v(std::move(v_)) {}
 };
-
-constexpr int64_t kWeightsMaxN = 4096;
 
 // The checked rows of out, gathered as [B,H,rows,d_v].
 std::vector<float> gather(ConstView out, const std::vector<int64_t>& rows) {
@@ -83,9 +82,9 @@ void prepare(Input& in, const Suite& s, Tensor& out) {
   for (int64_t bg = 0; bg < d.batch * d.kv_heads; ++bg)
     in.vmax[static_cast<size_t>(bg)] = running[static_cast<size_t>((bg + 1) * d.n_k - 1)];
   in.ref_w.clear();
-  if (d.n_q <= kWeightsMaxN && d.n_k <= kWeightsMaxN) {
-    in.ref_w.resize(static_cast<size_t>(d.n_q * d.n_k));
-    ReferenceBackend().weights(in.p, 0, 0, in.ref_w.data());
+  if (static_cast<int64_t>(in.rows.size()) * d.n_k <= Backend::kMaxWeights) {
+    in.ref_w.resize(in.rows.size() * static_cast<size_t>(d.n_k));
+    ReferenceBackend().weights_rows(in.p, 0, 0, in.rows, in.ref_w.data());
   }
 }
 
@@ -129,43 +128,80 @@ Record measure(const Backend& b, const Input& in, const Suite& s, double sgemm, 
   r.rel_fro = em.rel_fro;
   r.mean_row_l2 = em.mean_row_l2;
   r.beats_baseline = std::isfinite(em.rel_fro) ? em.rel_fro < in.baseline_rel : 0;
+  // Probability rows and the bound on the checked rows (all, or the sample above
+  // full_check_max_n): both cost O(rows · n_k · d), not an n_q × n_k pass.
+  const int64_t m = static_cast<int64_t>(in.rows.size());
   if (!in.ref_w.empty() && b.capabilities().weights) {
     std::vector<float> w(in.ref_w.size());
-    b.weights(in.p, 0, 0, w.data());
-    double l1 = 0;
-    for (int64_t i = 0; i < d.n_q; ++i) l1 += row_l1(w.data() + i * d.n_k, in.ref_w.data() + i * d.n_k, d.n_k);
-    r.prob_l1 = l1 / static_cast<double>(d.n_q);
-  }
-  if (r.check == "full") {
-    if (const auto bound = b.error_bound(in.p)) {
-      const std::vector<double> err = row_l2_errors(ConstView(in.p.out), as_view(in.ref, in));
-      bool holds = bound->out_l2.size() == err.size();
-      double mx = 0;
-      // The bounds are statements about exact arithmetic (a row whose window holds all of its
-      // softmax mass has bound 0): allow float32 rounding, 1e-5 of the largest value row.
-      for (size_t i = 0; holds && i < err.size(); ++i) {
-        const int64_t b = static_cast<int64_t>(i) / (d.heads * d.n_q), h = static_cast<int64_t>(i) / d.n_q % d.heads;
-        holds = err[i] <= bound->out_l2[i] * (1 + 1e-5) + 1e-5 * in.vmax[static_cast<size_t>(b * d.kv_heads + h / d.group())];
-        mx = std::max(mx, bound->out_l2[i]);
-      }
-      r.bound_max = mx;
-      r.bound_holds = holds;
+    try {
+      b.weights_rows(in.p, 0, 0, in.rows, w.data());
+      double l1 = 0;
+      for (int64_t t = 0; t < m; ++t) l1 += row_l1(w.data() + t * d.n_k, in.ref_w.data() + t * d.n_k, d.n_k);
+      r.prob_l1 = l1 / static_cast<double>(m);
+    } catch (const Error& e) {  // a backend whose rows come from the whole matrix, above its limit
+      std::fprintf(stderr, "sweep: no prob. row L1 for %s: %s\n", b.spec().c_str(), e.what());
     }
+  }
+  if (const auto bound = b.error_bound_rows(in.p, in.rows)) {
+    const std::vector<double> err = row_l2_errors(as_view(got, in), as_view(in.ref, in));
+    bool holds = bound->out_l2.size() == err.size();
+    double mx = 0;
+    // The bounds are statements about exact arithmetic (a row whose window holds all of its
+    // softmax mass has bound 0): allow float32 rounding, 1e-5 of the largest value row.
+    for (size_t i = 0; holds && i < err.size(); ++i) {
+      const int64_t b = static_cast<int64_t>(i) / (d.heads * m), h = static_cast<int64_t>(i) / m % d.heads;
+      holds = err[i] <= bound->out_l2[i] * (1 + 1e-5) + 1e-5 * in.vmax[static_cast<size_t>(b * d.kv_heads + h / d.group())];
+      mx = std::max(mx, bound->out_l2[i]);
+    }
+    r.bound_max = mx;
+    r.bound_holds = holds;
   }
   std::vector<double> ms;
   const int reps = first_ms > 5000 ? 1 : s.repeat;
-  for (int t = 0; t < reps; ++t) {
+  double total_ms = 0;
+  for (int t = 0; t < reps || (total_ms < 1e3 * s.min_time_s && t < 1000); ++t) {
     const auto a = Clock::now();
     b.forward(in.p);
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - a).count());
+    total_ms += ms.back();
   }
+  r.runs = static_cast<int64_t>(ms.size());
   std::sort(ms.begin(), ms.end());
   r.ms_best = ms.front();
   r.ms_median = ms[ms.size() / 2];
+  r.spread = r.ms_median / r.ms_best;
   // Exact-equivalent rate: the flops exact attention needs for this (masked) problem per second.
   const Shape sh{d.batch, d.heads, d.kv_heads, d.n_q, d.n_k, d.d, d.d_v, in.causal};
   r.gflops_actual = b.cost(sh).flops / (r.ms_best * 1e6);
   r.gflops = exact_equivalent_flops(in.p) / (r.ms_best * 1e6);
+  r.ratio_sgemm = r.gflops / sgemm;
+  if (exact_ms) r.speedup = *exact_ms / r.ms_best;
+  return r;
+}
+
+// A peer's result as a record of this input: checked on the same rows, ratio to exact.
+Record peer_record(const Input& in, const PeerResult& pr, double sgemm, std::optional<double> exact_ms) {
+  Record r = record_for(in, pr.label);
+  r.label = pr.label;
+  r.backend = pr.label.substr(0, pr.label.find(' '));
+  r.status = pr.status;
+  if (pr.status != "ok") return r;
+  r.sgemm_gflops = sgemm;
+  const auto& os = pr.out.shape();
+  if (os[0] != in.q.shape()[0] || os[1] != in.q.shape()[1] || os[2] != in.q.shape()[2] || os[3] != in.v.shape()[3])
+    detail::fail("sweep peers: ", pr.label, " output has the wrong shape; expected [B,H,n_q,d_v]");
+  const ErrorMetrics em = compare(as_view(gather(pr.out.view(), in.rows), in), as_view(in.ref, in));
+  r.max_abs = em.max_abs;
+  r.rel_fro = em.rel_fro;
+  r.mean_row_l2 = em.mean_row_l2;
+  r.beats_baseline = std::isfinite(em.rel_fro) ? em.rel_fro < in.baseline_rel : 0;
+  r.ms_best = pr.ms_best;
+  r.ms_median = pr.ms_median;
+  r.runs = pr.runs;
+  r.spread = r.ms_median / r.ms_best;
+  const Shape d = in.p.dims();
+  const Shape sh{d.batch, d.heads, d.kv_heads, d.n_q, d.n_k, d.d, d.d_v, in.causal};
+  r.gflops = r.gflops_actual = exact_cost(sh).flops / (r.ms_best * 1e6);
   r.ratio_sgemm = r.gflops / sgemm;
   if (exact_ms) r.speedup = *exact_ms / r.ms_best;
   return r;
@@ -192,7 +228,7 @@ std::string fmt_seconds(double s) {
 }
 
 void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, double sgemm, bool mem_ok,
-                int64_t cases, double seconds) {
+                int64_t cases, double seconds, double warmup_s, const std::string& peers_note) {
   std::ofstream f(path);
   auto q = [](const std::string& x) {
     std::string o;
@@ -206,8 +242,9 @@ void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, d
     << ", \"cores\": " << m.cores << ", \"threads\": " << m.threads << ", \"simd\": " << q(m.simd)
     << ", \"compiler\": " << q(m.compiler) << ", \"blas\": " << q(m.blas) << ", \"sgemm_gflops\": " << sgemm
     << ", \"sgemm_n\": 2048, \"memory_probe\": " << (mem_ok ? "true" : "false") << ", \"heads\": " << s.heads
-    << ", \"d\": " << s.d << ", \"repeat\": " << s.repeat << ", \"full_check_max_n\": " << s.full_check_max_n
+    << ", \"d\": " << s.d << ", \"repeat\": " << s.repeat << ", \"min_time_s\": " << s.min_time_s << ", \"full_check_max_n\": " << s.full_check_max_n
     << ", \"sampled_rows\": " << s.sampled_rows << ", \"cases\": " << cases << ", \"seconds\": " << seconds
+    << ", \"warmup_seconds\": " << warmup_s << ", \"peers_max_n\": " << kPeersMaxN << ", \"peers\": " << q(peers_note)
     << ", \"attnkit_version\": " << q(ATTNKIT_VERSION) << "}\n";
 }
 
@@ -216,7 +253,7 @@ void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, d
 int cmd_sweep(const std::vector<std::string>& argv) {
   Args args(argv, {"--suite", "--backends", "--families", "--n", "--out", "--inputs", "--heads", "--d", "--repeat",
                    "--threads"},
-            {"--no-real"});
+            {"--no-real", "--no-peers"});
   Suite s = suite_by_name(args.str("--suite", "quick"));
   if (args.has("--backends")) s.backends = split_specs(args.str("--backends"));
   if (args.has("--families")) {
@@ -277,11 +314,17 @@ int cmd_sweep(const std::vector<std::string>& argv) {
   write_csv_header(csv);
   const auto start = Clock::now();
   int64_t done = 0;
+  double warmup_s = -1;
+  // Peers (numpy, torch) on every input up to kPeersMaxN, unless --no-peers; the first failure to
+  // find or run them turns them off for the run, with the reason in meta.json and the report.
+  bool peers_on = !args.has("--no-peers");
+  std::string peers_note = peers_on ? "" : "off (--no-peers)";
 
   auto run_input = [&](Input& in) {
     const Shape d{1, in.q.shape()[1], in.k.shape()[1], in.q.shape()[2], in.k.shape()[2], in.q.shape()[3], in.v.shape()[3]};
     Tensor out(in.q.shape()[0], d.heads, d.n_q, d.d_v);
     prepare(in, s, out);
+    if (warmup_s < 0) warmup_s = warm_up([&] { backends.front()->forward(in.p); }, 0.5, 5.0);
     std::optional<double> exact_ms;
     for (size_t bi = 0; bi < backends.size(); ++bi) {
       const auto& b = backends[bi];
@@ -302,6 +345,23 @@ int cmd_sweep(const std::vector<std::string>& argv) {
       jl.flush();
       csv.flush();
       ++done;
+    }
+    if (peers_on && exact_ms && d.n_q <= kPeersMaxN && d.n_k <= kPeersMaxN) {
+      std::fprintf(stderr, "[peers] %s n=%lld%s numpy, torch\n", in.name.c_str(), (long long)d.n_q, in.causal ? " causal" : "");
+      try {
+        for (const PeerResult& pr :
+             run_peers(out_dir, in.q, in.k, in.v, in.causal, static_cast<int>(threads), s.repeat, s.min_time_s)) {
+          const Record r = peer_record(in, pr, sgemm, exact_ms);
+          if (r.status != "ok" && peers_note.find(r.status) == std::string::npos)
+            peers_note += (peers_note.empty() ? "" : "; ") + r.label + ": " + r.status;
+          write_json_line(jl, r);
+          write_csv_line(csv, r);
+        }
+      } catch (const Error& e) {
+        std::fprintf(stderr, "sweep: peers off for the rest of the run: %s\n", e.what());
+        peers_note += std::string(peers_note.empty() ? "" : "; ") + "off after an error: " + e.what();
+        peers_on = false;
+      }
     }
     // The trivial baseline as its own row, so every table has it.
     Record base = record_for(in, "mean(V)");
@@ -324,7 +384,7 @@ int cmd_sweep(const std::vector<std::string>& argv) {
       run_input(in);
     }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  write_meta(out_dir + "/meta.json", s, machine, sgemm, mem.available(), done, seconds);
+  write_meta(out_dir + "/meta.json", s, machine, sgemm, mem.available(), done, seconds, warmup_s, peers_note);
   std::fprintf(stderr, "sweep done: %lld cases in %s; wrote %s/results.jsonl, results.csv, meta.json\n",
                (long long)done, fmt_seconds(seconds).c_str(), out_dir.c_str());
   return 0;

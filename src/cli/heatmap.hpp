@@ -1,14 +1,8 @@
 #pragma once
 // PNG heatmaps are drawn by reports/heatmap.py (numpy + matplotlib), run as a child process.
 //
-// The script is looked up, first hit wins:
-//   1. $ATTNKIT_HEATMAP (a path to the script),
-//   2. <directory of the attnkit executable>/heatmap.py  (the build tree: meson copies it next to
-//      build/src/cli/attnkit),
-//   3. <directory of the executable>/../share/attnkit/heatmap.py  (an installed, relocated tree),
-//   4. ATTNKIT_DATADIR/heatmap.py, the install data dir compiled in (<prefix>/share/attnkit).
-// The interpreter is $ATTNKIT_PYTHON, else /usr/bin/python3 (named explicitly: a python3 earlier
-// on PATH may lack numpy or matplotlib).
+// The script is found and run as python_script.hpp says (file heatmap.py, override
+// $ATTNKIT_HEATMAP, interpreter $ATTNKIT_PYTHON else /usr/bin/python3).
 #include <string>
 #include <vector>
 

@@ -19,7 +19,7 @@ const char* kUsage =
     "  gen --n N --d D [--heads H] [--batch B] [--family gaussian|diffuse|peaky|local|clustered]\n"
     "      [--seed S] --prefix P\n"
     "  sweep --suite quick|full [--backends SPEC,SPEC...] [--families F,...] [--n N,...]\n"
-    "      [--inputs DIR] [--out DIR] [--heads H] [--d D] [--repeat R] [--threads T]\n"
+    "      [--inputs DIR] [--out DIR] [--heads H] [--d D] [--repeat R] [--threads T] [--no-peers]\n"
     "  mha --x X.npy [--context C.npy] --heads H [--kv-heads G] --out Y.npy [--backend SPEC] [--causal]\n"
     "      [--key-lengths L.npy] [--threads T], weights in the native layout (y = x·W):\n"
     "      --wq [d_model,H·d] --wk [d_model,G·d] --wv [d_model,G·d_v] --wo [H·d_v,d_model]\n"

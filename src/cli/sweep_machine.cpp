@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -52,6 +53,23 @@ double sgemm_gflops(int n) {
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return 2.0 * n * n * n / best / 1e9;
+}
+
+double warm_up(const std::function<void()>& step, double min_s, double max_s) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  std::vector<double> last;
+  for (;;) {
+    const auto t0 = Clock::now();
+    step();
+    const auto t1 = Clock::now();
+    last.push_back(std::chrono::duration<double>(t1 - t0).count());
+    if (last.size() > 5) last.erase(last.begin());
+    const double spent = std::chrono::duration<double>(t1 - start).count();
+    const bool steady = last.size() == 5 && *std::max_element(last.begin(), last.end()) <=
+                                                1.1 * *std::min_element(last.begin(), last.end());
+    if ((spent >= min_s && steady) || spent >= max_s) return spent;
+  }
 }
 
 PeakMemory::PeakMemory() {

@@ -1,5 +1,6 @@
 #pragma once
 // What a sweep records about the machine it ran on, and how it measures memory.
+#include <functional>
 #include <string>
 
 namespace attnkit::cli {
@@ -17,6 +18,13 @@ MachineInfo machine_info();
 
 // GFLOP/s of OpenBLAS sgemm n x n x n (best of a few runs), using every thread BLAS may use.
 double sgemm_gflops(int n);
+
+// Pays the one-time start-up costs before the first timed case, so that no case pays them: runs
+// `step` (one forward call of the first input) until OpenMP's thread pool is up, the pages are
+// touched, the clock has ramped and OpenBLAS's worker threads (left spinning by the sgemm probe)
+// have gone to sleep: for at least min_s seconds and until the last 5 calls agree within 10%, at
+// most max_s seconds. Returns the seconds spent.
+double warm_up(const std::function<void()>& step, double min_s, double max_s);
 
 // Peak-memory probe: reset() makes the kernel's peak-RSS mark equal to the current RSS (Linux
 // /proc/self/clear_refs); extra_mib() is then the peak growth since reset in MiB. Where the kernel

@@ -41,6 +41,8 @@ std::vector<Field> fields(const Record& r) {
           {"status", quoted(r.status)},
           {"ms_best", num(r.ms_best)},
           {"ms_median", num(r.ms_median)},
+          {"spread", num(r.spread)},
+          {"runs", std::to_string(r.runs)},
           {"gflops", num(r.gflops)},
           {"gflops_actual", num(r.gflops_actual)},
           {"sgemm_gflops", num(r.sgemm_gflops)},

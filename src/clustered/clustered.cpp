@@ -115,27 +115,33 @@ std::optional<ErrorBound> ClusteredBackend::error_bound(const Problem& p) const 
   return eb;
 }
 
-void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Shape d = check_weights(p, b, h, w);
-  std::fill(w, w + d.n_q * d.n_k, 0.0f);
+namespace {
+
+// The implied probability rows of (b, h): every query row (rows == nullptr) or the rows listed,
+// written as (count) x n_k. The clustering always sees every query of the head.
+void implied_rows(const ClusteredOptions& opt, const Problem& p, const Shape& d, int64_t b, int64_t h,
+                  const std::vector<int64_t>* rows, float* w) {
+  const int64_t count = rows ? static_cast<int64_t>(rows->size()) : d.n_q;
+  std::fill(w, w + count * d.n_k, 0.0f);
   const int64_t n = clustered::visible_keys(p, b), g = h / d.group();
   if (n == 0) return;
   clustered::SingleThreadedBlas blas;
   clustered::HeadClusters hc;
   clustered::ClusterScratch cs;
-  clustered::cluster_head(p.q.row(b, h, 0), p.q.stride[2], d.n_q, d.d, opt_, b, h, cs, hc);
+  clustered::cluster_head(p.q.row(b, h, 0), p.q.stride[2], d.n_q, d.d, opt, b, h, cs, hc);
   const float scale = p.effective_scale();
-  const int64_t topk = opt_.topk, kk = std::min(topk, n);
+  const int64_t topk = opt.topk, kk = std::min(topk, n);
   const clustered::CentroidBlock a = clustered::CentroidBlock::for_head(p, b, g, hc.centroid.data(), hc.count, n, scale);
   std::vector<float> P(static_cast<size_t>(hc.count * n));
   std::vector<int32_t> idx(static_cast<size_t>(hc.count * topk));
   std::vector<float> sel;
   clustered::centroid_probs(a, P.data(), topk, idx.data(), sel);
   std::vector<float> x(static_cast<size_t>(kk));
-  for (int64_t i = 0; i < d.n_q; ++i) {
+  for (int64_t r = 0; r < count; ++r) {
+    const int64_t i = rows ? (*rows)[static_cast<size_t>(r)] : r;
     const int64_t c = hc.label[static_cast<size_t>(i)];
     const float* pc = P.data() + c * n;
-    float* row = w + i * d.n_k;
+    float* row = w + r * d.n_k;
     std::copy(pc, pc + n, row);
     if (kk == 0) continue;
     // improved: the centroid's mass on its top keys, spread by the query's own scores there
@@ -152,6 +158,19 @@ void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w)
     numerics::softmax_row(x.data(), kk, mass);
     for (int64_t t = 0; t < kk; ++t) row[top[t]] = x[static_cast<size_t>(t)];
   }
+}
+
+}  // namespace
+
+void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+  const Shape d = check_weights(p, b, h, w);
+  implied_rows(opt_, p, d, b, h, nullptr, w);
+}
+
+void ClusteredBackend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
+                                    float* w) const {
+  const Shape d = check_weights_rows(p, b, h, rows, w);
+  implied_rows(opt_, p, d, b, h, &rows, w);
 }
 
 BackendInfo clustered_info() {

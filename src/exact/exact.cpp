@@ -66,6 +66,11 @@ void ExactBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) con
   ReferenceBackend().weights(p, b, h, w);
 }
 
+void ExactBackend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
+                                float* w) const {
+  ReferenceBackend().weights_rows(p, b, h, rows, w);
+}
+
 BackendInfo exact_info() {
   return {"exact",
           "fused tiled online-softmax attention (FlashAttention-style), float32, never stores n x n",

@@ -90,6 +90,16 @@ void ReferenceBackend::weights(const Problem& p, int64_t b, int64_t h, float* w)
   }
 }
 
+void ReferenceBackend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
+                                    float* w) const {
+  const Shape d = check_weights_rows(p, b, h, rows, w);
+  std::vector<double> row(static_cast<size_t>(d.n_k));
+  for (size_t t = 0; t < rows.size(); ++t) {
+    reference_row(p, d, b, h, rows[t], row);
+    for (int64_t j = 0; j < d.n_k; ++j) w[static_cast<int64_t>(t) * d.n_k + j] = static_cast<float>(row[static_cast<size_t>(j)]);
+  }
+}
+
 BackendInfo reference_info() {
   return {"reference", "fp64 oracle, one score row at a time (slow, obviously correct)", {},
           ReferenceBackend().capabilities(),

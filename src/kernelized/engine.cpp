@@ -221,30 +221,51 @@ void KernelizedBackend::forward(const Problem& p) const {
     forward_noncausal(p, D, f);
 }
 
-void KernelizedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Shape D = check_weights(p, b, h, w);
+namespace {
+
+// The implied probability rows of (b, h): every query row (rows == nullptr) or the rows listed,
+// written as (count) x n_k. Each query's features depend on that query alone, so a row subset
+// gives the same rows as the whole matrix.
+void implied_rows(const kern::FeatureMap& fm, const Problem& p, const Shape& D, int64_t b, int64_t h,
+                  const std::vector<int64_t>* rows, float* w) {
   const int64_t g = h / D.group();
-  const Features f(*fm_, D.d, p.effective_scale(), D.batch, D.kv_heads, b, g);
-  const int64_t m = f.m(), len = key_length(p, b, D.n_k);
-  std::fill(w, w + D.n_q * D.n_k, 0.0f);
-  if (len == 0) return;
+  const Features f(fm, D.d, p.effective_scale(), D.batch, D.kv_heads, b, g);
+  const int64_t m = f.m(), len = key_length(p, b, D.n_k), count = rows ? static_cast<int64_t>(rows->size()) : D.n_q;
+  std::fill(w, w + count * D.n_k, 0.0f);
+  if (len == 0 || count == 0) return;
   SingleThreadedBlas blas;
-  std::vector<float> phik(static_cast<size_t>(len * m)), phiq(static_cast<size_t>(D.n_q * m));
+  std::vector<float> phik(static_cast<size_t>(len * m)), phiq(static_cast<size_t>(count * m));
   const float c = f.key_logits(p.k.row(b, g, 0), p.k.stride[2], len, f.w(b, g), phik.data());
   f.key_finish(phik.data(), len, c);  // one constant for every key of this (b, g)
-  f.queries(p.q.row(b, h, 0), p.q.stride[2], D.n_q, f.w(b, g), phiq.data());
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(D.n_q), static_cast<int>(len),
+  if (rows)
+    for (int64_t t = 0; t < count; ++t) f.queries(p.q.row(b, h, (*rows)[static_cast<size_t>(t)]), p.q.stride[2], 1, f.w(b, g), phiq.data() + t * m);
+  else
+    f.queries(p.q.row(b, h, 0), p.q.stride[2], D.n_q, f.w(b, g), phiq.data());
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(count), static_cast<int>(len),
               static_cast<int>(m), 1.0f, phiq.data(), static_cast<int>(m), phik.data(), static_cast<int>(m), 0.0f, w,
               static_cast<int>(D.n_k));
-  for (int64_t i = 0; i < D.n_q; ++i) {
-    float* row = w + i * D.n_k;
-    const int64_t e = p.key_end(b, i);
+  for (int64_t t = 0; t < count; ++t) {
+    float* row = w + t * D.n_k;
+    const int64_t e = p.key_end(b, rows ? (*rows)[static_cast<size_t>(t)] : t);
     std::fill(row + e, row + D.n_k, 0.0f);
     double sum = 0;
     for (int64_t j = 0; j < e; ++j) sum += row[j];
     // Guarded like forward: no visible key (or a zero sum) gives zeros; NaN propagates.
     for (int64_t j = 0; j < e; ++j) row[j] = sum == 0 ? 0.0f : static_cast<float>(row[j] / sum);
   }
+}
+
+}  // namespace
+
+void KernelizedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+  const Shape D = check_weights(p, b, h, w);
+  implied_rows(*fm_, p, D, b, h, nullptr, w);
+}
+
+void KernelizedBackend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
+                                     float* w) const {
+  const Shape D = check_weights_rows(p, b, h, rows, w);
+  implied_rows(*fm_, p, D, b, h, &rows, w);
 }
 
 Cost KernelizedBackend::cost(const Shape& s) const {

@@ -54,26 +54,33 @@ Cost LocalBackend::cost(const Shape& s) const {
   return c;
 }
 
-std::optional<ErrorBound> LocalBackend::error_bound(const Problem& p) const {
-  const Shape d = check(p);
-  const LocalPattern pat(opt_, d.n_q, d.n_k, p.mask.causal);
+namespace {
+
+std::vector<int64_t> all_rows(int64_t n) {
+  std::vector<int64_t> r(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) r[static_cast<size_t>(i)] = i;
+  return r;
+}
+
+// The identity for query rows `rows` of every (batch, head), indexed (b * heads + h) * rows.size() + t.
+ErrorBound bound_on(const Problem& p, const Shape& d, const LocalPattern& pat, const std::vector<int64_t>& rows) {
   // vmax[(b, g), j] = max over keys j' <= j of ||v_j'||_2: the bound needs the visible keys' max.
   const std::vector<double> vmax = numerics::value_norm_running_max(p);
-  const int64_t rows = d.batch * d.heads * d.n_q;
+  const int64_t m = static_cast<int64_t>(rows.size()), total = d.batch * d.heads * m;
   ErrorBound eb;
   eb.description =
       "local: eps_i = full-softmax mass outside N(i) (fp64, exact); prob L1 = 2 eps_i; "
       "||O~_i - O_i||_2 <= 2 eps_i max_{visible j} ||v_j||_2 (a row with no allowed key: L1 = 1, bound max ||v_j||)";
-  eb.out_l2.assign(static_cast<size_t>(rows), 0.0);
-  eb.prob_l1.assign(static_cast<size_t>(rows), 0.0);
+  eb.out_l2.assign(static_cast<size_t>(total), 0.0);
+  eb.prob_l1.assign(static_cast<size_t>(total), 0.0);
 #pragma omp parallel
   {
     std::vector<double> s;
     std::vector<char> inside;
     std::vector<KeyRun> runs;
 #pragma omp for schedule(dynamic, 16)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t b = r / (d.heads * d.n_q), h = r / d.n_q % d.heads, i = r % d.n_q;
+    for (int64_t r = 0; r < total; ++r) {
+      const int64_t b = r / (d.heads * m), h = r / m % d.heads, i = rows[static_cast<size_t>(r % m)];
       const int64_t ke = p.key_end(b, i);
       if (ke == 0) continue;  // both outputs are zero rows
       pat.row(h, i, ke, runs);
@@ -100,14 +107,15 @@ std::optional<ErrorBound> LocalBackend::error_bound(const Problem& p) const {
   return eb;
 }
 
-void LocalBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  const Shape d = check_weights(p, b, h, w);
-  const LocalPattern pat(opt_, d.n_q, d.n_k, p.mask.causal);
+// Rows `rows` of the restricted softmax of (b, h), written as rows.size() x n_k.
+void weights_on(const Problem& p, const Shape& d, const LocalPattern& pat, int64_t b, int64_t h,
+                const std::vector<int64_t>& rows, float* w) {
   std::vector<double> s;
   std::vector<char> inside;
   std::vector<KeyRun> runs;
-  for (int64_t i = 0; i < d.n_q; ++i) {
-    float* row = w + i * d.n_k;
+  for (size_t t = 0; t < rows.size(); ++t) {
+    const int64_t i = rows[t];
+    float* row = w + static_cast<int64_t>(t) * d.n_k;
     std::fill(row, row + d.n_k, 0.0f);
     const int64_t ke = p.key_end(b, i);
     pat.row(h, i, ke, runs);
@@ -121,6 +129,31 @@ void LocalBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) con
     for (int64_t j = 0; j < ke; ++j)
       if (inside[static_cast<size_t>(j)]) row[j] = static_cast<float>(s[static_cast<size_t>(j)]);
   }
+}
+
+}  // namespace
+
+std::optional<ErrorBound> LocalBackend::error_bound(const Problem& p) const {
+  const Shape d = check(p);
+  return bound_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), all_rows(d.n_q));
+}
+
+std::optional<ErrorBound> LocalBackend::error_bound_rows(const Problem& p, const std::vector<int64_t>& rows) const {
+  const Shape d = check(p);
+  for (int64_t i : rows)
+    if (i < 0 || i >= d.n_q) detail::fail("rows: row ", i, "; expected rows in [0, ", d.n_q, ")");
+  return bound_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), rows);
+}
+
+void LocalBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+  const Shape d = check_weights(p, b, h, w);
+  weights_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), b, h, all_rows(d.n_q), w);
+}
+
+void LocalBackend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
+                                float* w) const {
+  const Shape d = check_weights_rows(p, b, h, rows, w);
+  weights_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), b, h, rows, w);
 }
 
 }  // namespace attnkit
