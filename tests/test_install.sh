@@ -5,6 +5,9 @@
 # families disabled and run that build's tests.
 set -u
 src="$1"
+cli="$2"  # the full build's attnkit: its `list --json` says which backends and families exist
+# meson test points LD_LIBRARY_PATH at the full build's libraries; the builds made here must load their own
+unset LD_LIBRARY_PATH
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 pass=0
@@ -12,8 +15,13 @@ fail=0
 check() { if "$@"; then pass=$((pass + 1)); else echo "FAIL: $*"; fail=$((fail + 1)); fi; }
 quiet() { "$@" >"$work/log.txt" 2>&1 || { cat "$work/log.txt"; return 1; }; }
 
-# Symbols that belong to the kernelized, clustered and layer libraries.
-foreign='attnkit::(PerformerBackend|LinearBackend|KernelizedBackend|KernelizedState|kern::|ClusteredBackend|clustered_info|performer_info|linear_info|MultiHeadAttention|make_backend)'
+# Families and backends from the build itself (the family list of meson.build via the registry).
+py=/usr/bin/python3
+"$cli" list --json > "$work/all.json"
+families=$($py -c 'import json,sys; print(" ".join(dict.fromkeys(b["family"] for b in json.load(open(sys.argv[1]))["backends"])))' "$work/all.json")
+others=$(for f in $families; do [ "$f" = local ] || [ "$f" = exact ] || echo "$f"; done)
+backends_of() { $py -c 'import json,sys; print(" ".join(b["name"] for b in json.load(open(sys.argv[1]))["backends"] if b["family"] in sys.argv[2:]))' "$work/all.json" "$@"; }
+check test -n "$families"
 
 for lib in shared static; do
   prefix="$work/prefix-$lib"
@@ -23,13 +31,14 @@ for lib in shared static; do
   check quiet meson install -C "$work/build-$lib" --quiet
   pcdir=$(dirname "$(find "$prefix" -name attnkit-local.pc | head -1)")
   check test -f "$pcdir/attnkit-local.pc"
-  for pc in attnkit-core attnkit-exact attnkit-local attnkit-kernelized attnkit-clustered attnkit-layer attnkit; do
+  for pc in attnkit-core attnkit-layer attnkit $(for f in $families; do echo attnkit-$f; done); do
     check test -f "$pcdir/$pc.pc"
   done
   # attnkit-local needs the core (and OpenBLAS) and nothing else of attnkit
   req=$(grep '^Requires:' "$pcdir/attnkit-local.pc")
   check grep -q "attnkit-core" <<<"$req"
-  if grep -Eq "attnkit-(exact|kernelized|clustered|layer)|attnkit( |,|$)" <<<"${req#Requires:}"; then
+  if grep -Eq "attnkit-($(echo $families layer | tr ' ' '|'))|attnkit( |,|$)" <<<"${req#Requires:}" &&
+     ! [ "$(grep -o 'attnkit-[a-z]*' <<<"${req#Requires:}" | sort -u)" = "attnkit-core" ]; then
     echo "FAIL: attnkit-local.pc requires more of attnkit: $req"; fail=$((fail + 1))
   else
     pass=$((pass + 1))
@@ -46,7 +55,7 @@ for lib in shared static; do
   if [ $lib = shared ]; then
     needed=$(readelf -d "$exe" | grep NEEDED)
     echo "$needed" | grep -q "libattnkit-local" && pass=$((pass + 1)) || { echo "FAIL: not linked to attnkit-local"; fail=$((fail + 1)); }
-    if echo "$needed" | grep -Eq "attnkit-(kernelized|clustered|layer|exact)|libattnkit\.so"; then
+    if echo "$needed" | grep -Eq "attnkit-($(echo $others exact layer | tr ' ' '|'))|libattnkit\.so"; then
       echo "FAIL: $lib example links other attnkit libraries: $needed"; fail=$((fail + 1))
     else
       pass=$((pass + 1))
@@ -54,26 +63,46 @@ for lib in shared static; do
   else
     nm -C "$exe" | grep -q "attnkit::LocalBackend::forward" && pass=$((pass + 1)) || { echo "FAIL: static example lacks LocalBackend"; fail=$((fail + 1)); }
   fi
-  if nm -C "$exe" | grep -Eq "$foreign"; then
-    echo "FAIL: $lib example contains symbols of other families:"; nm -C "$exe" | grep -E "$foreign" | head -5
+  # Every symbol defined by the other families' libraries (and the registry and layer): none may be in
+  # the example.
+  libdir=$(pkg-config --variable=libdir attnkit-local)
+  : > "$work/foreign.txt"
+  # (strong text symbols only: inline functions of the shared headers are weak and may be in both)
+  for f in $others layer ""; do
+    for l in "$libdir"/libattnkit${f:+-$f}.so "$libdir"/libattnkit${f:+-$f}.a; do
+      [ -f "$l" ] && nm -C --defined-only "$l" 2>/dev/null | awk '$2 == "T" {sub(/^[^ ]+ [^ ]+ /, ""); print}' | grep '^attnkit::' >> "$work/foreign.txt"
+    done
+  done
+  sort -u "$work/foreign.txt" -o "$work/foreign.txt"
+  check test -s "$work/foreign.txt"
+  nm -C --defined-only "$exe" | sed 's/^[^ ]* [^ ]* //' | sort -u > "$work/exe_syms.txt"
+  if comm -12 "$work/foreign.txt" "$work/exe_syms.txt" | grep -q .; then
+    echo "FAIL: $lib example contains symbols of other families:"; comm -12 "$work/foreign.txt" "$work/exe_syms.txt" | head -5
     fail=$((fail + 1))
   else
     pass=$((pass + 1))
   fi
 done
 
-# A build without the kernelized and clustered families.
+# A build without every family but exact and local.
 off="$work/build-off"
-check quiet meson setup "$off" "$src" --buildtype=release -Dkernelized=disabled -Dclustered=disabled -Dbench=false
+check quiet meson setup "$off" "$src" --buildtype=release $(for f in $others; do echo -D$f=disabled; done) -Dbench=false
 check quiet ninja -C "$off"
 check quiet meson test -C "$off" core exact local hardening cli
-"$off/src/cli/attnkit" list > "$work/list.txt"
-check grep -q "^local" "$work/list.txt"
-if grep -Eq "^(performer|linear|clustered)" "$work/list.txt"; then echo "FAIL: disabled families listed"; fail=$((fail + 1)); else pass=$((pass + 1)); fi
+"$off/src/cli/attnkit" list --json > "$work/off.json"
+for b in $(backends_of exact local); do
+  check grep -q "\"name\": \"$b\", \"family\": \"[a-z]*\", \"built\": true" "$work/off.json"
+done
 "$off/src/cli/attnkit" gen --n 32 --d 8 --prefix "$work/t" >/dev/null
-"$off/src/cli/attnkit" run --backend performer --q "$work/t_q.npy" --k "$work/t_k.npy" --v "$work/t_v.npy" \
-  --out "$work/o.npy" 2>"$work/err.txt"
-check test $? -eq 2
-check grep -q "not built; reconfigure with -Dkernelized=enabled" "$work/err.txt"
+for f in $others; do
+  for b in $(backends_of $f); do
+    check grep -q "\"name\": \"$b\", \"family\": \"$f\", \"built\": false" "$work/off.json"
+    "$off/src/cli/attnkit" list | grep -q "^$b\$" && { echo "FAIL: disabled backend $b listed"; fail=$((fail + 1)); }
+    "$off/src/cli/attnkit" run --backend $b --q "$work/t_q.npy" --k "$work/t_k.npy" --v "$work/t_v.npy" \
+      --out "$work/o.npy" 2>"$work/err.txt"
+    check test $? -eq 2
+    check grep -q "not built; reconfigure with -D$f=enabled" "$work/err.txt"
+  done
+done
 echo "install: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

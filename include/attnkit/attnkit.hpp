@@ -12,18 +12,7 @@
 #include "attnkit/simd.hpp"
 #include "attnkit/spec.hpp"
 #include "attnkit/tensor.hpp"
-#if ATTNKIT_HAS_EXACT
-#include "attnkit/exact.hpp"
-#endif
-#if ATTNKIT_HAS_LOCAL
-#include "attnkit/local.hpp"
-#endif
-#if ATTNKIT_HAS_KERNELIZED
-#include "attnkit/kernelized.hpp"
-#endif
-#if ATTNKIT_HAS_CLUSTERED
-#include "attnkit/clustered.hpp"
-#endif
+#include "attnkit_families.hpp"  // every backend family of this build (generated)
 #if ATTNKIT_HAS_LAYER
 #include "attnkit/mha.hpp"
 #endif

@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <string>
 
 #include "args.hpp"
 #include "attnkit/registry.hpp"
@@ -16,10 +17,55 @@ const char* type_name(ParamType t) {
   }
   return "?";
 }
+
+// Backend names and parameter texts are [a-z0-9_=,.:-] plus free-text help: escape what JSON needs.
+std::string json_str(const std::string& s) {
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    o += c;
+  }
+  return o + "\"";
+}
+
+// One JSON object: every backend name attnkit knows, built or not, with its family (meson option);
+// built ones also with summary, capabilities and parameters. Scripts (tests/test_install.sh) read it.
+void print_json() {
+  std::printf("{\"backends\": [");
+  bool first = true;
+  for (const BackendEntry& e : known_backends()) {
+    std::printf("%s\n  {\"name\": %s, \"family\": %s, \"built\": %s", first ? "" : ",", json_str(e.name).c_str(),
+                json_str(e.family).c_str(), e.built ? "true" : "false");
+    first = false;
+    for (const BackendInfo& b : list_backends()) {
+      if (b.name != e.name) continue;
+      const Capabilities& c = b.caps;
+      std::printf(", \"summary\": %s, \"capabilities\": {\"causal\": %s, \"key_lengths\": %s, \"cross\": %s, "
+                  "\"gqa\": %s, \"weights\": %s}, \"params\": [",
+                  json_str(b.summary).c_str(), c.causal ? "true" : "false", c.key_lengths ? "true" : "false",
+                  c.cross ? "true" : "false", c.gqa ? "true" : "false", c.weights ? "true" : "false");
+      for (size_t i = 0; i < b.params.size(); ++i) {
+        const ParamDef& p = b.params[i];
+        std::printf("%s{\"name\": %s, \"type\": \"%s\", \"default\": %s", i ? ", " : "", json_str(p.name).c_str(),
+                    type_name(p.type), json_str(p.default_value).c_str());
+        if (p.type == ParamType::Int || p.type == ParamType::Float) std::printf(", \"min\": %.17g, \"max\": %.17g", p.min, p.max);
+        std::printf("}");
+      }
+      std::printf("]");
+    }
+    std::printf("}");
+  }
+  std::printf("\n]}\n");
+}
 }  // namespace
 
 int cmd_list(const std::vector<std::string>& argv) {
-  Args args(argv, {}, {});
+  Args args(argv, {}, {"--json"});
+  if (args.has("--json")) {
+    print_json();
+    return 0;
+  }
   for (const BackendInfo& b : list_backends()) {
     std::printf("%s\n    %s\n", b.name.c_str(), b.summary.c_str());
     const Capabilities& c = b.caps;

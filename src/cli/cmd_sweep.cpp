@@ -209,7 +209,7 @@ void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, d
     << ", \"sgemm_n\": 2048, \"memory_probe\": " << (mem_ok ? "true" : "false") << ", \"heads\": " << s.heads
     << ", \"d\": " << s.d << ", \"repeat\": " << s.repeat << ", \"full_check_max_n\": " << s.full_check_max_n
     << ", \"sampled_rows\": " << s.sampled_rows << ", \"cases\": " << cases << ", \"seconds\": " << seconds
-    << ", \"attnkit_version\": \"0.1.0\"}\n";
+    << ", \"attnkit_version\": \"" ATTNKIT_VERSION "\"}\n";
 }
 
 }  // namespace
@@ -248,15 +248,14 @@ int cmd_sweep(const std::vector<std::string>& argv) {
   backends.push_back(make_backend("exact"));
   labels.push_back("exact");
   for (const std::string& spec : s.backends) {
-    try {
-      auto b = make_backend(spec);
-      if (b->spec() != backends.front()->spec()) {
-        backends.push_back(std::move(b));
-        labels.push_back(spec);
-      }
-    } catch (const Error& e) {
-      if (std::string(e.what()).find("was not built") == std::string::npos) throw;
-      std::fprintf(stderr, "sweep: skipping %s: %s\n", spec.c_str(), e.what());
+    if (backend_status(parse_spec(spec).name) == BackendStatus::NotBuilt) {
+      std::fprintf(stderr, "sweep: skipping %s: its family was not built\n", spec.c_str());
+      continue;
+    }
+    auto b = make_backend(spec);
+    if (b->spec() != backends.front()->spec()) {
+      backends.push_back(std::move(b));
+      labels.push_back(spec);
     }
   }
 

@@ -13,7 +13,7 @@
 namespace {
 const char* kUsage =
     "usage: attnkit COMMAND [ARGS]\n"
-    "  list                      backends with parameters, defaults and capabilities\n"
+    "  list [--json]             backends with parameters, defaults and capabilities\n"
     "  run --backend SPEC --q Q.npy --k K.npy --v V.npy --out O.npy [--causal]\n"
     "      [--key-lengths L.npy] [--scale S] [--threads T] [--repeat R] [--check] [--json]\n"
     "  gen --n N --d D [--heads H] [--batch B] [--family gaussian|diffuse|peaky|local|clustered]\n"

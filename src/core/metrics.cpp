@@ -73,9 +73,14 @@ void mean_value_baseline(const Problem& p, MutView out) {
   for (int a = 0; a < 4; ++a)
     if (out.shape[a] != p.out.shape[a])
       detail::fail("baseline out: shape[", a, "] is ", out.shape[a], "; expected ", p.out.shape[a]);
-  std::vector<double> prefix(static_cast<size_t>((d.n_k + 1) * d.d_v));
-  for (int64_t b = 0; b < d.batch; ++b)
-    for (int64_t g = 0; g < d.kv_heads; ++g) {
+  // One (batch, kv head) per iteration, summed in key order by one thread: the same bits for any
+  // thread count.
+#pragma omp parallel
+  {
+    std::vector<double> prefix(static_cast<size_t>((d.n_k + 1) * d.d_v));
+#pragma omp for schedule(static)
+    for (int64_t bg = 0; bg < d.batch * d.kv_heads; ++bg) {
+      const int64_t b = bg / d.kv_heads, g = bg % d.kv_heads;
       // prefix sums of v rows, so each query's visible prefix mean costs O(d_v)
       for (int64_t c = 0; c < d.d_v; ++c) prefix[static_cast<size_t>(c)] = 0;
       for (int64_t j = 0; j < d.n_k; ++j)
@@ -92,6 +97,7 @@ void mean_value_baseline(const Problem& p, MutView out) {
         }
       }
     }
+  }
 }
 
 }  // namespace attnkit
