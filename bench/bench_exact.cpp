@@ -1,9 +1,9 @@
 // bench_exact: the fused `exact` backend against the machine's ceiling (OpenBLAS sgemm 2048³, same
 // run) and against the unfused way (per head: sgemm S = s·Q·Kᵀ, softmax rows, sgemm O = P·V),
 // H = 8, n = 512 … 16384, d = 64 and 128, causal and not. Counters of the harness (common.hpp):
-// GFLOPS_exact_eq counts 4·H·n²·d per call also for causal (so that its rate shows the time
-// saved; GFLOPS is the backend's own cost, half of that), ratio_sgemm; BM_unfused is checked
-// against exact (rel_fro) the same way. Ratios to sgemm also from the JSON output through
+// GFLOPS_exact_eq (attnkit::exact_equivalent_flops: 4·H·n²·d, about half of it under the causal
+// mask, the count run and sweep use), GFLOPS (the backend's own cost), ratio_sgemm; BM_unfused is
+// checked against exact (rel_fro) the same way. Ratios to sgemm also from the JSON output through
 // bench/sgemm_ratio.py. BM_exact_memory reports the peak extra resident memory of one forward().
 #include <omp.h>
 
@@ -73,7 +73,7 @@ void BM_unfused(benchmark::State& st) {
   }
   const double it = static_cast<double>(st.iterations());
   const double sec = std::chrono::duration<double>(attnkit::bench::Clock::now() - t0).count() / std::max(1.0, it);
-  const double eq = attnkit::bench::exact_eq_flops({1, H, H, n, n, d, d, false});
+  const double eq = attnkit::exact_equivalent_flops(bp.p);
   st.counters["GFLOPS_exact_eq"] = benchmark::Counter(eq * it * 1e-9, benchmark::Counter::kIsRate);
   st.counters["GFLOPS"] = benchmark::Counter(eq * it * 1e-9, benchmark::Counter::kIsRate);
   st.counters["ratio_sgemm"] = eq / sec * 1e-9 / attnkit::bench::sgemm_gflops();
@@ -106,7 +106,7 @@ void BM_exact_memory(benchmark::State& st) {
     extra_mib = static_cast<double>(status_kib("VmHWM") - before) / 1024.0;
   }
   st.counters["extra_MiB"] = extra_mib;
-  st.counters["GFLOPS"] = benchmark::Counter(4.0 * n * n * d * static_cast<double>(st.iterations()) * 1e-9,
+  st.counters["GFLOPS"] = benchmark::Counter(attnkit::exact_equivalent_flops(bp.p) * static_cast<double>(st.iterations()) * 1e-9,
                                              benchmark::Counter::kIsRate);
   st.SetLabel("H=1 d=64, peak RSS growth during forward()");
 }

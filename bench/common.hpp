@@ -10,7 +10,8 @@
 //        (relative Frobenius error); a non-finite output, or an exact backend off by more than
 //        1e-5, stops that benchmark with an error instead of timing it;
 //     4. times forward() in the benchmark loop and sets the standard counters:
-//          GFLOPS_exact_eq   exact attention's flops for this shape / time (see exact_eq_flops)
+//          GFLOPS_exact_eq   attnkit::exact_equivalent_flops(p) / time: exact attention's flops
+//                            for this problem, causal mask counted (the count run and sweep use)
 //          GFLOPS            the candidate's own cost().flops / time (what it actually executes)
 //          ratio_sgemm       GFLOPS_exact_eq / the OpenBLAS sgemm 2048³ ceiling of this run
 //          speedup_vs_exact  exact's cached time per call / this time per call
@@ -96,15 +97,6 @@ inline const bool context_added = [] {
   benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
   return true;
 }();
-
-// Exact-equivalent flops of one forward call: what `exact` needs for this shape WITHOUT the
-// causal saving (4·B·H·n_q·n_k·d for d = d_v), so that a causal run's rate shows the time it saves.
-// The one place the bench suites take this count from.
-inline double exact_eq_flops(const Shape& s) {
-  Shape full = s;
-  full.causal = false;
-  return exact_cost(full).flops;
-}
 
 // A benchmark input: generated family, sizes, mask, seed (batch 1, d_v = d).
 struct ProblemKey {
@@ -246,7 +238,7 @@ inline double run_candidate(benchmark::State& st, const Backend& b, const Proble
   const double sec = std::chrono::duration<double>(Clock::now() - t0).count() / std::max(1.0, it);
   // Exact measured through this harness (BM_exact): its loop time is the better figure.
   if (is_exact && ex && sec > 0) exact_runs()[key].seconds = std::min(ex->seconds, sec);
-  const double eq = exact_eq_flops(d);
+  const double eq = exact_equivalent_flops(p);
   st.counters["GFLOPS_exact_eq"] = benchmark::Counter(eq * it * 1e-9, benchmark::Counter::kIsRate);
   st.counters["GFLOPS"] = benchmark::Counter(b.cost(d).flops * it * 1e-9, benchmark::Counter::kIsRate);
   st.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(d.batch * d.n_q) * it, benchmark::Counter::kIsRate);

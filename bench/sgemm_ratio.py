@@ -6,7 +6,7 @@
 
 Works for every suite of bench/ (one harness, bench/common.hpp). Prints, for every benchmark with
 a GFLOPS counter, GFLOP/s and GFLOP/s / sgemm 2048^3 GFLOP/s, using the exact-equivalent count
-(4·H·n²·d, also for causal) where there is one; the causal / non-causal time ratio; and the
+(attnkit::exact_equivalent_flops, causal mask counted) where there is one; the causal / non-causal time ratio; and the
 harness's speedup over exact and relative Frobenius error against exact where it measured them.
 """
 import json

@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the test files: random problems and comparison against `reference`.
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <string>
 
@@ -47,6 +48,21 @@ inline double rel_error(const Backend& b, const Problem& p) {
 inline std::string data_dir() {
   const char* d = std::getenv("ATTNKIT_DATA_DIR");
   return d ? d : "";
+}
+
+// The SIMD path the latest call of a kernel group ("attend", "elementwise", "hamming") ran on, ""
+// if none ran yet (attnkit::simd_kernel_paths).
+inline std::string kernel_path(const std::string& group) {
+  for (const auto& [g, path] : simd_kernel_paths())
+    if (g == group) return path;
+  return "(no such group)";
+}
+
+// The path every kernel must run on: ATTNKIT_SIMD when set (meson runs the family suites once per
+// path of the build), else the best one this CPU runs.
+inline std::string wanted_simd_path() {
+  const char* env = std::getenv("ATTNKIT_SIMD");
+  return env && *env ? std::string(env) : simd_paths().front();
 }
 
 }  // namespace attnkit::test

@@ -50,6 +50,29 @@ expect_2 "unknown command" "unknown command" "$cli" frobnicate
 expect_2 "gen bad family" "family" "$cli" gen --n 4 --d 4 --family nope --prefix x
 expect_2 "gen bad n" "--n" "$cli" gen --n 0 --d 4 --prefix x
 expect_2 "gen missing d" "--d" "$cli" gen --n 4 --prefix x
+# One SIMD dispatch (docs/simd.md): ATTNKIT_SIMD reaches every kernel group a backend runs, and
+# `run --json` reports the path each group ran on (recorded by the kernels themselves).
+"$cli" list >list.txt 2>&1
+for path in sse2 avx2 avx512; do
+  if ! ATTNKIT_SIMD=$path "$cli" run --backend exact --q p_q.npy --k p_k.npy --v p_v.npy --out o.npy >/dev/null 2>&1; then
+    continue  # this CPU or build lacks the path (non-x86, -Dnative, no AVX-512)
+  fi
+  for case in "exact attend" "performer:features=32 elementwise" "linear elementwise" "clustered:clusters=8 attend,hamming" \
+              "clustered:clusters=8,topk=4 hamming"; do
+    spec=${case% *} groups=${case##* }
+    grep -q "^${spec%%:*}" list.txt || continue  # family not built
+    expect_ok "ATTNKIT_SIMD=$path run $spec" env ATTNKIT_SIMD=$path "$cli" run --backend "$spec" --q p_q.npy --k p_k.npy \
+      --v p_v.npy --out o.npy --json
+    /usr/bin/python3 - "$path" "$groups" <<'PY' && ok || bad "ATTNKIT_SIMD=$path $spec: kernels $(cat out.txt)"
+import json, sys
+r = json.load(open("out.txt"))
+path, groups = sys.argv[1], sys.argv[2].split(",")
+assert r["simd"] == path, r
+for g in groups:
+    assert r["simd_kernels"].get(g) == path, (g, r["simd_kernels"])
+PY
+  done
+done
 printf 'garbage garbage garbage' > junk.npy
 expect_2 "garbage npy" "magic" "$cli" run --backend exact --q junk.npy --k k2.npy --v v2.npy --out o.npy
 echo "cli: $pass passed, $fail failed"

@@ -82,6 +82,20 @@ TEST_CASE("clustered spec strings and option ranges", "[clustered]") {
   CHECK((c.key_lengths && c.cross && c.gqa && c.weights));
 }
 
+TEST_CASE("clustered runs its Hamming and attend kernels on the process's SIMD path", "[clustered]") {
+  // meson runs this suite once per SIMD path with ATTNKIT_SIMD set: each run proves that path's
+  // clustering (Hamming) and centroid attention (plain variant: simd::attend) kernels are the ones
+  // that ran.
+  const std::string want = attnkit::test::wanted_simd_path();
+  for (int64_t topk : {8, 0}) {
+    Owned o(1, 2, 2, 80, 80, 16, 16, 6);
+    make(5, topk).forward(o.p);
+    CHECK(attnkit::test::kernel_path("hamming") == want);
+    if (topk == 0) CHECK(attnkit::test::kernel_path("attend") == want);
+  }
+  CHECK(simd_path() == want);
+}
+
 TEST_CASE("clustered with C = n_q is exact attention", "[clustered]") {
   for (int64_t topk : {0, 8}) {
     Owned o(2, 4, 2, 96, 130, 32, 16, 5);
@@ -184,49 +198,6 @@ TEST_CASE("clustered on trained attention inputs (non-causal): bound holds", "[c
     const double e = compare(out.cview(), ref.cview()).rel_fro;
     std::printf("trained w0 layer1, %s: rel_fro %.4f (mean(V) baseline %.4f)\n", be.spec().c_str(), e, e_base);
     CHECK(e < e_base);
-  }
-}
-
-#include "../src/clustered/hamming.hpp"
-
-TEST_CASE("Hamming kernels (the SIMD path this CPU takes) match plain loops", "[clustered]") {
-  std::mt19937_64 rng(5);
-  for (int64_t n : {1, 7, 8, 61}) {
-    for (int64_t count : {1, 3, 17}) {
-      std::vector<uint64_t> codes(static_cast<size_t>((n + 7) / 8 * 8)), centres(static_cast<size_t>(count));
-      for (int64_t i = 0; i < n; ++i) codes[static_cast<size_t>(i)] = rng() & ((uint64_t{1} << 63) - 1);
-      for (auto& c : centres) c = rng() & ((uint64_t{1} << 63) - 1);
-      centres[0] = centres[count - 1];  // a tie: the smaller index must win
-      std::vector<int32_t> label(static_cast<size_t>(n), -1);
-      CHECK(clustered::assign_nearest(codes.data(), n, centres.data(), count, label.data()) <= n);
-      for (int64_t i = 0; i < n; ++i) {
-        int best = 99, arg = -1;
-        for (int64_t c = 0; c < count; ++c) {
-          const int dist = __builtin_popcountll(codes[static_cast<size_t>(i)] ^ centres[static_cast<size_t>(c)]);
-          if (dist < best) best = dist, arg = static_cast<int>(c);
-        }
-        REQUIRE(label[static_cast<size_t>(i)] == arg);
-      }
-      std::vector<uint32_t> counts(static_cast<size_t>(count * 64)), sizes(static_cast<size_t>(count));
-      clustered::count_bits(codes.data(), n, label.data(), 63, counts.data(), sizes.data());
-      for (int64_t c = 0; c < count; ++c)
-        for (int b = 0; b < 64; ++b) {
-          uint32_t want = 0;
-          for (int64_t i = 0; i < n; ++i)
-            want += label[static_cast<size_t>(i)] == c && ((codes[static_cast<size_t>(i)] >> b) & 1u);
-          REQUIRE(counts[static_cast<size_t>(c * 64 + b)] == want);
-        }
-    }
-    std::vector<float> proj(static_cast<size_t>(n * 64)), thr(64);
-    std::normal_distribution<float> nd;
-    for (auto& x : proj) x = nd(rng);
-    for (auto& x : thr) x = nd(rng);
-    thr[63] = std::numeric_limits<float>::infinity();
-    std::vector<uint64_t> codes(static_cast<size_t>(n));
-    clustered::make_codes(proj.data(), n, thr.data(), codes.data());
-    for (int64_t i = 0; i < n; ++i)
-      for (int b = 0; b < 64; ++b)
-        REQUIRE(((codes[static_cast<size_t>(i)] >> b) & 1u) == (proj[static_cast<size_t>(i * 64 + b)] > thr[static_cast<size_t>(b)]));
   }
 }
 

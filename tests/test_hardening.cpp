@@ -46,6 +46,11 @@ TEST_CASE("NaN in one query row: that row is NaN, the run does not crash", "[har
       if (i == 7) row_nan = !fin;
       finite_rows += fin;
     }
+    // uniform never reads q: a NaN query changes nothing there
+    if (b->spec() == "uniform") {
+      CHECK(finite_rows == 50);
+      continue;
+    }
     CHECK(row_nan);
     // Rows that never mix with the NaN query stay finite; clustered attention mixes a query with
     // the other members of its cluster (their centroid), so there only most rows are finite.

@@ -333,6 +333,21 @@ TEST_CASE("linear matches the elu+1 formula with padded keys", "[kernelized]") {
   CHECK(std::sqrt(num / den) < 1e-5);
 }
 
+TEST_CASE("performer and linear run their element-wise kernels on the process's SIMD path", "[kernelized]") {
+  // meson runs this suite once per SIMD path with ATTNKIT_SIMD set: each run proves that path's
+  // feature-map kernels are the ones that ran.
+  const std::string want = attnkit::test::wanted_simd_path();
+  for (int causal : {0, 1}) {
+    Owned o(1, 2, 2, 70, 70, 16, 16, 8);
+    o.p.mask.causal = causal != 0;
+    PerformerBackend(po(32)).forward(o.p);
+    CHECK(attnkit::test::kernel_path("elementwise") == want);
+    LinearBackend(LinearOptions{}).forward(o.p);
+    CHECK(attnkit::test::kernel_path("elementwise") == want);
+  }
+  CHECK(simd_path() == want);
+}
+
 TEST_CASE("kernelized on structured inputs: figures against the mean-of-V baseline", "[kernelized]") {
   // Report-style figures on the generator families (printed). FAVOR+ at 256 features loses to the
   // trivial baseline on all of them (on diffuse too, see the M^-1/2 test); linear sits at it.

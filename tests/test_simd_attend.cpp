@@ -1,16 +1,13 @@
 // The shared tile kernel (src/simd/attend.hpp) directly: masks that only implement apply(),
-// several key spans, NaN propagation; and the reference-counted BLAS thread guard.
+// several key spans, NaN propagation.
 #include <catch2/catch.hpp>
-#include <cblas.h>
 
-#include <atomic>
 #include <cmath>
 #include <limits>
-#include <thread>
 #include <vector>
 
 #include "../src/simd/attend.hpp"
-#include "../src/simd/blas_threads.hpp"
+#include "../src/simd/paths.hpp"
 #include "support.hpp"
 
 using namespace attnkit;
@@ -106,6 +103,8 @@ TEST_CASE("attend with a mask that implements only apply(), over two key spans",
       // Rows 40..60 see only keys in the gap [40, 70) minus the spans: rows 49..60 see nothing.
       for (int64_t c = 0; c < d; ++c) CHECK(o.out.cview().at(0, 0, 55, c) == 0.0f);
     }
+  // The tile kernel reports the path it ran on: the active one (ATTNKIT_SIMD when set).
+  CHECK(simd::last_path(simd::Kernel::attend) == simd_path());
 }
 
 TEST_CASE("a NaN in a query row makes that row NaN and leaves the others finite", "[simd][exact]") {
@@ -125,18 +124,3 @@ TEST_CASE("a NaN in a query row makes that row NaN and leaves the others finite"
   }
 }
 
-TEST_CASE("SingleThreadedBlas: concurrent guards restore the caller's thread count", "[simd]") {
-  const int before = openblas_get_num_threads();
-  std::atomic<int> not_single{0};  // Catch2 assertions are not thread-safe: count, check after
-  std::vector<std::thread> ts;
-  for (int t = 0; t < 8; ++t)
-    ts.emplace_back([&] {
-      for (int i = 0; i < 200; ++i) {
-        simd::SingleThreadedBlas guard;
-        if (openblas_get_num_threads() != 1) ++not_single;
-      }
-    });
-  for (auto& t : ts) t.join();
-  CHECK(not_single == 0);
-  CHECK(openblas_get_num_threads() == before);
-}

@@ -75,4 +75,9 @@ class Backend {
 // halved (approximately) under a causal mask.
 Cost exact_cost(const Shape& s);
 
+// The exact-equivalent flop count of a problem: exact_cost(p.validate()).flops, so the causal mask
+// counts (key padding does not). Every "exact-equivalent GFLOP/s" figure (attnkit run, the sweep's
+// gflops, bench/'s GFLOPS_exact_eq) is this divided by the time. Throws what p.validate() throws.
+double exact_equivalent_flops(const Problem& p);
+
 }  // namespace attnkit

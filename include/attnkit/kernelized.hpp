@@ -85,7 +85,9 @@ struct LinearOptions {
 // Shared machinery of `performer` and `linear` (same engine, different feature map).
 class KernelizedBackend : public Backend {
  public:
-  Capabilities capabilities() const override { return {true, true, true, true, true}; }
+  static constexpr Capabilities kCapabilities{.causal = true, .key_lengths = true, .cross = true, .gqa = true,
+                                             .weights = true};
+  Capabilities capabilities() const override { return kCapabilities; }
   void forward(const Problem& p) const override;
   // Flops actually executed (projections, the state GEMMs, the output GEMMs, the causal intra-chunk
   // GEMMs; exp counted as one flop each).

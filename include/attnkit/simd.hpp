@@ -1,6 +1,10 @@
 #pragma once
 // Which SIMD code path the kernels run, and the vectorised exp they use.
 //
+// Every SIMD kernel of attnkit goes through this one choice: the softmax tile kernel (exact,
+// local, clustered), the element-wise feature-map kernels (performer, linear) and the Hamming
+// K-means kernels (clustered).
+//
 // attnkit is portable by default: the kernels are compiled once per x86-64 instruction set
 // (AVX-512 "avx512", AVX2+FMA "avx2", baseline SSE2 "sse2") and the best one the CPU supports is
 // picked once, on first use. The environment variable
@@ -14,6 +18,7 @@
 // See docs/simd.md.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace attnkit {
@@ -24,6 +29,13 @@ std::string simd_path();
 
 // The paths this build has and this CPU can run, best first.
 std::vector<std::string> simd_paths();
+
+// Which path the latest call of each group of SIMD kernels ran on, recorded by the kernels
+// themselves (so tests and `attnkit run --json` can show that ATTNKIT_SIMD reaches every kernel):
+// {"attend", path} the softmax tile kernel, {"elementwise", path} the feature maps of performer and
+// linear, {"hamming", path} the clustering of clustered; path "" for a group not called yet in this
+// process. Thread-safe; does not choose a path (never throws for a bad ATTNKIT_SIMD).
+std::vector<std::pair<std::string, std::string>> simd_kernel_paths();
 
 // Maximum relative error of simd_exp on [-87.33654, 88.37626] (tested on every path). Below that
 // range it returns exactly 0 (so exp(-inf) = 0), above it +inf; NaN stays NaN.

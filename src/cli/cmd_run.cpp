@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <string>
 
 #include "args.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/metrics.hpp"
 #include "attnkit/npy.hpp"
 #include "attnkit/registry.hpp"
+#include "attnkit/simd.hpp"
 #include "commands.hpp"
 
 namespace attnkit::cli {
@@ -47,9 +49,15 @@ int cmd_run(const std::vector<std::string>& argv) {
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
   const double best = sorted.front(), median = sorted[sorted.size() / 2];
+  // Which SIMD path each kernel group of the backend ran on (before --check runs other code).
+  std::string kernels_json, kernels_text;
+  for (const auto& [group, path] : simd_kernel_paths()) {
+    if (path.empty()) continue;
+    kernels_json += (kernels_json.empty() ? "" : ", ") + ("\"" + group + "\": \"" + path + "\"");
+    kernels_text += (kernels_text.empty() ? "" : ", ") + group + " " + path;
+  }
   const Shape d = p.dims();
-  const double flops = 4.0 * d.batch * d.heads * d.n_q * d.n_k * d.d;
-  const double gflops = flops / (best * 1e-3) / 1e9;
+  const double gflops = exact_equivalent_flops(p) / (best * 1e-3) / 1e9;
   save_tensor(out_path, out, rank);
 
   ErrorMetrics em;
@@ -72,6 +80,7 @@ int cmd_run(const std::vector<std::string>& argv) {
                 backend->spec().c_str(), (long long)d.batch, (long long)d.heads, (long long)d.kv_heads,
                 (long long)d.n_q, (long long)d.n_k, (long long)d.d, (long long)d.d_v,
                 p.mask.causal ? "true" : "false", nthreads, (long long)repeat, best, median, gflops);
+    std::printf(", \"simd\": \"%s\", \"simd_kernels\": {%s}", simd_path().c_str(), kernels_json.c_str());
     if (args.has("--check"))
       std::printf(", \"max_abs\": %.6g, \"rel_fro\": %.6g, \"mean_row_l2\": %.6g, \"baseline_rel_fro\": %.6g",
                   em.max_abs, em.rel_fro, em.mean_row_l2, baseline_rel);
@@ -83,7 +92,9 @@ int cmd_run(const std::vector<std::string>& argv) {
                 (long long)d.d_v, p.mask.causal ? "  causal" : "");
     std::printf("time      best %.3f ms  median %.3f ms  (%lld runs, %d threads)\n", best, median,
                 (long long)repeat, nthreads);
-    std::printf("speed     %.2f GFLOP/s (exact-equivalent, 4*B*H*n_q*n_k*d / best)\n", gflops);
+    std::printf("simd      %s (kernels run: %s)\n", simd_path().c_str(),
+                kernels_text.empty() ? "none" : kernels_text.c_str());
+    std::printf("speed     %.2f GFLOP/s (exact-equivalent: exact attention's flops, causal mask counted, / best)\n", gflops);
     if (args.has("--check"))
       std::printf("check     vs reference: max_abs %.3g  rel_fro %.3g  mean_row_l2 %.3g  (mean-of-V baseline rel_fro %.3g)\n",
                   em.max_abs, em.rel_fro, em.mean_row_l2, baseline_rel);

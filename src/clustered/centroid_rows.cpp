@@ -10,6 +10,8 @@
 #include <cmath>
 #include <limits>
 
+#include "../core/numerics.hpp"
+
 namespace attnkit::clustered {
 
 namespace {
@@ -52,20 +54,7 @@ void centroid_probs(const CentroidBlock& a, float* P, int64_t topk, int32_t* idx
         if (x > thr || (x == thr && ties-- > 0)) out[t++] = static_cast<int32_t>(j);
       }
     }
-    float mx = -std::numeric_limits<float>::infinity();
-    bool nan = false;
-    for (int64_t j = 0; j < n; ++j) {
-      mx = std::max(mx, s[j]);
-      nan |= std::isnan(s[j]);
-    }
-    if (nan) mx = std::numeric_limits<float>::quiet_NaN();
-    float sum = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      s[j] = std::exp(s[j] - mx);
-      sum += s[j];
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+    numerics::softmax_row(s, n);
   }
 }
 

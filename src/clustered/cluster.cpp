@@ -9,10 +9,15 @@
 #include <cmath>
 #include <limits>
 
-#include "hamming.hpp"
+#include "../simd/hamming.hpp"
 #include "rng.hpp"
 
 namespace attnkit::clustered {
+
+// The Hamming kernels run on the process's SIMD path (src/simd, ATTNKIT_SIMD).
+using simd::assign_nearest;
+using simd::count_bits;
+using simd::make_codes;
 
 namespace {
 

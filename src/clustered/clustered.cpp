@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../core/numerics.hpp"
 #include "attnkit/clustered.hpp"
 #include "attnkit/error.hpp"
 #include "centroid_rows.hpp"
@@ -19,34 +20,34 @@ constexpr int64_t kMaxIterations = 1000;
 constexpr int64_t kMaxTopk = 65536;
 constexpr int64_t kMaxSeed = int64_t{1} << 53;
 
-void check_range(const char* name, int64_t v, int64_t lo, int64_t hi) {
-  if (v < lo || v > hi) detail::fail("clustered: ", name, "=", v, "; expected an integer in [", lo, ", ", hi, "]");
+// clustered's options, written once: the constructor checks them against this table, spec()
+// prints them through it, clustered_info() lists it.
+std::vector<ParamDef> clustered_params() {
+  return {{"clusters", ParamType::Int, "100", 1, static_cast<double>(kMaxClusters), "clusters per (batch, head)"},
+          {"bits", ParamType::Int, "63", 1, 63, "LSH hash bits"},
+          {"iterations", ParamType::Int, "10", 0, static_cast<double>(kMaxIterations), "K-means rounds (Hamming)"},
+          {"topk", ParamType::Int, "0", 0, static_cast<double>(kMaxTopk),
+           "keys recomputed exactly per cluster (0 = plain clustered attention)"},
+          {"seed", ParamType::Int, "0", 0, static_cast<double>(kMaxSeed), "random seed"}};
 }
+
+Params clustered_values(const ClusteredOptions& o) {
+  auto kv = [](const char* k, int64_t v) { return std::pair<std::string, std::string>(k, std::to_string(v)); };
+  return Params("clustered", clustered_params(),
+                {kv("clusters", o.clusters), kv("bits", o.bits), kv("iterations", o.iterations), kv("topk", o.topk),
+                 kv("seed", o.seed)});
+}
+
+// No causal mask: a centroid mixes queries that see different keys.
+constexpr Capabilities kClusteredCaps{.causal = false, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
+
 }  // namespace
 
-ClusteredBackend::ClusteredBackend(ClusteredOptions o) : opt_(o) {
-  check_range("clusters", o.clusters, 1, kMaxClusters);
-  check_range("bits", o.bits, 1, 63);
-  check_range("iterations", o.iterations, 0, kMaxIterations);
-  check_range("topk", o.topk, 0, kMaxTopk);
-  check_range("seed", o.seed, 0, kMaxSeed);
-}
+ClusteredBackend::ClusteredBackend(ClusteredOptions o) : opt_(o) { clustered_values(o); }
 
-std::string ClusteredBackend::spec() const {
-  return "clustered:clusters=" + std::to_string(opt_.clusters) + ",bits=" + std::to_string(opt_.bits) +
-         ",iterations=" + std::to_string(opt_.iterations) + ",topk=" + std::to_string(opt_.topk) +
-         ",seed=" + std::to_string(opt_.seed);
-}
+std::string ClusteredBackend::spec() const { return clustered_values(opt_).canonical(); }
 
-Capabilities ClusteredBackend::capabilities() const {
-  Capabilities c;
-  c.causal = false;  // a centroid mixes queries that see different keys
-  c.key_lengths = true;
-  c.cross = true;
-  c.gqa = true;
-  c.weights = true;
-  return c;
-}
+Capabilities ClusteredBackend::capabilities() const { return kClusteredCaps; }
 
 Cost ClusteredBackend::cost(const Shape& s) const {
   if (opt_.clusters >= s.n_q) return exact_cost(s);
@@ -139,7 +140,7 @@ void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w)
     if (kk == 0) continue;
     // improved: the centroid's mass on its top keys, spread by the query's own scores there
     const int32_t* top = idx.data() + c * topk;
-    float mass = 0, mx = -std::numeric_limits<float>::infinity(), sum = 0;
+    float mass = 0;
     for (int64_t t = 0; t < kk; ++t) {
       mass += pc[top[t]];
       const float* k = p.k.row(b, g, top[t]);
@@ -147,10 +148,9 @@ void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w)
       float dot = 0;
       for (int64_t e = 0; e < d.d; ++e) dot += q[e] * k[e];
       x[static_cast<size_t>(t)] = scale * dot;
-      mx = std::max(mx, x[static_cast<size_t>(t)]);
     }
-    for (int64_t t = 0; t < kk; ++t) sum += (x[static_cast<size_t>(t)] = std::exp(x[static_cast<size_t>(t)] - mx));
-    for (int64_t t = 0; t < kk; ++t) row[top[t]] = x[static_cast<size_t>(t)] * (mass / sum);
+    numerics::softmax_row(x.data(), kk, mass);
+    for (int64_t t = 0; t < kk; ++t) row[top[t]] = x[static_cast<size_t>(t)];
   }
 }
 
@@ -158,13 +158,8 @@ BackendInfo clustered_info() {
   return {"clustered",
           "clustered attention (Vyas et al. 2020): LSH + Hamming K-means of the queries, exact attention for the "
           "centroids; topk > 0 = improved variant",
-          {{"clusters", ParamType::Int, "100", 1, static_cast<double>(kMaxClusters), "clusters per (batch, head)"},
-           {"bits", ParamType::Int, "63", 1, 63, "LSH hash bits"},
-           {"iterations", ParamType::Int, "10", 0, static_cast<double>(kMaxIterations), "K-means rounds (Hamming)"},
-           {"topk", ParamType::Int, "0", 0, static_cast<double>(kMaxTopk),
-            "keys recomputed exactly per cluster (0 = plain clustered attention)"},
-           {"seed", ParamType::Int, "0", 0, static_cast<double>(kMaxSeed), "random seed"}},
-          ClusteredBackend().capabilities(),
+          clustered_params(),
+          kClusteredCaps,
           [](const Params& pr) {
             return std::make_unique<ClusteredBackend>(ClusteredOptions{pr.get_int("clusters"), pr.get_int("bits"),
                                                                        pr.get_int("iterations"), pr.get_int("topk"),

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../core/numerics.hpp"
 #include "../simd/attend.hpp"
 #include "attnkit/clustered.hpp"
 #include "attnkit/exact.hpp"
@@ -148,21 +149,7 @@ void members_topk(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
                 static_cast<int>(d.d), scale, qm, static_cast<int>(d.d), kt, static_cast<int>(d.d), 0.0f, s,
                 static_cast<int>(kk));
     for (int64_t r = 0; r < rows; ++r) {
-      float* x = s + r * kk;
-      float mx = -std::numeric_limits<float>::infinity();
-      bool nan = false;
-      for (int64_t t = 0; t < kk; ++t) {
-        mx = std::max(mx, x[t]);
-        nan |= std::isnan(x[t]);
-      }
-      if (nan) mx = std::numeric_limits<float>::quiet_NaN();
-      float sum = 0;
-      for (int64_t t = 0; t < kk; ++t) {
-        x[t] = std::exp(x[t] - mx);
-        sum += x[t];
-      }
-      const float f = mass / sum;
-      for (int64_t t = 0; t < kk; ++t) x[t] *= f;
+      numerics::softmax_row(s + r * kk, kk, mass);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(d.d_v),
                 static_cast<int>(kk), 1.0f, s, static_cast<int>(kk), vt, static_cast<int>(d.d_v), 1.0f, o,

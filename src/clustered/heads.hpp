@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../simd/blas_threads.hpp"
+#include "../core/blas_threads.hpp"
 #include "attnkit/clustered.hpp"
 #include "attnkit/problem.hpp"
 #include "cluster.hpp"
@@ -14,7 +14,7 @@
 namespace attnkit::clustered {
 
 // Process-wide, reference-counted: safe when several threads run forward() at once.
-using simd::SingleThreadedBlas;
+using attnkit::SingleThreadedBlas;
 
 // Keys [0, visible_keys) of batch b are not padding (the backend has no causal mask).
 inline int64_t visible_keys(const Problem& p, int64_t b) { return p.key_end(b, 0); }

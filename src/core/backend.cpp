@@ -15,6 +15,8 @@ Cost exact_cost(const Shape& s) {
   return c;
 }
 
+double exact_equivalent_flops(const Problem& p) { return exact_cost(p.validate()).flops; }
+
 Cost Backend::cost(const Shape& s) const { return exact_cost(s); }
 
 std::optional<ErrorBound> Backend::error_bound(const Problem&) const { return std::nullopt; }

@@ -62,18 +62,26 @@ Blocks choose_blocks(const Shape& d, int64_t want_q, int64_t want_k) {
   return {bq, bk};
 }
 
+// exact's options, written once: the constructor checks them against this table, spec() prints
+// them through it, exact_info() lists it.
+std::vector<ParamDef> exact_params() {
+  return {{"block_q", ParamType::Int, "0", 0, 4096, "query rows per tile (0 = auto from d and caches)"},
+          {"block_k", ParamType::Int, "0", 0, 8192, "keys per tile (0 = auto from d and caches)"}};
+}
+
+Params exact_values(const ExactOptions& o) {
+  return Params("exact", exact_params(), {{"block_q", std::to_string(o.block_q)}, {"block_k", std::to_string(o.block_k)}});
+}
+
+constexpr Capabilities kExactCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
+
 }  // namespace
 
-ExactBackend::ExactBackend(ExactOptions o) : opt_(o) {
-  if (o.block_q < 0 || o.block_q > 4096) detail::fail("exact: block_q=", o.block_q, "; expected 0 (auto) or 1..4096");
-  if (o.block_k < 0 || o.block_k > 8192) detail::fail("exact: block_k=", o.block_k, "; expected 0 (auto) or 1..8192");
-}
+ExactBackend::ExactBackend(ExactOptions o) : opt_(o) { exact_values(o); }
 
-std::string ExactBackend::spec() const {
-  return "exact:block_q=" + std::to_string(opt_.block_q) + ",block_k=" + std::to_string(opt_.block_k);
-}
+std::string ExactBackend::spec() const { return exact_values(opt_).canonical(); }
 
-Capabilities ExactBackend::capabilities() const { return {true, true, true, true, true}; }
+Capabilities ExactBackend::capabilities() const { return kExactCaps; }
 
 void ExactBackend::forward(const Problem& p) const {
   const Shape d = check(p);
@@ -108,9 +116,8 @@ void ExactBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) con
 BackendInfo exact_info() {
   return {"exact",
           "fused tiled online-softmax attention (FlashAttention-style), float32, never stores n x n",
-          {{"block_q", ParamType::Int, "0", 0, 4096, "query rows per tile (0 = auto from d and caches)"},
-           {"block_k", ParamType::Int, "0", 0, 8192, "keys per tile (0 = auto from d and caches)"}},
-          ExactBackend().capabilities(),
+          exact_params(),
+          kExactCaps,
           [](const Params& pr) {
             return std::make_unique<ExactBackend>(ExactOptions{pr.get_int("block_q"), pr.get_int("block_k")});
           }};

@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "../core/numerics.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/exact.hpp"
 
@@ -19,28 +20,19 @@ bool reference_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64
   const float* q = p.q.row(b, h, i);
   std::fill(w.begin(), w.end(), 0.0);
   if (end == 0) return false;
-  double mx = -std::numeric_limits<double>::infinity();
-  bool nan = false;
   for (int64_t j = 0; j < end; ++j) {
     const float* k = p.k.row(b, g, j);
     double dot = 0;
     for (int64_t c = 0; c < d.d; ++c) dot += static_cast<double>(q[c]) * k[c];
     w[static_cast<size_t>(j)] = s * dot;
-    if (std::isnan(dot)) nan = true;
-    mx = std::max(mx, s * dot);
   }
-  if (nan) {
-    std::fill(w.begin(), w.begin() + end, std::numeric_limits<double>::quiet_NaN());
-    return true;
-  }
-  double sum = 0;
-  for (int64_t j = 0; j < end; ++j) sum += (w[static_cast<size_t>(j)] = std::exp(w[static_cast<size_t>(j)] - mx));
-  for (int64_t j = 0; j < end; ++j) w[static_cast<size_t>(j)] /= sum;
-  return true;
+  return numerics::softmax_row(w.data(), end);
 }
 }  // namespace
 
-Capabilities ReferenceBackend::capabilities() const { return {true, true, true, true, true}; }
+Capabilities ReferenceBackend::capabilities() const {
+  return {.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
+}
 
 namespace {
 // Output rows of query row i of (b, h) in fp64, written as float to out.

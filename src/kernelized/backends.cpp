@@ -7,19 +7,21 @@ namespace attnkit {
 
 namespace {
 
+// Each backend's options, written once (as a table): its constructor checks them against it, spec()
+// prints them through it, *_info() lists it.
+ParamDef chunk_param() { return {"chunk", ParamType::Int, "0", 0, 4096, "rows per causal chunk (0 = auto)"}; }
+
 std::vector<ParamDef> performer_params() {
   return {{"features", ParamType::Int, "256", 1, 65536, "number of random features m"},
           {"orthogonal", ParamType::Bool, "1", 0, 0, "orthogonal blocks of rows (Gram-Schmidt), else iid rows"},
           {"regularized", ParamType::Bool, "0", 0, 0, "rows scaled to norm sqrt(d) instead of chi(d) (biased)"},
           {"redraw", ParamType::Bool, "0", 0, 0, "a different W per (batch, kv head), drawn from seed"},
           {"seed", ParamType::Int, "0", 0, 2147483647, "seed of the projection draw"},
-          {"chunk", ParamType::Int, "0", 0, 4096, "rows per causal chunk (0 = auto)"},
+          chunk_param(),
           {"projection", ParamType::String, "", 0, 0, "float32 .npy [features, d]: use this W instead of drawing"}};
 }
 
-std::vector<ParamDef> linear_params() {
-  return {{"chunk", ParamType::Int, "0", 0, 4096, "rows per causal chunk (0 = auto)"}};
-}
+std::vector<ParamDef> linear_params() { return {chunk_param()}; }
 
 std::vector<std::pair<std::string, std::string>> performer_pairs(const PerformerOptions& o) {
   std::vector<std::pair<std::string, std::string>> v = {
@@ -30,9 +32,17 @@ std::vector<std::pair<std::string, std::string>> performer_pairs(const Performer
   return v;
 }
 
+Params linear_values(const LinearOptions& o) {
+  return Params("linear", linear_params(), {{"chunk", std::to_string(o.chunk)}});
+}
+
 // Validates the options through the same definitions the spec strings use.
 const PerformerOptions& checked(const PerformerOptions& o) {
   Params("performer", performer_params(), performer_pairs(o));
+  return o;
+}
+const LinearOptions& checked(const LinearOptions& o) {
+  linear_values(o);
   return o;
 }
 
@@ -45,17 +55,15 @@ std::string PerformerBackend::spec() const {
   return Params("performer", performer_params(), performer_pairs(opt_)).canonical();
 }
 
-LinearBackend::LinearBackend(LinearOptions o) : KernelizedBackend(kern::FeatureMap::elu1(), o.chunk) {}
+LinearBackend::LinearBackend(LinearOptions o) : KernelizedBackend(kern::FeatureMap::elu1(), checked(o).chunk) {}
 
-std::string LinearBackend::spec() const {
-  return Params("linear", linear_params(), {{"chunk", std::to_string(chunk())}}).canonical();
-}
+std::string LinearBackend::spec() const { return linear_values(LinearOptions{chunk()}).canonical(); }
 
 BackendInfo performer_info() {
   return {"performer",
           "FAVOR+ positive orthogonal random features (Performer), O(n m d), unbiased estimate of softmax",
           performer_params(),
-          {true, true, true, true, true},
+          KernelizedBackend::kCapabilities,
           [](const Params& pr) {
             PerformerOptions o;
             o.features = pr.get_int("features");
@@ -72,7 +80,7 @@ BackendInfo performer_info() {
 BackendInfo linear_info() {
   return {"linear", "linear attention with the elu(x)+1 feature map (Katharopoulos et al. 2020), O(n d^2)",
           linear_params(),
-          {true, true, true, true, true},
+          KernelizedBackend::kCapabilities,
           [](const Params& pr) { return std::make_unique<LinearBackend>(LinearOptions{pr.get_int("chunk")}); }};
 }
 

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <vector>
 
-#include "../simd/blas_threads.hpp"
+#include "../core/blas_threads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/kernelized.hpp"
 #include "feature_map.hpp"
@@ -18,9 +18,6 @@ namespace attnkit {
 namespace {
 
 using kern::Features;
-
-// Process-wide, reference-counted: safe when several threads run forward() at once.
-using simd::SingleThreadedBlas;
 
 constexpr int64_t kKeyChunk = 256;    // keys per feature block when building a state
 constexpr int64_t kQueryChunk = 256;  // query rows per task, non-causal
@@ -210,9 +207,7 @@ void forward_causal(const Problem& p, const Shape& D, const Features& f, int64_t
 }  // namespace
 
 KernelizedBackend::KernelizedBackend(std::shared_ptr<const kern::FeatureMap> fm, int64_t chunk)
-    : fm_(std::move(fm)), chunk_(chunk) {
-  if (chunk < 0 || chunk > 4096) detail::fail("chunk=", chunk, "; expected 0 (auto) or 1..4096");
-}
+    : fm_(std::move(fm)), chunk_(chunk) {}  // chunk: checked by the backend's parameter table (backends.cpp)
 
 int64_t KernelizedBackend::feature_dim(int64_t d) const { return fm_->dim(d); }
 

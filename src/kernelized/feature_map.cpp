@@ -4,12 +4,18 @@
 
 #include <cmath>
 
+#include "../simd/elementwise.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/npy.hpp"
 #include "projection.hpp"
-#include "simd_ops.hpp"
 
 namespace attnkit::kern {
+
+// The element-wise kernels run on the process's SIMD path (src/simd, ATTNKIT_SIMD).
+using simd::add_and_max;
+using simd::elu_plus_one;
+using simd::exp_shift;
+using simd::max_of;
 
 std::shared_ptr<const FeatureMap> FeatureMap::favor(const PerformerOptions& o) {
   auto fm = std::make_shared<FeatureMap>();

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "../core/numerics.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
 
@@ -57,17 +58,7 @@ std::optional<ErrorBound> LocalBackend::error_bound(const Problem& p) const {
   const Shape d = check(p);
   const LocalPattern pat(opt_, d.n_q, d.n_k, p.mask.causal);
   // vmax[(b, g), j] = max over keys j' <= j of ||v_j'||_2: the bound needs the visible keys' max.
-  std::vector<double> vmax(static_cast<size_t>(d.batch * d.kv_heads * d.n_k));
-  for (int64_t bg = 0; bg < d.batch * d.kv_heads; ++bg) {
-    double m = 0;
-    for (int64_t j = 0; j < d.n_k; ++j) {
-      const float* v = p.v.row(bg / d.kv_heads, bg % d.kv_heads, j);
-      double n2 = 0;
-      for (int64_t c = 0; c < d.d_v; ++c) n2 += static_cast<double>(v[c]) * v[c];
-      m = std::max(m, std::sqrt(n2));
-      vmax[static_cast<size_t>(bg * d.n_k + j)] = m;
-    }
-  }
+  const std::vector<double> vmax = numerics::value_norm_running_max(p);
   const int64_t rows = d.batch * d.heads * d.n_q;
   ErrorBound eb;
   eb.description =
@@ -123,19 +114,12 @@ void LocalBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) con
     if (runs.empty()) continue;
     mark(runs, ke, inside);
     score_row(p, d, b, h, i, ke, s);
-    double mx = -std::numeric_limits<double>::infinity();
-    bool nan = false;
+    // Keys outside the pattern are masked: -inf scores, probability exactly 0.
     for (int64_t j = 0; j < ke; ++j)
-      if (inside[static_cast<size_t>(j)]) {
-        mx = std::max(mx, s[static_cast<size_t>(j)]);
-        nan |= std::isnan(s[static_cast<size_t>(j)]);
-      }
-    double sum = 0;
+      if (!inside[static_cast<size_t>(j)]) s[static_cast<size_t>(j)] = -std::numeric_limits<double>::infinity();
+    numerics::softmax_row(s.data(), ke);  // a NaN score: the allowed keys get NaN, the others stay 0
     for (int64_t j = 0; j < ke; ++j)
-      if (inside[static_cast<size_t>(j)]) sum += (s[static_cast<size_t>(j)] = std::exp(s[static_cast<size_t>(j)] - mx));
-    for (int64_t j = 0; j < ke; ++j)
-      if (inside[static_cast<size_t>(j)])
-        row[j] = nan ? std::numeric_limits<float>::quiet_NaN() : static_cast<float>(s[static_cast<size_t>(j)] / sum);
+      if (inside[static_cast<size_t>(j)]) row[j] = static_cast<float>(s[static_cast<size_t>(j)]);
   }
 }
 

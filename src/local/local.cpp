@@ -1,23 +1,19 @@
 // Local / sparse attention: per (batch, head, query tile) task, online softmax (simd::attend)
 // over the union of the tile's allowed key ranges, with the exact per-(row, key) set as mask.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "../simd/blas_threads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
+#include "params.hpp"
 #include "tiles.hpp"
 
 namespace attnkit {
 
 namespace {
-
-// Process-wide, reference-counted: safe when several threads run forward() at once.
-using simd::SingleThreadedBlas;
 
 // Keys per score tile: a banded tile's whole key range in one or a few balanced chunks (the
 // union is only block_q - 1 keys wider than the window); full rows in 256-key tiles like exact.
@@ -38,22 +34,17 @@ void gather_rows(const local::Gather& g, const float* src, int64_t stride, int64
     std::memcpy(dst + (g.globals + x) * cols, src + (g.first + g.step * x) * stride, sizeof(float) * cols);
 }
 
+constexpr Capabilities kLocalCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
+
 }  // namespace
 
 LocalBackend::LocalBackend(LocalOptions o) : opt_(o) {
-  LocalPattern(o, 1, 1, false);  // validates the options
-  if (o.block_q < 0 || o.block_q > 4096) detail::fail("local: block_q=", o.block_q, "; expected 0 (auto) or 1..4096");
-  if (o.block_k < 0 || o.block_k > 8192) detail::fail("local: block_k=", o.block_k, "; expected 0 (auto) or 1..8192");
+  LocalPattern(o, 1, 1, false);  // validates the options (params.hpp: ranges; LocalPattern: rules)
 }
 
-std::string LocalBackend::spec() const {
-  auto kv = [](const char* k, int64_t v) { return std::string(k) + "=" + std::to_string(v); };
-  return "local:" + kv("window", opt_.window) + "," + kv("dilation", opt_.dilation) + "," + kv("global", opt_.global) +
-         "," + kv("blocks", opt_.blocks) + "," + kv("random", opt_.random) + "," + kv("seed", opt_.seed) + "," +
-         kv("block_q", opt_.block_q) + "," + kv("block_k", opt_.block_k);
-}
+std::string LocalBackend::spec() const { return local::local_values(opt_).canonical(); }
 
-Capabilities LocalBackend::capabilities() const { return {true, true, true, true, true}; }
+Capabilities LocalBackend::capabilities() const { return kLocalCaps; }
 
 void LocalBackend::forward(const Problem& p) const {
   const Shape d = check(p);
@@ -62,7 +53,6 @@ void LocalBackend::forward(const Problem& p) const {
   const int64_t bh = d.batch * d.heads;
   const int64_t tasks = static_cast<int64_t>(tiles.size()) * bh;
   const float scale = p.effective_scale();
-  SingleThreadedBlas blas;
 #pragma omp parallel
   {
     simd::Workspace ws;
@@ -118,15 +108,8 @@ Cost LocalBackend::computed_cost(const Shape& s) const {
 BackendInfo local_info() {
   return {"local",
           "sliding-window / dilated / global / BigBird block-sparse attention: exact softmax over N(i) only",
-          {{"window", ParamType::Int, "256", 0, 1e9, "keys per query in the sliding window (0 = none; centred, causal: ending at the query)"},
-           {"dilation", ParamType::Int, "1", 1, 1e6, "window keys pos + dilation*t (needs window >= 1, blocks = 0)"},
-           {"global", ParamType::Int, "0", 0, 1e9, "first G positions: seen by every query, and see every key"},
-           {"blocks", ParamType::Int, "0", 0, 1e6, "BigBird block size (0 = none): neighbour + random blocks (window=0 for pure BigBird)"},
-           {"random", ParamType::Int, "0", 0, 1e6, "random key blocks per query block (needs blocks >= 1)"},
-           {"seed", ParamType::Int, "0", 0, 1e9, "seed of the random blocks"},
-           {"block_q", ParamType::Int, "0", 0, 4096, "query rows per tile (0 = auto)"},
-           {"block_k", ParamType::Int, "0", 0, 8192, "keys per score tile (0 = auto)"}},
-          {true, true, true, true, true},
+          local::local_params(),
+          kLocalCaps,
           [](const Params& pr) {
             return std::make_unique<LocalBackend>(LocalOptions{pr.get_int("window"), pr.get_int("dilation"),
                                                                pr.get_int("global"), pr.get_int("blocks"),

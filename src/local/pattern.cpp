@@ -1,15 +1,20 @@
 // LocalPattern: the one definition of the allowed set N(i).
 #include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "../core/numerics.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
+#include "params.hpp"
 #include "ranges.hpp"
 
 namespace attnkit {
 
 namespace {
 
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+using numerics::floor_div;
 
 // splitmix64: a tiny, well-mixed, platform-independent generator for the random blocks.
 uint64_t splitmix(uint64_t& s) {
@@ -26,15 +31,33 @@ int64_t below(uint64_t& s, int64_t n) {
 
 }  // namespace
 
+namespace local {
+
+// The table (params.hpp).
+std::vector<ParamDef> local_params() {
+  return {{"window", ParamType::Int, "256", 0, 1e9, "keys per query in the sliding window (0 = none; centred, causal: ending at the query)"},
+          {"dilation", ParamType::Int, "1", 1, 1e6, "window keys pos + dilation*t (needs window >= 1, blocks = 0)"},
+          {"global", ParamType::Int, "0", 0, 1e9, "first G positions: seen by every query, and see every key"},
+          {"blocks", ParamType::Int, "0", 0, 1e6, "BigBird block size (0 = none): neighbour + random blocks (window=0 for pure BigBird)"},
+          {"random", ParamType::Int, "0", 0, 1e6, "random key blocks per query block (needs blocks >= 1)"},
+          {"seed", ParamType::Int, "0", 0, 1e9, "seed of the random blocks"},
+          {"block_q", ParamType::Int, "0", 0, 4096, "query rows per tile (0 = auto)"},
+          {"block_k", ParamType::Int, "0", 0, 8192, "keys per score tile (0 = auto)"}};
+}
+
+Params local_values(const LocalOptions& o) {
+  auto kv = [](const char* k, int64_t v) { return std::pair<std::string, std::string>(k, std::to_string(v)); };
+  return Params("local", local_params(),
+                {kv("window", o.window), kv("dilation", o.dilation), kv("global", o.global), kv("blocks", o.blocks),
+                 kv("random", o.random), kv("seed", o.seed), kv("block_q", o.block_q), kv("block_k", o.block_k)});
+}
+
+}  // namespace local
+
 LocalPattern::LocalPattern(const LocalOptions& o, int64_t n_q, int64_t n_k, bool causal)
     : opt_(o), n_q_(n_q), n_k_(n_k), causal_(causal) {
   if (n_q < 1 || n_k < 1) detail::fail("local: n_q=", n_q, ", n_k=", n_k, "; expected both >= 1");
-  if (o.window < 0) detail::fail("local: window=", o.window, "; expected >= 0");
-  if (o.dilation < 1) detail::fail("local: dilation=", o.dilation, "; expected >= 1");
-  if (o.global < 0) detail::fail("local: global=", o.global, "; expected >= 0");
-  if (o.blocks < 0) detail::fail("local: blocks=", o.blocks, "; expected >= 0");
-  if (o.random < 0) detail::fail("local: random=", o.random, "; expected >= 0");
-  if (o.seed < 0) detail::fail("local: seed=", o.seed, "; expected >= 0");
+  local::local_values(o);  // each option's range, from the one table (params.hpp)
   if (o.window == 0 && o.blocks == 0)
     detail::fail("local: window=0 and blocks=0; expected window >= 1 (sliding window) or blocks >= 1 (BigBird)");
   if (o.random > 0 && o.blocks == 0) detail::fail("local: random=", o.random, " with blocks=0; expected blocks >= 1");

@@ -5,9 +5,13 @@
 #include <cstdint>
 #include <limits>
 
+#include "../core/numerics.hpp"
+
 namespace attnkit::local {
 
 namespace {
+
+using numerics::floor_div;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -21,8 +25,6 @@ void split(std::vector<Tile>& out, int64_t a, int64_t e, int64_t cap, bool globa
     out.push_back({s, t - s, 1, false, global});
   }
 }
-
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 }  // namespace
 

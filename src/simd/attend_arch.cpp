@@ -35,6 +35,7 @@
 
 #include "attend.hpp"
 #include "exp.hpp"
+#include "kernels_arch.hpp"
 #include "paths.hpp"
 
 namespace attnkit::simd::ATTNKIT_SIMD_NS {
@@ -251,6 +252,7 @@ __attribute__((noinline)) void accumulate(const float* st, int64_t rp, int64_t r
 
 void attend_impl(const AttendArgs& a, std::span<const KeySpan> spans, const TileMask* mask, int64_t block_k,
                  Workspace& ws) {
+  ran(Kernel::attend);
   const int64_t rows = a.rows, d = a.d, dv = a.d_v;
   if (rows <= 0) return;
   const int64_t rp = round_up(rows, W), dvp = round_up(dv, W);
@@ -313,6 +315,16 @@ void exp_array(const float* x, float* y, int64_t n) {
 
 }  // namespace
 
-extern const Path path{ATTNKIT_STR(ATTNKIT_SIMD_NS), &attend_impl, &exp_array, W};
+extern const Path path{.name = ATTNKIT_STR(ATTNKIT_SIMD_NS),
+                       .lanes = W,
+                       .attend = &attend_impl,
+                       .exp = &exp_array,
+                       .add_and_max = &add_and_max,
+                       .max_of = &max_of,
+                       .exp_shift = &exp_shift,
+                       .elu_plus_one = &elu_plus_one,
+                       .assign_nearest = &assign_nearest,
+                       .count_bits = &count_bits,
+                       .make_codes = &make_codes};
 
 }  // namespace attnkit::simd::ATTNKIT_SIMD_NS

@@ -22,11 +22,17 @@ std::vector<const Path*> runnable() {
 #if ATTNKIT_SIMD_HAS_NATIVE
   out.push_back(&native::path);
 #endif
+#if ATTNKIT_SIMD_HAS_AVX512 || ATTNKIT_SIMD_HAS_AVX2
+  // Both paths are built with -mpopcnt (the Hamming kernels); every AVX2 CPU has it, but xsimd
+  // does not report it, so check.
+  __builtin_cpu_init();
+  [[maybe_unused]] const bool popcnt = __builtin_cpu_supports("popcnt");
+#endif
 #if ATTNKIT_SIMD_HAS_AVX512
-  if (cpu.avx512bw) out.push_back(&avx512::path);
+  if (cpu.avx512bw && popcnt) out.push_back(&avx512::path);
 #endif
 #if ATTNKIT_SIMD_HAS_AVX2
-  if (cpu.fma3_avx2) out.push_back(&avx2::path);
+  if (cpu.fma3_avx2 && popcnt) out.push_back(&avx2::path);
 #endif
 #if ATTNKIT_SIMD_HAS_SSE2
   if (cpu.sse2) out.push_back(&sse2::path);
@@ -69,6 +75,13 @@ Choice choose() {
 
 }  // namespace
 
+const char* kernel_path[kKernelGroups] = {};
+
+const char* last_path(Kernel k) {
+  const char* p = __atomic_load_n(&kernel_path[static_cast<int>(k)], __ATOMIC_RELAXED);
+  return p ? p : "";
+}
+
 const Path& active_path() {
   static const Choice choice = choose();
   if (!choice.path) throw Error(choice.error);
@@ -85,6 +98,12 @@ std::vector<std::string> simd_paths() {
   std::vector<std::string> out;
   for (const simd::Path* p : simd::runnable()) out.emplace_back(p->name);
   return out;
+}
+
+std::vector<std::pair<std::string, std::string>> simd_kernel_paths() {
+  return {{"attend", simd::last_path(simd::Kernel::attend)},
+          {"elementwise", simd::last_path(simd::Kernel::elementwise)},
+          {"hamming", simd::last_path(simd::Kernel::hamming)}};
 }
 
 void simd_exp(const float* x, float* y, int64_t n) {

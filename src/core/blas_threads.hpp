@@ -10,9 +10,9 @@
 // the process is single-threaded, including calls made by unrelated threads: that is the price of
 // a global setting, and it is never wrong, only slower for them.
 //
-// Construct it before the parallel region (not inside). The exact backend no longer calls BLAS
-// (its tile kernels are SIMD code), so it does not need this; it is here for the backends that do.
-namespace attnkit::simd {
+// Construct it before the parallel region (not inside), only in backends that call BLAS from their
+// own threads (kernelized, clustered): exact and local run SIMD tile kernels, no BLAS.
+namespace attnkit {
 
 class SingleThreadedBlas {
  public:
@@ -22,4 +22,4 @@ class SingleThreadedBlas {
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
 };
 
-}  // namespace attnkit::simd
+}  // namespace attnkit

@@ -5,7 +5,7 @@
 
 #include <mutex>
 
-namespace attnkit::simd {
+namespace attnkit {
 
 namespace {
 std::mutex mu;
@@ -26,4 +26,4 @@ SingleThreadedBlas::~SingleThreadedBlas() {
   if (--active == 0) openblas_set_num_threads(saved);
 }
 
-}  // namespace attnkit::simd
+}  // namespace attnkit
