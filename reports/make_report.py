@@ -23,6 +23,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pareto import pareto_front  # noqa: E402
 
 BUDGETS = (1e-1, 1e-2, 1e-3)
+# Issue 16: the report must say, next to linformer's numbers, that its E is random.
+LINFORMER_NOTE = ("`linformer` here projects keys and values with a random Gaussian E (N(0, 1/k)): Linformer "
+                  "learns E in training, and a random E is the only training-free form, so these numbers are not "
+                  "those of a trained Linformer.")
 BREAK_EVEN = 1.1  # "faster than exact" means by at least 10%: smaller margins are timing noise
 
 
@@ -209,6 +213,8 @@ def main():
                           f"{fmt(a['speedup'], '{:.2f}')}× | {fmt(a['ms_best'], '{:.2f}')} | {fmt(a['gflops'], '{:.1f}')} | "
                           f"{fmt(a['peak_extra_mib'], '{:.1f}')} | {beats} |")
         md.append("")
+        if any(spec.startswith("linformer") for spec, _ in entries):
+            md += [LINFORMER_NOTE, ""]
 
     # Budgets: fastest setting whose error is within each budget, per group, at the largest n.
     md += ["## Fastest setting within an error budget", "",

@@ -50,6 +50,14 @@ const char* const kSmallSettings[] = {
     "clustered:clusters=6,topk=8",
 };
 
+// Backends whose implied weights are not probability rows (documented in their headers): low-rank
+// products (lowrank.hpp: negative entries allowed, linformer's rows do not sum to 1). Their weights
+// are still checked for zeros on masked keys and forward = weights · V.
+bool weights_are_probabilities(const std::string& spec) {
+  const std::string name = parse_spec(spec).name;
+  return name != "nystrom" && name != "linformer";
+}
+
 bool built(const std::string& name) {
   for (const BackendInfo& info : list_backends())
     if (info.name == name) return true;
@@ -188,12 +196,14 @@ double rel_diff_rows(ConstView a, ConstView r, Keep keep) {
 }
 
 // forward's output against the backend's own weights: masked entries zero, rows summing to 1 or
-// all zero (always zero when the row sees no key), out = weights · V (in double). For exact backends also the weights
+// all zero (always zero when the row sees no key; sums and signs only where the weights are
+// probabilities), out = weights · V (in double). For exact backends also the weights
 // against reference's. Returns the relative Frobenius difference out vs weights·V.
 double check_weights(const Backend& be, Prepared& pc, const Tensor& out) {
   const Problem& p = pc.o.p;
   const Shape d = p.dims();
   std::vector<float> w(static_cast<size_t>(d.n_q * d.n_k));
+  const bool probabilities = weights_are_probabilities(be.spec());
   double num = 0, den = 0, worst_sum = 0, worst_ref = 0;
   int64_t bad_entries = 0;
   for (int64_t b = 0; b < d.batch; ++b)
@@ -205,11 +215,11 @@ double check_weights(const Backend& be, Prepared& pc, const Tensor& out) {
         const int64_t end = p.key_end(b, i);
         double sum = 0;
         for (int64_t j = 0; j < d.n_k; ++j) {
-          if (!std::isfinite(row[j]) || row[j] < 0 || (j >= end && row[j] != 0.0f)) ++bad_entries;
+          if (!std::isfinite(row[j]) || (probabilities && row[j] < 0) || (j >= end && row[j] != 0.0f)) ++bad_entries;
           sum += row[j];
         }
         // A row sums to 1, or is all zero: when it sees no key, or (local) no key of its pattern.
-        worst_sum = std::max(worst_sum, sum == 0 ? 0.0 : std::fabs(sum - 1.0));
+        if (probabilities) worst_sum = std::max(worst_sum, sum == 0 ? 0.0 : std::fabs(sum - 1.0));
         if (end == 0 && sum != 0) ++bad_entries;
         for (int64_t c = 0; c < d.d_v; ++c) {
           double x = 0;

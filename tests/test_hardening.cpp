@@ -54,7 +54,10 @@ TEST_CASE("NaN in one query row: that row is NaN, the run does not crash", "[har
     CHECK(row_nan);
     // Rows that never mix with the NaN query stay finite; clustered attention mixes a query with
     // the other members of its cluster (their centroid), so there only most rows are finite.
+    // nystrom mixes every query into every row (its segment's landmark enters A, and pinv(A)
+    // enters every row): all rows are NaN there, which is the correct propagation.
     if (b->spec().rfind("clustered", 0) == 0) CHECK(finite_rows >= 25);
+    else if (b->spec().rfind("nystrom", 0) == 0) CHECK(finite_rows == 0);
     else CHECK(finite_rows == 49);
   }
 }
@@ -64,8 +67,10 @@ TEST_CASE("n = 1 and d = 1 work for every backend", "[hardening]") {
     INFO(b->spec());
     Owned one(1, 1, 1, 1, 1, 1, 1, 8);
     b->forward(one.p);
-    // one key: the output is that key's value exactly (softmax of a single score is 1)
-    CHECK(one.out.data()[0] == Approx(one.v.data()[0]).epsilon(1e-5));
+    // one key: the output is that key's value exactly (softmax of a single score is 1) — except
+    // linformer, whose weights over the keys are softmax(·)·E with a random E: they do not sum
+    // to 1 (out = v · Σ_r p_r E_r1), see include/attnkit/lowrank.hpp.
+    if (b->spec().rfind("linformer", 0) != 0) CHECK(one.out.data()[0] == Approx(one.v.data()[0]).epsilon(1e-5));
     Owned o(1, 2, 2, 33, 33, 1, 1, 9);
     b->forward(o.p);
     for (int64_t i = 0; i < o.out.numel(); ++i) REQUIRE(std::isfinite(o.out.data()[i]));

@@ -1,4 +1,4 @@
-// attnkit command line: list, run, gen, mha, weights.
+// attnkit command line: list, run, gen, sweep, mha, weights, decode.
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -27,6 +27,10 @@ const char* kUsage =
     "      or in PyTorch nn.MultiheadAttention's state_dict layout (out x in):\n"
     "      --in-proj [3·d_model,d_model] [--in-proj-bias [3·d_model]] --out-proj [d_model,d_model]\n"
     "      [--out-proj-bias [d_model]]\n"
+    "  decode --backend SPEC --steps S [--storage f32|bf16|int8] [--threads T] [--out O.npy] [--json] [--check]\n"
+    "      --cache N [--heads H] [--kv-heads G] [--d D] [--batch B]   (generated: N cached, then S decoded)\n"
+    "      or --q Q.npy --k K.npy --v V.npy [--key-lengths L.npy]      (last S positions decoded one by one)\n"
+    "      SPEC: exact | local:window=W | pages:page=P,keep=K | performer[:...] | linear\n"
     "  weights --q Q.npy --k K.npy --out W.npy [--head h] [--batch b] [--backend SPEC] [--causal]\n"
     "      [--key-lengths L.npy] [--scale S] [--compare SPEC] [--png W.png [--tokens T.txt] [--log]]\n";
 }
@@ -50,7 +54,12 @@ int main(int argc, char** argv) {
     if (cmd == "mha") throw attnkit::Error("this attnkit was built without the layer; expected meson option -Dlayer=enabled");
 #endif
     if (cmd == "weights") return attnkit::cli::cmd_weights(args);
-    std::fprintf(stderr, "attnkit: unknown command '%s'; expected list, run, gen, sweep, mha or weights (see attnkit --help)\n", cmd.c_str());
+#if ATTNKIT_HAS_DECODE
+    if (cmd == "decode") return attnkit::cli::cmd_decode(args);
+#else
+    if (cmd == "decode") throw attnkit::Error("this attnkit was built without decode; expected meson option -Ddecode=enabled");
+#endif
+    std::fprintf(stderr, "attnkit: unknown command '%s'; expected list, run, gen, sweep, mha, weights or decode (see attnkit --help)\n", cmd.c_str());
     return 2;
   } catch (const attnkit::Error& e) {
     std::fprintf(stderr, "attnkit %s: %s\n", cmd.c_str(), e.what());

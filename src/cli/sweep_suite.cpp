@@ -20,7 +20,10 @@ Suite suite_by_name(const std::string& name) {
                   "linear",
                   "clustered:clusters=32",
                   "clustered:clusters=100",
-                  "clustered:clusters=100,topk=32"};
+                  "clustered:clusters=100,topk=32",
+                  "nystrom:landmarks=64",
+                  "nystrom:landmarks=256",
+                  "linformer:k=256"};
     s.n = {256, 1024, 4096, 16384};
     s.heads = 4;
     s.repeat = 3;
@@ -42,7 +45,14 @@ Suite suite_by_name(const std::string& name) {
                   "clustered:clusters=256",
                   "clustered:clusters=32,topk=32",
                   "clustered:clusters=100,topk=32",
-                  "clustered:clusters=256,topk=32"};
+                  "clustered:clusters=256,topk=32",
+                  "nystrom:landmarks=32",
+                  "nystrom:landmarks=64",
+                  "nystrom:landmarks=128",
+                  "nystrom:landmarks=256",
+                  "linformer:k=128",
+                  "linformer:k=256",
+                  "linformer:k=512"};
     s.n = {1024, 4096, 16384, 65536};
     s.heads = 8;
     s.repeat = 3;

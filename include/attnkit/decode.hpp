@@ -1,0 +1,126 @@
+#pragma once
+// Decoding: attention of a few new tokens over a cache of past keys and values (DESIGN.md,
+// "decode and KV cache").
+//
+// Design. A Decoder owns the state its backend needs (a KvCache, a ring cache, page bounds or a
+// recurrent state) and is used like an inference engine: append the new tokens' keys and values
+// first, then attend their queries:
+//
+//     attnkit::Decoder dec("exact", cfg);         // cfg: sizes, storage, capacity
+//     dec.append(k_prompt, v_prompt);             // [B, H_kv, n, d]: fill the cache
+//     for (...) { dec.append(k1, v1);             // [B, H_kv, t, d]
+//                 dec.attend(q1, out1); }         // [B, H, t, d] -> [B, H, t, d_v]
+//
+// attend(q, out) decodes the last t appended positions P = size()-t .. size()-1 with causal
+// semantics: the query of position P sees the positions <= P (and < key_lengths[b] when set),
+// so attending the last n positions of a sequence one token at a time equals
+// `attnkit run --causal` on the whole sequence. GQA: query head h reads kv head h / (H / H_kv).
+//
+// Backends (spec strings; defaults shown):
+//   exact                 every cached position. Split-K: the positions of each (batch, kv head)
+//                         are cut into chunks of 1024 (fixed, so the result does not depend on the
+//                         thread count), the chunks of all (batch, kv head) pairs are spread over the
+//                         OpenMP threads; each chunk keeps a partial (max, sum, accumulator) per
+//                         query row and the partials are merged with weights exp(m_i − max_i m_i)
+//                         (never exp of a positive number; an empty chunk has m = −inf and weight 0).
+//                         The query heads of a group (and the t new tokens) are processed together,
+//                         so each loaded K/V row serves all of them (GQA reuse).
+//   local:window=256      the `window` positions ending at the query's (local:window=W with
+//                         --causal). The cache is a ring of window + max_step − 1 slots: memory
+//                         O(window), independent of the sequence length.
+//   pages:page=16,keep=1024
+//                         Quest (Tang et al. 2024): per page of `page` positions of each (batch, kv
+//                         head) the per-channel min and max of the stored (dequantised) keys; page
+//                         bound for query q: Σ_c max(q_c·min_c, q_c·max_c) ≥ q·k for every key k of
+//                         the page. Exact attention over the best ⌈keep / page⌉ pages plus the
+//                         pages holding the newest position and the t new positions. `keep` counts
+//                         keys (so keep=N/8 reads about an eighth of the cache). With GQA the
+//                         group's query rows share one page selection: a page's score is the
+//                         maximum over the rows of (its bound − that row's best bound).
+//   performer[:...]       the recurrent state of kernelized attention (KernelizedState, one per
+//   linear[:...]          (batch, kv head)); parameters as attnkit/kernelized.hpp. The state is
+//                         float32: storage must be f32. Appended positions are absorbed into the
+//                         state once they can no longer be among the next attend's t positions, so
+//                         memory is O(m·d_v + max_step·(d + d_v)) per (batch, kv head).
+// Every KV-cache backend (exact, local, pages) supports every storage (f32, bf16, int8).
+//
+// Cost per attend: exact reads every cached K/V row once (bytes_read()); pages reads the page
+// bounds (2·d floats per page) plus the selected pages; local reads `window` rows.
+//
+// Thread-safety: none — one Decoder per stream; attend() uses the OpenMP threads inside
+// (omp_get_max_threads()). Errors: attnkit::Error naming the argument, the value seen and the
+// expected value, thrown before anything changes (a failed append leaves the cache as it was).
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attnkit/kv_cache.hpp"
+#include "attnkit/tensor.hpp"
+
+namespace attnkit {
+
+struct DecodeConfig {
+  int64_t batch = 1, heads = 1, kv_heads = 1, d = 64, d_v = 64;  // heads % kv_heads == 0
+  // Positions the cache can hold (exact, pages). local ignores it (its ring holds the window),
+  // performer/linear too (no cache).
+  int64_t capacity = 4096;
+  // Largest t one attend() may decode (local: ring slack; performer/linear: positions kept
+  // unabsorbed). exact and pages accept any t <= size().
+  int64_t max_step = 1;
+  KvStorage storage = KvStorage::F32;
+  std::optional<float> scale;  // unset: 1/sqrt(d)
+  // Optional, one entry per batch entry: positions >= key_lengths[b] are padding (invisible).
+  std::vector<int32_t> key_lengths;
+};
+
+// Internal interface of the decode backends (src/decode).
+class DecodeImpl;
+
+class Decoder {
+ public:
+  // Throws for an unknown backend name (listing exact, local, pages, performer, linear), a bad
+  // parameter, or a bad config (sizes < 1, heads not a multiple of kv_heads, key_lengths size or
+  // values < 0, storage other than f32 for performer/linear).
+  Decoder(std::string_view spec, const DecodeConfig& cfg);
+  ~Decoder();
+  Decoder(Decoder&&) noexcept;
+  Decoder& operator=(Decoder&&) noexcept;
+
+  // Appends t >= 1 positions: k [B, H_kv, t, d], v [B, H_kv, t, d_v]. Throws (changing nothing)
+  // for a shape mismatch or, for exact/pages, going past the capacity.
+  void append(ConstView k, ConstView v);
+  // Decodes the last t positions: q [B, H, t, d] -> out [B, H, t, d_v] (out must not overlap q).
+  // Throws for a shape mismatch, t > size(), t > max_step (local, performer, linear) or, for
+  // performer/linear, positions already attended.
+  void attend(ConstView q, MutView out);
+  // append(k, v) then attend(q, out).
+  void step(ConstView q, ConstView k, ConstView v, MutView out) {
+    append(k, v);
+    attend(q, out);
+  }
+
+  int64_t size() const;          // positions appended so far
+  std::string spec() const;      // canonical spec, defaults filled in
+  const DecodeConfig& config() const;
+  int64_t bytes() const;         // memory of the decode state (cache, bounds, recurrent state)
+  int64_t bytes_read() const;    // cache bytes the last attend() read (0 before the first)
+  // pages only: the pages (index = position / page, ascending) the last attend() used for (b, g);
+  // empty for other backends. For tests and inspection.
+  std::vector<int64_t> selected_pages(int64_t b, int64_t g) const;
+
+ private:
+  std::unique_ptr<DecodeImpl> impl_;
+};
+
+// Names of the decode backends: exact, local, pages, performer, linear.
+const std::vector<std::string>& decode_backend_names();
+
+// The machine's read bandwidth in GB/s (1e9 bytes/s): the best of `repeat` streaming reads of a
+// buffer of `bytes` (0: 16 times the last-level cache, at least 256 MiB) by omp_get_max_threads()
+// threads, each summing its own contiguous part.
+double read_bandwidth_gbps(int64_t bytes = 0, int repeat = 5);
+
+}  // namespace attnkit

@@ -1,0 +1,67 @@
+// read_bandwidth_gbps: the machine's streaming read bandwidth, measured in the caller's run, as the
+// ceiling decode speeds are compared to.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <string>
+
+#include "attnkit/decode.hpp"
+#include "attnkit/error.hpp"
+#include "kernel.hpp"
+
+namespace attnkit {
+
+namespace {
+// Size of the last-level cache from sysfs (index3, else the largest index), 32 MiB if unknown.
+int64_t llc_bytes() {
+  int64_t best = 0;
+  for (int i = 0; i < 8; ++i) {
+    std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/size");
+    std::string s;
+    if (!(f >> s) || s.empty()) continue;
+    int64_t v = 0;
+    try {
+      v = std::stoll(s);
+    } catch (...) {
+      continue;
+    }
+    const char unit = s.back();
+    if (unit == 'K') v <<= 10;
+    if (unit == 'M') v <<= 20;
+    best = std::max(best, v);
+  }
+  return best > 0 ? best : int64_t{32} << 20;
+}
+}  // namespace
+
+double read_bandwidth_gbps(int64_t bytes, int repeat) {
+  if (bytes < 0) detail::fail("read_bandwidth_gbps: bytes=", bytes, "; expected >= 0");
+  if (repeat < 1) detail::fail("read_bandwidth_gbps: repeat=", repeat, "; expected >= 1");
+  if (bytes == 0) bytes = std::max<int64_t>(16 * llc_bytes(), int64_t{256} << 20);
+  const decode::Kernels& kern = decode::kernels();
+  const int64_t n = std::max<int64_t>(1024, bytes / 4 / 1024 * 1024);
+  const auto buf = aligned_floats(static_cast<size_t>(n));  // zero-filled: every page is touched
+  double best = 0;
+  volatile double sink = 0;
+  for (int r = 0; r < repeat; ++r) {
+    double total = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel reduction(+ : total)
+    {
+      // Contiguous parts of whole 64-byte lines: each thread streams its own range.
+      const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+      const int64_t lines = n / 16;
+      const int64_t a = lines * id / nt * 16, b = lines * (id + 1) / nt * 16;
+      total += kern.stream_sum(buf.get() + a, b - a);
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    sink = sink + total;
+    const double s = std::chrono::duration<double>(t1 - t0).count();
+    best = std::max(best, static_cast<double>(n) * 4 / s / 1e9);
+  }
+  return best;
+}
+
+}  // namespace attnkit

@@ -1,0 +1,183 @@
+// Split-K decode: partials per work item on the OpenMP threads, then a numerically safe merge.
+#include "engine.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+
+#include "attnkit/error.hpp"
+#include "kernel.hpp"
+
+namespace attnkit::decode {
+
+namespace {
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Cuts [p0, p1) at the ring's wrap: each piece is contiguous in slots.
+void add_segments(const KvCache& cache, int64_t p0, int64_t p1, std::vector<Segment>& out) {
+  while (p0 < p1) {
+    const int64_t s = cache.slot(p0);
+    const int64_t n = std::min(p1 - p0, cache.capacity() - s);
+    out.push_back({s, p0, n});
+    p0 += n;
+  }
+}
+}  // namespace
+
+void Plan::add_range(const KvCache& cache, int64_t bg, int64_t p0, int64_t p1, int64_t chunk) {
+  for (int64_t a = p0; a < p1;) {
+    const int64_t e = std::min(p1, (a / chunk + 1) * chunk);
+    Item it{bg, static_cast<int64_t>(segs.size()), 0};
+    add_segments(cache, a, e, segs);
+    it.seg_end = static_cast<int64_t>(segs.size());
+    items.push_back(it);
+    positions += e - a;
+    a = e;
+  }
+}
+
+void Plan::add_item(const KvCache& cache, int64_t bg, const std::vector<std::pair<int64_t, int64_t>>& runs) {
+  Item it{bg, static_cast<int64_t>(segs.size()), 0};
+  for (const auto& [p0, p1] : runs) {
+    add_segments(cache, p0, p1, segs);
+    positions += p1 - p0;
+  }
+  it.seg_end = static_cast<int64_t>(segs.size());
+  items.push_back(it);
+}
+
+void Queries::pack(ConstView qv, int64_t kv_heads, float scale, int64_t size, int64_t window,
+                   const std::vector<int32_t>& key_lengths) {
+  const int64_t B = qv.shape[0], H = qv.shape[1];
+  t = qv.shape[2];
+  d = qv.shape[3];
+  group = H / kv_heads;
+  rows = (group * t + kRowBlock - 1) / kRowBlock * kRowBlock;
+  bg = B * kv_heads;
+  q.assign(static_cast<size_t>(bg * rows * d), 0.0f);
+  begin.assign(static_cast<size_t>(bg * rows), 0);
+  end.assign(static_cast<size_t>(bg * rows), 0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t g = 0; g < kv_heads; ++g) {
+      const int64_t i0 = (b * kv_heads + g) * rows;
+      for (int64_t hl = 0; hl < group; ++hl)
+        for (int64_t i = 0; i < t; ++i) {
+          const int64_t r = i0 + hl * t + i;
+          const float* src = qv.row(b, g * group + hl, i);
+          float* dst = q.data() + r * d;
+          for (int64_t c = 0; c < d; ++c) dst[c] = src[c] * scale;
+          const int64_t pos = size - t + i;
+          int64_t e = pos + 1;
+          if (!key_lengths.empty()) e = std::min<int64_t>(e, key_lengths[static_cast<size_t>(b)]);
+          const int64_t s = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
+          begin[r] = s;
+          end[r] = std::max(e, s);
+        }
+    }
+}
+
+int64_t Queries::max_end(int64_t i) const {
+  int64_t e = 0;
+  for (int64_t r = 0; r < rows; ++r) e = std::max(e, end[i * rows + r]);
+  return e;
+}
+
+int64_t Queries::min_begin(int64_t i) const {
+  int64_t s = std::numeric_limits<int64_t>::max();
+  for (int64_t r = 0; r < rows; ++r)
+    if (end[i * rows + r] > begin[i * rows + r]) s = std::min(s, begin[i * rows + r]);
+  return s;
+}
+
+void run(const KvCache& cache, const Queries& qs, const Plan& plan, MutView out) {
+  const Kernels& kern = kernels();  // outside the parallel region: a bad ATTNKIT_SIMD throws here
+  const int64_t rows = qs.rows, dv = cache.d_v(), d = cache.d(), G = cache.kv_heads();
+  const int64_t per = rows * (2 + dv);  // partial of one item: m, l, acc
+  const int64_t nitems = static_cast<int64_t>(plan.items.size());
+  const auto part = aligned_floats(static_cast<size_t>(std::max<int64_t>(1, nitems * per)));
+  const int64_t eb = kv_storage_elem_bytes(cache.storage());
+  const int64_t scratch_n = scratch_floats(rows, d, dv);
+
+#pragma omp parallel
+  {
+    const auto scratch = aligned_floats(static_cast<size_t>(scratch_n));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < nitems; ++it) {
+      const Item& item = plan.items[static_cast<size_t>(it)];
+      float* m = part.get() + it * per;
+      float* l = m + rows;
+      float* acc = l + rows;
+      std::fill(m, m + rows, kNegInf);
+      std::fill(l, l + rows, 0.0f);
+      std::fill(acc, acc + rows * dv, 0.0f);
+      const int64_t b = item.bg / G, g = item.bg % G;
+      Rows R;
+      R.q = qs.q.data() + item.bg * rows * d;
+      R.rows = rows;
+      R.begin = qs.begin.data() + item.bg * rows;
+      R.end = qs.end.data() + item.bg * rows;
+      R.d = d;
+      R.d_v = dv;
+      const auto* kb = static_cast<const unsigned char*>(cache.keys(b, g));
+      const auto* vb = static_cast<const unsigned char*>(cache.values(b, g));
+      const float* ks = cache.key_scales(b, g);
+      const float* vs = cache.value_scales(b, g);
+      for (int64_t si = item.seg_begin; si < item.seg_end; ++si) {
+        const Segment& sg = plan.segs[static_cast<size_t>(si)];
+        Block blk;
+        blk.storage = cache.storage();
+        blk.k = kb + sg.slot0 * d * eb;
+        blk.v = vb + sg.slot0 * dv * eb;
+        blk.ks = ks ? ks + sg.slot0 : nullptr;
+        blk.vs = vs ? vs + sg.slot0 : nullptr;
+        blk.pos0 = sg.pos0;
+        blk.count = sg.count;
+        kern.attend_block(R, blk, m, l, acc, scratch.get());
+      }
+    }
+  }
+
+  // Merge: items of one bg are adjacent. weight_i = exp(m_i − max m) ∈ [0, 1]: nothing overflows.
+  std::vector<int64_t> first(static_cast<size_t>(qs.bg + 1), nitems);
+  for (int64_t it = nitems - 1; it >= 0; --it) first[static_cast<size_t>(plan.items[static_cast<size_t>(it)].bg)] = it;
+  for (int64_t i = qs.bg - 1; i >= 0; --i)
+    first[static_cast<size_t>(i)] = std::min(first[static_cast<size_t>(i)], first[static_cast<size_t>(i + 1)]);
+  const int64_t real_rows = qs.group * qs.t;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < qs.bg; ++i) {
+    const int64_t b = i / G, g = i % G;
+    const int64_t i0 = first[static_cast<size_t>(i)], i1 = first[static_cast<size_t>(i + 1)];
+    for (int64_t r = 0; r < real_rows; ++r) {
+      float* o = out.row(b, g * qs.group + r / qs.t, r % qs.t);
+      float mx = kNegInf;
+      bool nan = false;
+      for (int64_t it = i0; it < i1; ++it) {
+        const float mi = part[static_cast<size_t>(it * per + r)];
+        nan |= std::isnan(mi);
+        mx = std::max(mx, mi);
+      }
+      if (nan) {
+        std::fill(o, o + dv, std::numeric_limits<float>::quiet_NaN());
+        continue;
+      }
+      std::fill(o, o + dv, 0.0f);
+      if (mx == kNegInf) continue;  // the row sees no position: zeros, as Problem defines
+      float lsum = 0;
+      for (int64_t it = i0; it < i1; ++it) {
+        const float* m = part.get() + it * per;
+        if (m[r] == kNegInf) continue;
+        const float w = std::exp(m[r] - mx);
+        lsum += w * m[rows + r];
+        const float* acc = m + 2 * rows + r * dv;
+        for (int64_t c = 0; c < dv; ++c) o[c] += w * acc[c];
+      }
+      for (int64_t c = 0; c < dv; ++c) o[c] /= lsum;
+    }
+  }
+}
+
+}  // namespace attnkit::decode

@@ -1,0 +1,54 @@
+#pragma once
+// Internal: the decode kernels (one block of cache rows against the query rows of one (batch, kv
+// head)), compiled once per SIMD path like src/simd (kernel_arch.cpp), chosen by the path the
+// process runs (attnkit::simd_path(), so ATTNKIT_SIMD applies here too).
+#include <cstdint>
+
+#include "attnkit/kv_cache.hpp"
+
+namespace attnkit::decode {
+
+// The query rows of one (batch, kv head): the group's query heads times the t new tokens, packed.
+struct Rows {
+  const float* q = nullptr;      // rows x d, pre-multiplied by the softmax scale
+  int64_t rows = 0;              // a multiple of kRowBlock (padding rows see nothing)
+  const int64_t* begin = nullptr;  // per row: visible positions are [begin[r], end[r])
+  const int64_t* end = nullptr;
+  int64_t d = 0, d_v = 0;
+};
+
+// Contiguous cache slots of one (batch, kv head), holding positions pos0 .. pos0 + count - 1.
+struct Block {
+  KvStorage storage = KvStorage::F32;
+  const void* k = nullptr;         // first row (d elements of the storage type per row)
+  const void* v = nullptr;         // first row (d_v elements per row)
+  const float* ks = nullptr;       // int8: scale per row, else null
+  const float* vs = nullptr;
+  int64_t pos0 = 0, count = 0;
+};
+
+constexpr int64_t kRowBlock = 4;   // query rows per register block
+constexpr int64_t kTileKeys = 16;  // cache rows per tile
+
+// Floats of scratch one attend_block call needs.
+inline int64_t scratch_floats(int64_t rows, int64_t d, int64_t d_v) {
+  (void)d;
+  (void)d_v;
+  return rows * kTileKeys + 64;  // the tile's scores / probabilities
+}
+
+struct Kernels {
+  const char* name;
+  // Online softmax over the block: updates each row's running max m, sum l and unnormalised
+  // accumulator acc (rows x d_v, row stride d_v). Start from m = -inf, l = 0, acc = 0.
+  void (*attend_block)(const Rows& r, const Block& blk, float* m, float* l, float* acc, float* scratch);
+  // out[p] = Σ_c max(q_c·lo_c, q_c·hi_c) for `pages` pages; bounds page-major: lo (d floats) then
+  // hi (d floats) per page.
+  void (*page_bounds)(const float* q, int64_t d, const float* bounds, int64_t pages, float* out);
+  // Sum of n floats (the streaming read of the bandwidth measurement).
+  double (*stream_sum)(const float* p, int64_t n);
+};
+
+const Kernels& kernels();  // of the active SIMD path; throws attnkit::Error like simd_path()
+
+}  // namespace attnkit::decode

@@ -1,0 +1,384 @@
+// Decode over a KV cache (attnkit/decode.hpp): token-by-token decoding equals the causal forward
+// of the matching backend on the whole sequence; compressed storages stay within their error
+// bounds against fp64; bad input throws attnkit::Error and leaves the cache usable.
+#include <omp.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "attnkit/decode.hpp"
+#include "attnkit/error.hpp"
+#include "attnkit/inputs.hpp"
+#include "attnkit/kv_cache.hpp"
+#include "attnkit/registry.hpp"
+#include "attnkit_config.hpp"
+
+using namespace attnkit;
+
+namespace {
+
+struct Seq {
+  Tensor q, k, v;  // q [B,H,N,d], k/v [B,G,N,d]
+};
+
+Seq make_seq(int64_t B, int64_t H, int64_t G, int64_t N, int64_t d, uint64_t seed,
+             InputFamily fam = InputFamily::Gaussian) {
+  Seq s;
+  s.q = generate(fam, B, H, N, d, seed).q;
+  Inputs kv = generate(fam, B, G, N, d, seed + 1);
+  s.k = std::move(kv.k);
+  s.v = std::move(kv.v);
+  return s;
+}
+
+ConstView slice(ConstView x, int64_t p0, int64_t p1) {
+  x.data += p0 * x.stride[2];
+  x.shape[2] = p1 - p0;
+  return x;
+}
+MutView slice(MutView x, int64_t p0, int64_t p1) {
+  x.data += p0 * x.stride[2];
+  x.shape[2] = p1 - p0;
+  return x;
+}
+
+// Causal forward of `spec` over the whole sequence.
+Tensor forward(const std::string& spec, const Seq& s, const std::vector<int32_t>& key_lengths = {}) {
+  Tensor out(s.q.shape()[0], s.q.shape()[1], s.q.shape()[2], s.v.shape()[3]);
+  Problem p;
+  p.q = s.q.view();
+  p.k = s.k.view();
+  p.v = s.v.view();
+  p.out = out.view();
+  p.mask.causal = true;
+  p.mask.key_lengths = key_lengths;
+  make_backend(spec)->forward(p);
+  return out;
+}
+
+DecodeConfig config_for(const Seq& s, KvStorage storage = KvStorage::F32, int64_t max_step = 1) {
+  DecodeConfig c;
+  c.batch = s.q.shape()[0];
+  c.heads = s.q.shape()[1];
+  c.kv_heads = s.k.shape()[1];
+  c.d = s.q.shape()[3];
+  c.d_v = s.v.shape()[3];
+  c.capacity = s.q.shape()[2];
+  c.max_step = max_step;
+  c.storage = storage;
+  return c;
+}
+
+// Fills the cache with the first N - S positions, then decodes the last S, t at a time.
+Tensor decode_last(Decoder& dec, const Seq& s, int64_t S, int64_t t = 1) {
+  const int64_t N = s.q.shape()[2];
+  Tensor out(s.q.shape()[0], s.q.shape()[1], S, s.v.shape()[3]);
+  if (N - S > 0) dec.append(slice(s.k.cview(), 0, N - S), slice(s.v.cview(), 0, N - S));
+  for (int64_t a = N - S; a < N; a += t) {
+    const int64_t e = std::min(N, a + t);
+    dec.append(slice(s.k.cview(), a, e), slice(s.v.cview(), a, e));
+    dec.attend(slice(s.q.cview(), a, e), slice(out.view(), a - (N - S), e - (N - S)));
+  }
+  return out;
+}
+
+// max |out[b,h,s] - ref[b,h,N-S+s]|
+double max_diff_last(const Tensor& out, const Tensor& ref) {
+  const int64_t S = out.shape()[2], N = ref.shape()[2];
+  double m = 0;
+  for (int64_t b = 0; b < out.shape()[0]; ++b)
+    for (int64_t h = 0; h < out.shape()[1]; ++h)
+      for (int64_t s = 0; s < S; ++s) {
+        const float* o = out.view().row(b, h, s);
+        const float* r = ref.view().row(b, h, N - S + s);
+        for (int64_t c = 0; c < out.shape()[3]; ++c) m = std::max(m, std::fabs(static_cast<double>(o[c]) - r[c]));
+      }
+  return m;
+}
+
+// Relative Frobenius error of the decoded rows against an fp64 causal reference.
+double rel_err_fp64(const Tensor& out, const Seq& s, int64_t S) {
+  const int64_t B = s.q.shape()[0], H = s.q.shape()[1], G = s.k.shape()[1], N = s.q.shape()[2];
+  const int64_t d = s.q.shape()[3], dv = s.v.shape()[3];
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  double num = 0, den = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < S; ++i) {
+        const int64_t pos = N - S + i, g = h / (H / G);
+        std::vector<double> sc(static_cast<size_t>(pos + 1));
+        double mx = -INFINITY;
+        for (int64_t j = 0; j <= pos; ++j) {
+          double dot = 0;
+          for (int64_t c = 0; c < d; ++c) dot += static_cast<double>(s.q.view().at(b, h, pos, c)) * s.k.view().at(b, g, j, c);
+          sc[static_cast<size_t>(j)] = dot * scale;
+          mx = std::max(mx, dot * scale);
+        }
+        double l = 0;
+        std::vector<double> acc(static_cast<size_t>(dv), 0.0);
+        for (int64_t j = 0; j <= pos; ++j) {
+          const double p = std::exp(sc[static_cast<size_t>(j)] - mx);
+          l += p;
+          for (int64_t c = 0; c < dv; ++c) acc[static_cast<size_t>(c)] += p * s.v.view().at(b, g, j, c);
+        }
+        for (int64_t c = 0; c < dv; ++c) {
+          const double r = acc[static_cast<size_t>(c)] / l, o = out.view().at(b, h, i, c);
+          num += (o - r) * (o - r);
+          den += r * r;
+        }
+      }
+  return std::sqrt(num / den);
+}
+
+}  // namespace
+
+TEST_CASE("exact decode equals the causal forward on the whole sequence", "[decode][exact]") {
+  // B=2, H=8, G=2; N > 1024 crosses split-K chunks; t = 1 and t = 3 new tokens per attend.
+  for (auto [N, S] : {std::pair<int64_t, int64_t>{37, 5}, {300, 17}, {2100, 4}}) {
+    const Seq s = make_seq(2, 8, 2, N, 32, static_cast<uint64_t>(N));
+    const Tensor ref = forward("exact", s);
+    for (int64_t t : {1, 3}) {
+      Decoder dec("exact", config_for(s));
+      const Tensor out = decode_last(dec, s, S, t);
+      INFO("N=" << N << " S=" << S << " t=" << t);
+      CHECK(max_diff_last(out, ref) <= 1e-6);
+      CHECK(dec.size() == N);
+      CHECK(dec.bytes_read() == 2 * 2 * N * 2 * 32 * 4);  // last attend read every row of K and V
+    }
+  }
+}
+
+TEST_CASE("decode with a key_lengths mask, from an empty cache, equals the masked causal forward", "[decode][mask]") {
+  const int64_t N = 90, S = 90;
+  const Seq s = make_seq(2, 8, 2, N, 16, 3);
+  const std::vector<int32_t> lengths{50, 0};
+  // {decode spec, forward spec}: pages keeping every page is exact attention.
+  for (auto [spec, fwd] : {std::pair<std::string, std::string>{"exact", "exact"},
+                           {"pages:page=8,keep=1000", "exact"},
+                           {"local:window=20", "local:window=20"},
+                           {"linear", "linear"}}) {
+    if ((fwd == "linear" && !ATTNKIT_HAS_KERNELIZED) || (fwd.rfind("local", 0) == 0 && !ATTNKIT_HAS_LOCAL)) continue;
+    const Tensor ref = forward(fwd, s, lengths);
+    DecodeConfig cfg = config_for(s);
+    cfg.key_lengths = lengths;
+    Decoder dec(spec, cfg);
+    const Tensor out = decode_last(dec, s, S);
+    INFO(spec);
+    CHECK(max_diff_last(out, ref) <= (spec == "linear" ? 1e-5 : 1e-6));
+    for (int64_t h = 0; h < 8; ++h) CHECK(out.view().at(1, h, 10, 3) == 0.0f);  // sees nothing
+  }
+}
+
+TEST_CASE("exact decode is bit-identical for 1 and 2 threads", "[decode][exact]") {
+  const Seq s = make_seq(1, 4, 2, 3000, 64, 5);
+  const int saved = omp_get_max_threads();
+  std::vector<Tensor> outs;
+  for (int th : {1, 2}) {
+    omp_set_num_threads(th);
+    Decoder dec("exact", config_for(s, KvStorage::BF16));
+    outs.push_back(decode_last(dec, s, 3));
+  }
+  omp_set_num_threads(saved);
+  CHECK(std::memcmp(outs[0].data(), outs[1].data(), static_cast<size_t>(outs[0].numel()) * 4) == 0);
+}
+
+#if ATTNKIT_HAS_LOCAL
+TEST_CASE("local decode equals the causal local forward; its ring holds O(window)", "[decode][local]") {
+  const int64_t N = 500, S = 40;
+  const Seq s = make_seq(2, 8, 2, N, 32, 11);
+  for (int64_t w : {1, 7, 64, 600}) {
+    const std::string spec = "local:window=" + std::to_string(w);
+    const Tensor ref = forward(spec, s);
+    for (int64_t t : {1, 2}) {
+      Decoder dec(spec, config_for(s, KvStorage::F32, t));
+      const Tensor out = decode_last(dec, s, S, t);
+      INFO(spec << " t=" << t);
+      CHECK(max_diff_last(out, ref) <= 1e-6);
+      CHECK(dec.spec() == spec);
+      CHECK(dec.bytes() == 2 * 2 * (w + t - 1) * 2 * 32 * 4);
+    }
+  }
+}
+
+#endif
+
+TEST_CASE("pages decode: all pages = exact; fewer pages = exact attention over the selected pages", "[decode][pages]") {
+  const int64_t N = 700, S = 6;
+  const Seq s = make_seq(2, 8, 2, N, 32, 21, InputFamily::Local);
+  const Tensor ref = forward("exact", s);
+  for (KvStorage st : {KvStorage::F32, KvStorage::BF16, KvStorage::Int8}) {
+    Decoder all("pages:page=16,keep=100000", config_for(s, st));
+    Decoder ex("exact", config_for(s, st));
+    const Tensor a = decode_last(all, s, S), e = decode_last(ex, s, S);
+    CHECK(max_diff_last(a, e) <= 1e-6);  // both hold the S decoded rows
+  }
+  // keep = 64 keys: 4 best pages of 16, plus the newest page.
+  Decoder dec("pages:page=16,keep=64", config_for(s));
+  CHECK(dec.spec() == "pages:page=16,keep=64");
+  const Tensor out = decode_last(dec, s, 1);
+  const int64_t pos = N - 1, scale_d = 32;
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t g = 0; g < 2; ++g) {
+      const std::vector<int64_t> sel = dec.selected_pages(b, g);
+      REQUIRE(sel.size() == 5);
+      CHECK(sel.back() == pos / 16);
+      for (int64_t hl = 0; hl < 4; ++hl) {
+        const int64_t h = g * 4 + hl;
+        std::vector<double> sc, acc(32, 0.0);
+        std::vector<int64_t> keys;
+        for (int64_t p : sel)
+          for (int64_t j = p * 16; j < std::min<int64_t>(pos + 1, p * 16 + 16); ++j) keys.push_back(j);
+        double mx = -INFINITY;
+        for (int64_t j : keys) {
+          double dot = 0;
+          for (int64_t c = 0; c < 32; ++c) dot += double(s.q.view().at(b, h, pos, c)) * s.k.view().at(b, g, j, c);
+          sc.push_back(dot / std::sqrt(double(scale_d)));
+          mx = std::max(mx, sc.back());
+        }
+        double l = 0;
+        for (size_t i = 0; i < keys.size(); ++i) {
+          const double p = std::exp(sc[i] - mx);
+          l += p;
+          for (int64_t c = 0; c < 32; ++c) acc[size_t(c)] += p * s.v.view().at(b, g, keys[i], c);
+        }
+        for (int64_t c = 0; c < 32; ++c) CHECK(std::fabs(out.view().at(b, h, 0, c) - acc[size_t(c)] / l) <= 1e-5);
+      }
+    }
+}
+
+TEST_CASE("pages: the Quest bound keeps the page of a planted matching key", "[decode][pages]") {
+  // One key far in the past equals the last query (scaled up): its page must be selected.
+  const int64_t N = 512;
+  Seq s = make_seq(1, 1, 1, N, 16, 31);
+  for (int64_t c = 0; c < 16; ++c) s.k.view().at(0, 0, 77, c) = 4.0f * s.q.view().at(0, 0, N - 1, c);
+  Decoder dec("pages:page=16,keep=16", config_for(s));
+  decode_last(dec, s, 1);
+  const std::vector<int64_t> sel = dec.selected_pages(0, 0);
+  REQUIRE(sel.size() == 2);
+  CHECK(sel[0] == 77 / 16);
+}
+
+#if ATTNKIT_HAS_KERNELIZED
+TEST_CASE("performer and linear decode equal their causal forward", "[decode][kernelized]") {
+  const int64_t N = 200, S = 9;
+  const Seq s = make_seq(2, 8, 2, N, 16, 41, InputFamily::Diffuse);
+  for (const std::string spec : {"performer:features=64,seed=3", "linear"}) {
+    const Tensor ref = forward(spec, s);
+    for (int64_t t : {1, 3}) {
+      Decoder dec(spec, config_for(s, KvStorage::F32, t));
+      const Tensor out = decode_last(dec, s, S, t);
+      INFO(spec << " t=" << t);
+      CHECK(max_diff_last(out, ref) <= 1e-5);
+    }
+  }
+  CHECK_THROWS_WITH(Decoder("linear", config_for(s, KvStorage::Int8)), Catch::Contains("expected f32"));
+  Decoder dec("linear", config_for(s));
+  decode_last(dec, s, 1);
+  Tensor o(2, 8, 1, 16);
+  CHECK_THROWS_WITH(dec.attend(slice(s.q.cview(), N - 1, N), o.view()), Catch::Contains("not yet absorbed"));
+}
+
+#endif
+
+TEST_CASE("bf16 and int8 storage: error vs fp64 within 1e-2 and 3e-2", "[decode][storage]") {
+  const int64_t N = 600, S = 4;
+  const Seq s = make_seq(1, 8, 2, N, 64, 51);
+  for (const std::string spec : {"exact", "local:window=1000", "pages:page=16,keep=1000"}) {
+    for (auto [st, bound] : {std::pair{KvStorage::F32, 1e-5}, {KvStorage::BF16, 1e-2}, {KvStorage::Int8, 3e-2}}) {
+      Decoder dec(spec, config_for(s, st));
+      const Tensor out = decode_last(dec, s, S);
+      const double err = rel_err_fp64(out, s, S);
+      INFO(spec << " " << kv_storage_name(st) << " rel err " << err);
+      CHECK(err <= bound);
+      if (st != KvStorage::F32) CHECK(err > 0);  // the storage really is compressed
+    }
+  }
+}
+
+TEST_CASE("KvCache: storages round-trip, bytes, ring", "[decode][cache]") {
+  const Seq s = make_seq(1, 2, 2, 10, 8, 61);
+  for (KvStorage st : {KvStorage::F32, KvStorage::BF16, KvStorage::Int8}) {
+    KvCache c(1, 2, 10, 8, 8, st);
+    c.append(s.k.view(), s.v.view());
+    CHECK(c.size() == 10);
+    CHECK(c.bytes() == 2 * 10 * (c.key_row_bytes() + c.value_row_bytes()));
+    float row[8];
+    c.key(0, 1, 4, row);
+    for (int cc = 0; cc < 8; ++cc) {
+      const float x = s.k.view().at(0, 1, 4, cc);
+      const double tol = st == KvStorage::F32 ? 0 : st == KvStorage::BF16 ? std::fabs(x) / 256 : 4.0 / 127;
+      CHECK(std::fabs(row[cc] - x) <= tol + 1e-7);
+    }
+  }
+  CHECK(kv_storage_elem_bytes(parse_kv_storage("int8")) == 1);
+  CHECK_THROWS_WITH(parse_kv_storage("fp8"), Catch::Contains("expected f32, bf16 or int8"));
+  KvCache r = KvCache::ring(1, 2, 4, 8, 8, KvStorage::F32);
+  r.append(s.k.view(), s.v.view());  // 10 positions into 4 slots: 6..9 remain
+  CHECK(r.size() == 10);
+  CHECK(r.oldest() == 6);
+  float row[8];
+  r.key(0, 0, 7, row);
+  CHECK(row[3] == s.k.view().at(0, 0, 7, 3));
+  CHECK_THROWS_WITH(r.key(0, 0, 5, row), Catch::Contains("not held"));
+}
+
+TEST_CASE("decode: bad input throws attnkit::Error and leaves the cache intact", "[decode][errors]") {
+  const int64_t N = 50;
+  const Seq s = make_seq(2, 8, 2, N, 16, 71);
+  const Tensor ref = forward("exact", s);
+  DecodeConfig cfg = config_for(s);
+  cfg.heads = 6;
+  cfg.kv_heads = 4;
+  CHECK_THROWS_WITH(Decoder("exact", cfg), Catch::Contains("heads=6 is not a multiple of kv_heads=4"));
+  CHECK_THROWS_WITH(Decoder("nope", config_for(s)), Catch::Contains("expected exact, local, pages, performer or linear"));
+  CHECK_THROWS_WITH(Decoder("local:widow=3", config_for(s)), Catch::Contains("widow"));
+  CHECK_THROWS_WITH(Decoder("pages:page=0", config_for(s)), Catch::Contains("page"));
+  cfg = config_for(s);
+  cfg.key_lengths = {1};
+  CHECK_THROWS_WITH(Decoder("exact", cfg), Catch::Contains("key_lengths has 1 entries; expected batch=2"));
+
+  for (const std::string spec : {"exact", "pages:page=8,keep=1000", "local:window=8", "performer:features=32", "linear"}) {
+    INFO(spec);
+    if (!ATTNKIT_HAS_KERNELIZED && (spec == "linear" || spec.rfind("performer", 0) == 0)) {
+      CHECK_THROWS_WITH(Decoder(spec, config_for(s)), Catch::Contains("-Dkernelized=enabled"));
+      continue;
+    }
+    cfg = config_for(s);
+    cfg.capacity = N;
+    Decoder dec(spec, cfg);
+    dec.append(slice(s.k.cview(), 0, N - 2), slice(s.v.cview(), 0, N - 2));
+    Tensor q5 = generate(InputFamily::Gaussian, 2, 5, 1, 16, 1).q;  // 5 heads: not the config's 8
+    Tensor o(2, 8, 1, 16), o5(2, 5, 1, 16);
+    CHECK_THROWS_WITH(dec.attend(q5.view(), o5.view()), Catch::Contains("q has 5 heads; expected 8"));
+    Tensor kbad(2, 2, 1, 15), vgood(2, 2, 1, 16), kgood(2, 2, 1, 16), vshort(2, 2, 2, 16);
+    CHECK_THROWS_WITH(dec.append(kbad.view(), vgood.view()), Catch::Contains("k has shape [2,2,1,15]"));
+    CHECK_THROWS_WITH(dec.append(kgood.view(), vshort.view()), Catch::Contains("expected"));
+    Tensor qwrong(2, 8, 1, 16), owrong(2, 8, 1, 15);
+    CHECK_THROWS_WITH(dec.attend(qwrong.view(), owrong.view()), Catch::Contains("out has shape"));
+    if (spec == "exact" || spec.rfind("pages", 0) == 0) {
+      Tensor k3(2, 2, 3, 16), v3(2, 2, 3, 16);  // 48 + 3 > capacity 50
+      CHECK_THROWS_WITH(dec.append(k3.view(), v3.view()), Catch::Contains("exceed the capacity 50"));
+    }
+    CHECK(dec.size() == N - 2);
+    // Still decodes the last two positions exactly as before the failed calls.
+    if (spec == "exact" || spec.rfind("pages", 0) == 0) {
+      Tensor out(2, 8, 2, 16);
+      for (int64_t a = N - 2; a < N; ++a) {
+        dec.append(slice(s.k.cview(), a, a + 1), slice(s.v.cview(), a, a + 1));
+        dec.attend(slice(s.q.cview(), a, a + 1), slice(out.view(), a - N + 2, a - N + 3));
+      }
+      CHECK(max_diff_last(out, ref) <= 1e-6);
+      Tensor k1(2, 2, 1, 16), v1(2, 2, 1, 16);
+      CHECK_THROWS_WITH(dec.append(k1.view(), v1.view()), Catch::Contains("exceed the capacity"));
+    }
+    Tensor q9(2, 8, 9, 16), o9(2, 8, 9, 16);
+    if (spec != "exact" && spec.rfind("pages", 0) != 0)
+      CHECK_THROWS_AS(dec.attend(q9.view(), o9.view()), Error);  // t > max_step / unabsorbed
+    Tensor qa(2, 8, 1, 16);
+    CHECK_THROWS_WITH(dec.attend(qa.view(), MutView{qa.data(), {2, 8, 1, 16}, {128, 16, 16, 1}}),
+                      Catch::Contains("overlaps q"));
+  }
+}

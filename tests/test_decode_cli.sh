@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# attnkit decode: decoding the last S positions of files equals `attnkit run --causal` on the whole
+# sequence (B=2, H=8, G=2, several N and S, every storage within its bound, every backend); the
+# generated mode's JSON fields; bad input exits 2 with one clear line.
+cli="$1"
+. "$(dirname "$0")/cli_checks.sh"
+
+compare() {  # compare REF.npy OUT.npy S TOL: out [B,H,S,d] vs ref's last S positions (max abs)
+  /usr/bin/python3 -c "
+import numpy as np, sys
+r = np.load('$1'); o = np.load('$2'); S = $3
+assert o.shape == r.shape[:2] + (S, r.shape[3]), (o.shape, r.shape)
+e = np.abs(o - r[:, :, -S:]).max()
+sys.exit(0 if e <= $4 else print('max abs', e) or 1)"
+}
+
+for n in 40 1100; do
+  "$cli" gen --n $n --d 16 --heads 8 --batch 2 --seed 1 --prefix a >/dev/null
+  "$cli" gen --n $n --d 16 --heads 2 --batch 2 --seed 2 --prefix b >/dev/null
+  for spec in exact local:window=24 pages:page=16,keep=100000 linear; do
+    # run --causal needs the family of the matching backend
+    case $spec in local*) "$cli" list | grep -q "^local$" || continue ;; linear) "$cli" list | grep -q "^linear$" || continue ;; esac
+    run_spec=$spec
+    [ "$spec" = "pages:page=16,keep=100000" ] && run_spec=exact
+    expect_ok "run $run_spec n=$n" "$cli" run --backend "$run_spec" --causal --q a_q.npy --k b_k.npy --v b_v.npy --out ref.npy
+    s=7; [ $n -gt 100 ] && s=3  # several S: 7 of 40, 3 of 1100
+    for s in $s; do
+      expect_ok "decode $spec n=$n s=$s" "$cli" decode --backend "$spec" --steps $s --q a_q.npy --k b_k.npy --v b_v.npy --out o.npy
+      if compare ref.npy o.npy $s 1e-5; then ok; else bad "decode $spec n=$n s=$s differs from run --causal"; fi
+    done
+  done
+  for st in bf16 int8; do
+    expect_ok "decode exact $st" "$cli" decode --backend exact --storage $st --steps 3 --q a_q.npy --k b_k.npy --v b_v.npy --out o.npy --check --json
+    if /usr/bin/python3 -c "
+import json; r = json.load(open('out.txt'))
+assert r['storage'] == '$st' and r['rel_fro'] <= ({'bf16': 1e-2, 'int8': 3e-2}['$st']), r"; then ok; else bad "$st error $(cat out.txt)"; fi
+  done
+done
+
+expect_ok "generated" "$cli" decode --backend exact --cache 3000 --heads 4 --kv-heads 2 --d 32 --steps 3 --threads 2 --json --check
+if /usr/bin/python3 -c "
+import json; r = json.load(open('out.txt'))
+for k in ('backend', 'storage', 'cache', 'ms_per_token', 'cache_gbps', 'read_gbps', 'ratio_read'): assert k in r, k
+assert r['backend'] == 'exact' and r['storage'] == 'f32' and r['cache'] == 3000 and r['threads'] == 2, r
+assert r['ms_per_token'] > 0 and r['read_gbps'] > 0 and abs(r['ratio_read'] - r['cache_gbps'] / r['read_gbps']) < 1e-3 * r['ratio_read'], r
+assert r['rel_fro'] <= 1e-5, r"; then ok; else bad "generated json $(cat out.txt)"; fi
+expect_ok "generated text" "$cli" decode --backend pages:page=16,keep=512 --storage int8 --cache 2000 --heads 4 --kv-heads 2 --d 32 --steps 2
+grep -q "ms per token" out.txt && grep -q "read bandwidth" out.txt && ok || bad "text output $(cat out.txt)"
+
+"$cli" gen --n 1100 --d 16 --heads 3 --batch 2 --seed 1 --prefix h3 >/dev/null
+expect_2 "H not multiple of G" "not a multiple" "$cli" decode --backend exact --steps 2 --q h3_q.npy --k b_k.npy --v b_v.npy
+expect_2 "no steps" "--steps is required" "$cli" decode --backend exact --cache 10
+expect_2 "bad storage" "expected f32, bf16 or int8" "$cli" decode --backend exact --steps 1 --cache 10 --storage fp8
+expect_2 "both modes" "got both" "$cli" decode --backend exact --steps 1 --cache 10 --q a_q.npy --k b_k.npy --v b_v.npy
+expect_2 "heads with files" "applies to generated inputs" "$cli" decode --backend exact --steps 1 --heads 4 --q a_q.npy --k b_k.npy --v b_v.npy
+expect_2 "steps > N" "expected S <= N" "$cli" decode --backend exact --steps 5000 --q a_q.npy --k b_k.npy --v b_v.npy
+expect_2 "bad backend" "expected exact, local, pages, performer or linear" "$cli" decode --backend nystrom --steps 1 --cache 10
+"$cli" list | grep -q "^performer$" && expect_2 "performer int8" "expected f32" "$cli" decode --backend performer --storage int8 --steps 1 --cache 10
+
+echo "decode cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
