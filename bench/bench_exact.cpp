@@ -1,12 +1,14 @@
 // bench_exact: the fused `exact` backend against the machine's ceiling (OpenBLAS sgemm 2048³, same
 // run) and against the unfused way (per head: sgemm S = s·Q·Kᵀ, softmax rows, sgemm O = P·V),
-// H = 8, n = 512 … 16384, d = 64 and 128, causal and not. GFLOPS counts 4·H·n²·d per non-causal
-// call (causal: the same count, so that its rate shows the time saved; the counter GFLOPS is
-// the backend's own cost, half of that). Ratios to sgemm: pipe the JSON output through
+// H = 8, n = 512 … 16384, d = 64 and 128, causal and not. Counters of the harness (common.hpp):
+// GFLOPS_exact_eq (attnkit::exact_equivalent_flops: 4·H·n²·d, about half of it under the causal
+// mask, the count run and sweep use), GFLOPS (the backend's own cost), ratio_sgemm; BM_unfused is
+// checked against exact (rel_fro) the same way. Ratios to sgemm also from the JSON output through
 // bench/sgemm_ratio.py. BM_exact_memory reports the peak extra resident memory of one forward().
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -23,21 +25,24 @@ using attnkit::bench::BenchProblem;
 void BM_exact(benchmark::State& st) {
   const int64_t n = st.range(0), d = st.range(1);
   const bool causal = st.range(2) != 0;
-  BenchProblem bp(attnkit::InputFamily::Gaussian, 8, n, d, causal);
   const attnkit::ExactBackend ex;
-  attnkit::bench::run_forward(st, ex, bp.p);
+  attnkit::bench::run_candidate(st, ex, {attnkit::InputFamily::Gaussian, 8, n, d, causal});
   st.SetLabel(ex.spec() + " simd=" + attnkit::simd_path());
 }
 
 // Unfused baseline: materialises one head's n x n scores at a time; OpenBLAS's own threads do the
-// GEMMs, OpenMP threads the softmax rows (with the same vectorised exp as exact).
+// GEMMs, OpenMP threads the softmax rows (with the same vectorised exp as exact). Not a Backend,
+// so the harness's pieces are used directly: the same problem, checked against exact's cached
+// output, the same counters.
 void BM_unfused(benchmark::State& st) {
   const int64_t n = st.range(0), d = st.range(1), H = 8;
-  BenchProblem bp(attnkit::InputFamily::Gaussian, H, n, d, false);
+  const attnkit::bench::ProblemKey key{attnkit::InputFamily::Gaussian, H, n, d, false};
+  BenchProblem& bp = attnkit::bench::problem(key);
+  const attnkit::bench::ExactRun* ex = attnkit::bench::exact_run(key, bp.p);
   std::vector<float> s(static_cast<size_t>(n * n));
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const int ni = static_cast<int>(n), di = static_cast<int>(d);
-  for (auto _ : st) {
+  auto forward = [&] {
     for (int64_t h = 0; h < H; ++h) {
       const float* q = bp.p.q.row(0, h, 0);
       const float* k = bp.p.k.row(0, h, 0);
@@ -58,10 +63,21 @@ void BM_unfused(benchmark::State& st) {
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, di, ni, 1.0f, s.data(), ni, v, di, 0.0f, o, di);
     }
+  };
+  forward();  // check (and warm-up) before timing
+  if (ex) st.counters["rel_fro"] = attnkit::compare(bp.out.cview(), ex->out.cview()).rel_fro;
+  const auto t0 = attnkit::bench::Clock::now();
+  for (auto _ : st) {
+    forward();
     benchmark::ClobberMemory();
   }
-  st.counters["GFLOPS"] = benchmark::Counter(attnkit::exact_equivalent_flops(bp.p) * static_cast<double>(st.iterations()) * 1e-9,
-                                             benchmark::Counter::kIsRate);
+  const double it = static_cast<double>(st.iterations());
+  const double sec = std::chrono::duration<double>(attnkit::bench::Clock::now() - t0).count() / std::max(1.0, it);
+  const double eq = attnkit::exact_equivalent_flops(bp.p);
+  st.counters["GFLOPS_exact_eq"] = benchmark::Counter(eq * it * 1e-9, benchmark::Counter::kIsRate);
+  st.counters["GFLOPS"] = benchmark::Counter(eq * it * 1e-9, benchmark::Counter::kIsRate);
+  st.counters["ratio_sgemm"] = eq / sec * 1e-9 / attnkit::bench::sgemm_gflops();
+  if (ex) st.counters["speedup_vs_exact"] = ex->seconds / sec;
   st.SetLabel("unfused sgemm+softmax+sgemm, n x n scores per head");
 }
 
@@ -94,16 +110,6 @@ void BM_exact_memory(benchmark::State& st) {
                                              benchmark::Counter::kIsRate);
   st.SetLabel("H=1 d=64, peak RSS growth during forward()");
 }
-
-// In the JSON/console context: which SIMD path ran and which kernel OpenBLAS picked for the
-// ceiling. OpenBLAS 0.3.21 (DYNAMIC_ARCH) does not know every new CPU and may fall back to a slow
-// generic core ("Prescott"); OPENBLAS_CORETYPE=SkylakeX (or Haswell) then gives the real ceiling.
-const bool context_added = [] {
-  benchmark::AddCustomContext("attnkit_simd", attnkit::simd_path());
-  benchmark::AddCustomContext("openblas_core", openblas_get_corename());
-  benchmark::AddCustomContext("omp_threads", std::to_string(omp_get_max_threads()));
-  return true;
-}();
 
 }  // namespace
 

@@ -4,9 +4,10 @@
     OMP_NUM_THREADS=2 build/bench/bench_exact --benchmark_format=json > run.json
     bench/sgemm_ratio.py run.json          (or pipe the JSON on stdin)
 
-Prints, for every benchmark with a GFLOPS counter, GFLOP/s and GFLOP/s / sgemm 2048^3 GFLOP/s;
-for exact it uses the exact-equivalent count (4·H·n²·d, also for causal) and adds the causal /
-non-causal time ratio.
+Works for every suite of bench/ (one harness, bench/common.hpp). Prints, for every benchmark with
+a GFLOPS counter, GFLOP/s and GFLOP/s / sgemm 2048^3 GFLOP/s, using the exact-equivalent count
+(attnkit::exact_equivalent_flops, causal mask counted) where there is one; the causal / non-causal time ratio; and the
+harness's speedup over exact and relative Frobenius error against exact where it measured them.
 """
 import json
 import sys
@@ -23,7 +24,8 @@ def main() -> None:
     print(f"simd={ctx.get('attnkit_simd', '?')} openblas_core={ctx.get('openblas_core', '?')} "
           f"threads={ctx.get('omp_threads', '?')} sgemm 2048^3 = {sgemm:.1f} GFLOP/s")
     times = {b["name"]: b["real_time"] for b in runs}
-    print(f"{'benchmark':45s} {'ms':>10s} {'GFLOP/s':>9s} {'/sgemm':>7s} {'causal/full time':>17s}")
+    print(f"{'benchmark':45s} {'ms':>10s} {'GFLOP/s':>9s} {'/sgemm':>7s} {'speedup':>8s} {'rel_fro':>9s} "
+          f"{'causal/full time':>17s}")
     for b in runs:
         gf = b.get("GFLOPS_exact_eq", b.get("GFLOPS"))
         if gf is None or "sgemm_ceiling" in b["name"]:
@@ -35,7 +37,11 @@ def main() -> None:
             if full:
                 extra = f"{b['real_time'] / full:17.2f}"
         mem = f"  extra {b['extra_MiB']:.1f} MiB" if "extra_MiB" in b else ""
-        print(f"{name:45s} {b['real_time']:10.1f} {gf:9.1f} {gf / sgemm:7.3f} {extra}{mem}")
+        sp = b.get("speedup_vs_exact")
+        speedup = f"{sp:8.2f}" if sp is not None else f"{'-':>8s}"
+        rf = b.get("rel_fro")
+        rel = f"{rf:9.2e}" if rf is not None else f"{'-':>9s}"
+        print(f"{name:45s} {b['real_time']:10.1f} {gf:9.1f} {gf / sgemm:7.3f} {speedup} {rel} {extra}{mem}")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,11 @@
 //   buckets of its own queries; keys of a neighbouring bucket inside the range are not masked
 //   out. Causal: a query sees only keys at positions <= its own (bottom-right aligned); the
 //   query's own position is not excluded (Reformer excludes self only because q = k there).
+//   Under a causal mask the *choice* of keys still depends on future keys: every visible key is
+//   sorted among all of them, so a future key's bucket can take a rank in a chunk's range and push
+//   a visible key out. A query never attends to a future key, but its output is not independent
+//   of the keys it cannot see (as in Reformer's causal LSH). Use it for measurement, not as a
+//   strictly causal decoder.
 //   Each round gives per query an output o_r and log-sum-exp lse_r over its keys; the rounds are
 //   combined as o = Σ_r exp(lse_r − LSE) o_r, LSE = log Σ_r exp(lse_r) (a key seen in several
 //   rounds counts in each, as in Reformer without its duplicate correction). A query that sees
