@@ -98,6 +98,8 @@ class TopkBackend final : public Backend {
   // All scores (2·n_q·n_k·d) plus P·V on the kept keys (2·n_q·min(K, n_k)·d_v).
   Cost cost(const Shape& s) const override;
   std::optional<ErrorBound> error_bound(const Problem& p) const override;
+  // The same bound for the given rows only (O(rows·n_k·d) instead of O(n_q·n_k·d)).
+  std::optional<ErrorBound> error_bound_rows(const Problem& p, const std::vector<int64_t>& rows) const override;
   // softmax over the chosen keys in fp64 (zeros elsewhere), the choice made as forward() does.
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
 
@@ -126,6 +128,8 @@ class PrunedBackend final : public Backend {
   // of kept tiles per query tile depends only on the shape, not on the data.
   Cost cost(const Shape& s) const override;
   std::optional<ErrorBound> error_bound(const Problem& p) const override;
+  // The same bound for the given rows only (O(rows·n_k·d) instead of O(n_q·n_k·d)).
+  std::optional<ErrorBound> error_bound_rows(const Problem& p, const std::vector<int64_t>& rows) const override;
   // softmax over the kept tiles' visible keys in fp64 (zeros elsewhere).
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
 

@@ -141,7 +141,15 @@ Cost PrunedBackend::cost(const Shape& s) const {
 }
 
 std::optional<ErrorBound> PrunedBackend::error_bound(const Problem& p) const {
+  std::vector<int64_t> all(static_cast<size_t>(check(p).n_q));
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+  return error_bound_rows(p, all);
+}
+
+std::optional<ErrorBound> PrunedBackend::error_bound_rows(const Problem& p, const std::vector<int64_t>& rows) const {
   const Shape d = check(p);
+  for (int64_t i : rows)
+    if (i < 0 || i >= d.n_q) detail::fail("rows: row ", i, "; expected rows in [0, ", d.n_q, ")");
   const adaptive::TilePlan plan(opt_, d.n_q, d.n_k);
   SingleThreadedBlas blas;
   const std::vector<adaptive::KeyTileStats> st = all_stats(p, d, plan);
@@ -149,7 +157,8 @@ std::optional<ErrorBound> PrunedBackend::error_bound(const Problem& p) const {
       p, d,
       "pruned: eps_i = full-softmax mass outside the kept tiles (fp64); prob L1 = 2 eps_i; "
       "||O~_i - O_i||_2 <= 2 eps_i max_{visible j} ||v_j||_2",
-      [&](int64_t b, int64_t h, adaptive::RowKeys& keys) { head_keys(p, d, plan, st, b, h, keys); });
+      [&](int64_t b, int64_t h, adaptive::RowKeys& keys) { head_keys(p, d, plan, st, b, h, keys); },
+      &rows);
 }
 
 void PrunedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {

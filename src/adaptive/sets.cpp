@@ -22,12 +22,13 @@ void score_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i
   }
 }
 
-ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& description, const HeadKeys& keys) {
+ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& description, const HeadKeys& keys,
+                           const std::vector<int64_t>* rows) {
   ErrorBound eb;
   eb.description = description;
-  const int64_t rows = d.batch * d.heads * d.n_q;
-  eb.out_l2.assign(static_cast<size_t>(rows), 0.0);
-  eb.prob_l1.assign(static_cast<size_t>(rows), 0.0);
+  const int64_t per_head = rows ? static_cast<int64_t>(rows->size()) : d.n_q;
+  eb.out_l2.assign(static_cast<size_t>(d.batch * d.heads * per_head), 0.0);
+  eb.prob_l1.assign(eb.out_l2.size(), 0.0);
   // Largest value norm among the keys a row sees: vmax[(b * kv_heads + g) * n_k + key_end - 1].
   const std::vector<double> vmax = numerics::value_norm_running_max(p);
   RowKeys rk;
@@ -40,7 +41,8 @@ ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& 
         std::vector<double> s;
         std::vector<char> inside;
 #pragma omp for schedule(dynamic, 16)
-        for (int64_t i = 0; i < d.n_q; ++i) {
+        for (int64_t t = 0; t < per_head; ++t) {
+          const int64_t i = rows ? (*rows)[static_cast<size_t>(t)] : t;
           const int64_t ke = p.key_end(b, i);
           if (ke == 0) continue;
           score_row(p, d, b, h, i, ke, s);
@@ -53,7 +55,7 @@ ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& 
             (inside[static_cast<size_t>(j)] ? in : out) += e;
           }
           const double vm = vmax[static_cast<size_t>((b * d.kv_heads + g) * d.n_k + ke - 1)];
-          const size_t r = static_cast<size_t>((b * d.heads + h) * d.n_q + i);
+          const size_t r = static_cast<size_t>((b * d.heads + h) * per_head + t);
           const double eps = out / (in + out);
           if (in == 0 && !std::isnan(eps)) {
             eb.prob_l1[r] = 1.0;

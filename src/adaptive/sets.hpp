@@ -34,7 +34,10 @@ void score_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i
 // Per row: eps_i = full-softmax mass (fp64) outside the row's key set among its visible keys;
 // prob_l1 = 2·eps_i and out_l2 = 2·eps_i·max_{visible j}||v_j||_2 (a row that sees keys but none
 // of the set: L1 = 1, bound max ||v_j||; a row that sees nothing: 0 and 0).
-ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& description, const HeadKeys& keys);
+// `rows` (optional): only those query rows, laid out as Backend::error_bound_rows says
+// ((b·heads + h)·rows.size() + t); each costs O(n_k·d), so a check on sampled rows stays cheap.
+ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& description, const HeadKeys& keys,
+                           const std::vector<int64_t>* rows = nullptr);
 
 // w (n_q × n_k) = softmax over each row's key set in fp64, zeros elsewhere.
 void set_weights(const Problem& p, const Shape& d, int64_t b, int64_t h, const RowKeys& keys, float* w);

@@ -108,12 +108,21 @@ void head_keys(const Problem& p, const Shape& d, int64_t k, int64_t b, int64_t h
 }  // namespace
 
 std::optional<ErrorBound> TopkBackend::error_bound(const Problem& p) const {
+  std::vector<int64_t> all(static_cast<size_t>(check(p).n_q));
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
+  return error_bound_rows(p, all);
+}
+
+std::optional<ErrorBound> TopkBackend::error_bound_rows(const Problem& p, const std::vector<int64_t>& rows) const {
   const Shape d = check(p);
+  for (int64_t i : rows)
+    if (i < 0 || i >= d.n_q) detail::fail("rows: row ", i, "; expected rows in [0, ", d.n_q, ")");
   return adaptive::set_error_bound(
       p, d,
       "topk: eps_i = full-softmax mass outside the row's k chosen keys (fp64); prob L1 = 2 eps_i; "
       "||O~_i - O_i||_2 <= 2 eps_i max_{visible j} ||v_j||_2",
-      [&](int64_t b, int64_t h, adaptive::RowKeys& keys) { head_keys(p, d, opt_.k, b, h, keys); });
+      [&](int64_t b, int64_t h, adaptive::RowKeys& keys) { head_keys(p, d, opt_.k, b, h, keys); },
+      &rows);
 }
 
 void TopkBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
