@@ -15,6 +15,7 @@
 #include "attnkit/error.hpp"
 #include "attnkit/simd.hpp"
 #include "lsh_plan.hpp"
+#include "../core/numerics.hpp"
 #include "sets.hpp"
 
 namespace attnkit {
@@ -211,7 +212,7 @@ void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const
   std::vector<double> row(static_cast<size_t>(d.n_k));
   for (int64_t i = 0; i < d.n_q; ++i) {
     const int64_t ke = p.key_end(b, i);
-    adaptive::score_row(p, d, b, h, i, ke, s);
+    numerics::score_row_fp64(p, d, b, h, i, ke, s);
     std::vector<double> l(static_cast<size_t>(R), -std::numeric_limits<double>::infinity());
     bool nan = false;
     for (int64_t r = 0; r < R; ++r) {

@@ -8,19 +8,6 @@
 
 namespace attnkit::adaptive {
 
-void score_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, int64_t key_end,
-               std::vector<double>& s) {
-  const int64_t g = h / d.group();
-  const double scale = p.effective_scale();
-  const float* q = p.q.row(b, h, i);
-  s.resize(static_cast<size_t>(key_end));
-  for (int64_t j = 0; j < key_end; ++j) {
-    const float* k = p.k.row(b, g, j);
-    double dot = 0;
-    for (int64_t c = 0; c < d.d; ++c) dot += static_cast<double>(q[c]) * k[c];
-    s[static_cast<size_t>(j)] = scale * dot;
-  }
-}
 
 ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& description, const HeadKeys& keys,
                            const std::vector<int64_t>* rows) {
@@ -45,7 +32,7 @@ ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& 
           const int64_t i = rows ? (*rows)[static_cast<size_t>(t)] : t;
           const int64_t ke = p.key_end(b, i);
           if (ke == 0) continue;
-          score_row(p, d, b, h, i, ke, s);
+          numerics::score_row_fp64(p, d, b, h, i, ke, s);
           inside.assign(static_cast<size_t>(ke), 0);
           for (int64_t x = rk.first[i]; x < rk.first[i + 1]; ++x) inside[static_cast<size_t>(rk.idx[x])] = 1;
           double mx = -std::numeric_limits<double>::infinity(), in = 0, out = 0;
@@ -77,7 +64,7 @@ void set_weights(const Problem& p, const Shape& d, int64_t b, int64_t h, const R
     std::fill(row, row + d.n_k, 0.0f);
     const int64_t a = keys.first[i], e = keys.first[i + 1];
     if (a == e) continue;
-    score_row(p, d, b, h, i, p.key_end(b, i), s);
+    numerics::score_row_fp64(p, d, b, h, i, p.key_end(b, i), s);
     x.resize(static_cast<size_t>(e - a));
     for (int64_t t = a; t < e; ++t) x[static_cast<size_t>(t - a)] = s[static_cast<size_t>(keys.idx[t])];
     numerics::softmax_row(x.data(), e - a);  // the shared guards: NaN row, masked keys

@@ -27,9 +27,6 @@ struct RowKeys {
 // Fills `keys` with the key sets of every query row of (batch b, head h), rows 0..n_q-1.
 using HeadKeys = std::function<void(int64_t b, int64_t h, RowKeys& keys)>;
 
-// s[j] = scale · q_i·k_j in fp64 for j < key_end.
-void score_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, int64_t key_end,
-               std::vector<double>& s);
 
 // Per row: eps_i = full-softmax mass (fp64) outside the row's key set among its visible keys;
 // prob_l1 = 2·eps_i and out_l2 = 2·eps_i·max_{visible j}||v_j||_2 (a row that sees keys but none

@@ -60,6 +60,22 @@ inline std::vector<double> value_norm_running_max(const Problem& p) {
 }
 
 // floor(a / b) for b > 0, also for negative a (C++ division truncates towards zero).
+// s[j] = scale · q_i·k_j in fp64 for j < key_end, query row i of (batch b, head h) against its kv
+// head's keys: the exact scores the a-posteriori bounds and implied weights are measured with.
+inline void score_row_fp64(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, int64_t key_end,
+                           std::vector<double>& s) {
+  const int64_t g = h / d.group();
+  const double scale = p.effective_scale();
+  const float* q = p.q.row(b, h, i);
+  s.resize(static_cast<size_t>(key_end));
+  for (int64_t j = 0; j < key_end; ++j) {
+    const float* k = p.k.row(b, g, j);
+    double dot = 0;
+    for (int64_t c = 0; c < d.d; ++c) dot += static_cast<double>(q[c]) * k[c];
+    s[static_cast<size_t>(j)] = scale * dot;
+  }
+}
+
 constexpr int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 }  // namespace attnkit::numerics

@@ -13,20 +13,6 @@ namespace attnkit {
 
 namespace {
 
-// s[j] = scale · q_i·k_j in fp64 for j < key_end.
-void score_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, int64_t key_end,
-               std::vector<double>& s) {
-  const int64_t g = h / d.group();
-  const double scale = p.effective_scale();
-  const float* q = p.q.row(b, h, i);
-  s.resize(static_cast<size_t>(key_end));
-  for (int64_t j = 0; j < key_end; ++j) {
-    const float* k = p.k.row(b, g, j);
-    double dot = 0;
-    for (int64_t c = 0; c < d.d; ++c) dot += static_cast<double>(q[c]) * k[c];
-    s[static_cast<size_t>(j)] = scale * dot;
-  }
-}
 
 // inside[j] = 1 for j in N(i) (j < key_end).
 void mark(const std::vector<KeyRun>& runs, int64_t key_end, std::vector<char>& inside) {
@@ -85,7 +71,7 @@ ErrorBound bound_on(const Problem& p, const Shape& d, const LocalPattern& pat, c
       if (ke == 0) continue;  // both outputs are zero rows
       pat.row(h, i, ke, runs);
       mark(runs, ke, inside);
-      score_row(p, d, b, h, i, ke, s);
+      numerics::score_row_fp64(p, d, b, h, i, ke, s);
       double mx = -std::numeric_limits<double>::infinity();
       for (double x : s) mx = std::max(mx, x);
       double in = 0, out = 0;
@@ -121,7 +107,7 @@ void weights_on(const Problem& p, const Shape& d, const LocalPattern& pat, int64
     pat.row(h, i, ke, runs);
     if (runs.empty()) continue;
     mark(runs, ke, inside);
-    score_row(p, d, b, h, i, ke, s);
+    numerics::score_row_fp64(p, d, b, h, i, ke, s);
     // Keys outside the pattern are masked: -inf scores, probability exactly 0.
     for (int64_t j = 0; j < ke; ++j)
       if (!inside[static_cast<size_t>(j)]) s[static_cast<size_t>(j)] = -std::numeric_limits<double>::infinity();
