@@ -28,7 +28,7 @@ struct Block {
 };
 
 constexpr int64_t kRowBlock = 4;   // query rows per register block
-constexpr int64_t kTileKeys = 16;  // cache rows per tile
+constexpr int64_t kTileKeys = 32;  // cache rows per tile
 
 // Floats of scratch one attend_block call needs.
 inline int64_t scratch_floats(int64_t rows, int64_t d, int64_t d_v) {
