@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <string>
 
 #include "attnkit/decode.hpp"
 #include "attnkit/error.hpp"
 #include "kernel.hpp"
+#include "memory.hpp"
 
 namespace attnkit {
 
@@ -42,7 +44,11 @@ double read_bandwidth_gbps(int64_t bytes, int repeat) {
   if (bytes == 0) bytes = std::max<int64_t>(16 * llc_bytes(), int64_t{256} << 20);
   const decode::Kernels& kern = decode::kernels();
   const int64_t n = std::max<int64_t>(1024, bytes / 4 / 1024 * 1024);
-  const auto buf = aligned_floats(static_cast<size_t>(n));  // zero-filled: every page is touched
+  // Memory like the cache's (memory.hpp), zero-filled so that every page is touched (and mapped)
+  // before the timed reads.
+  const decode::Bytes mem = decode::alloc_large(n * 4);
+  float* const buf = reinterpret_cast<float*>(mem.get());
+  std::memset(buf, 0, static_cast<size_t>(n) * 4);
   double best = 0;
   volatile double sink = 0;
   for (int r = 0; r < repeat; ++r) {
@@ -54,7 +60,7 @@ double read_bandwidth_gbps(int64_t bytes, int repeat) {
       const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
       const int64_t lines = n / 16;
       const int64_t a = lines * id / nt * 16, b = lines * (id + 1) / nt * 16;
-      total += kern.stream_sum(buf.get() + a, b - a);
+      total += kern.stream_sum(buf + a, b - a);
     }
     const auto t1 = std::chrono::steady_clock::now();
     sink = sink + total;

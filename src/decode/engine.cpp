@@ -136,6 +136,13 @@ void run(const KvCache& cache, const Queries& qs, const Plan& plan, MutView out)
         blk.vs = vs ? vs + sg.slot0 : nullptr;
         blk.pos0 = sg.pos0;
         blk.count = sg.count;
+        blk.first_requested = si > item.seg_begin;
+        for (int64_t a = 0; a < 2 && si + 1 + a < item.seg_end; ++a) {
+          const Segment& nx = plan.segs[static_cast<size_t>(si + 1 + a)];
+          blk.next_k[a] = kb + nx.slot0 * d * eb;
+          blk.next_v[a] = vb + nx.slot0 * dv * eb;
+          blk.next_count[a] = nx.count;
+        }
         kern.attend_block(R, blk, m, l, acc, scratch.get());
       }
     }

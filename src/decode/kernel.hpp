@@ -25,6 +25,14 @@ struct Block {
   const float* ks = nullptr;       // int8: scale per row, else null
   const float* vs = nullptr;
   int64_t pos0 = 0, count = 0;
+  // The two blocks that follow in the same work item (null if none). Pages are runs of a few rows
+  // that the hardware prefetcher cannot follow: the first block of an item requests its own and the
+  // next block's first tile; every block requests, during its last tile, the first tile of the
+  // block after next. first_requested: this block is not the first of its item.
+  const void* next_k[2] = {nullptr, nullptr};
+  const void* next_v[2] = {nullptr, nullptr};
+  int64_t next_count[2] = {0, 0};
+  bool first_requested = false;
 };
 
 constexpr int64_t kRowBlock = 4;   // query rows per register block
@@ -42,9 +50,11 @@ struct Kernels {
   // Online softmax over the block: updates each row's running max m, sum l and unnormalised
   // accumulator acc (rows x d_v, row stride d_v). Start from m = -inf, l = 0, acc = 0.
   void (*attend_block)(const Rows& r, const Block& blk, float* m, float* l, float* acc, float* scratch);
-  // out[p] = Σ_c max(q_c·lo_c, q_c·hi_c) for `pages` pages; bounds page-major: lo (d floats) then
-  // hi (d floats) per page.
-  void (*page_bounds)(const float* q, int64_t d, const float* bounds, int64_t pages, float* out);
+  // Quest page bounds of 4 query rows: out[r * out_stride + p] = Σ_c max(q_c·lo_c, q_c·hi_c)
+  // = Σ_c q⁺_c·hi_c + q⁻_c·lo_c for `pages` pages. qpn: per row q⁺ = max(q, 0) (d floats) then
+  // q⁻ = min(q, 0) (d floats); bounds page-major, bfloat16: lo (d) then hi (d) per page.
+  void (*page_bounds)(const float* qpn, int64_t d, const uint16_t* bounds, int64_t pages, float* out,
+                      int64_t out_stride);
   // Sum of n floats (the streaming read of the bandwidth measurement).
   double (*stream_sum)(const float* p, int64_t n);
 };

@@ -218,15 +218,30 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
   const int64_t kbytes = d * int64_t(sizeof(E)), vbytes = dv * int64_t(sizeof(E));
   // The first tiles: nobody requested them yet.
   Prefetch pf;
-  pf.set(kb, lo(kPrefetchTiles * TK, blk.count) * kbytes, vb, lo(kPrefetchTiles * TK, blk.count) * vbytes);
-  pf.finish();
+  if (!blk.first_requested) {  // the first tiles: nobody requested them yet
+    pf.set(kb, lo(kPrefetchTiles * TK, blk.count) * kbytes, vb, lo(kPrefetchTiles * TK, blk.count) * vbytes);
+    pf.finish();
+    if (blk.next_k[0]) {
+      const int64_t n = lo(TK, blk.next_count[0]);
+      pf.set(blk.next_k[0], n * kbytes, blk.next_v[0], n * vbytes);
+      pf.finish();
+    }
+  }
   for (int64_t j0 = 0; j0 < blk.count; j0 += TK) {
     const int64_t nk = lo(TK, blk.count - j0);
     const int64_t p0 = blk.pos0 + j0, p1 = p0 + nk;
-    {  // the tile kPrefetchTiles ahead, requested during this one
+    {  // the tile kPrefetchTiles ahead (or the next block's first rows), requested during this one
       pf.finish();
-      const int64_t a = j0 + kPrefetchTiles * TK, n = a < blk.count ? lo(TK, blk.count - a) : 0;
-      pf.set(kb + a * d, n * kbytes, vb + a * dv, n * vbytes);
+      const int64_t a = j0 + kPrefetchTiles * TK;
+      if (a < blk.count) {
+        const int64_t n = lo(TK, blk.count - a);
+        pf.set(kb + a * d, n * kbytes, vb + a * dv, n * vbytes);
+      } else if (blk.next_k[1] && j0 + TK >= blk.count) {  // the last tile: the block after next
+        const int64_t n = lo(TK, blk.next_count[1]);
+        pf.set(blk.next_k[1], n * kbytes, blk.next_v[1], n * vbytes);
+      } else {
+        pf.set(nullptr, 0, nullptr, 0);
+      }
     }
     bool any = false;
     for (int64_t r = 0; r < rows; ++r) any |= R.begin[r] < p1 && R.end[r] > p0;
@@ -239,8 +254,11 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       const float* q = R.q + rb * d;
       float* srow = s + rb * TK;
       int64_t j = 0;
+      // Triples, then pairs (a remainder of one key would run the latency-bound single-key loop:
+      // 16 keys = 4 triples + 2 pairs).
+      const int64_t n3 = kWide<E> ? nk / 3 - (nk % 3 == 1 && nk >= 4 ? 1 : 0) : 0;
       if constexpr (kWide<E>)
-        for (; j + 3 <= nk; j += 3) {
+        for (; j < 3 * n3; j += 3) {
           dot4<3>(q, d, kp + j * d, dots, pf);
           for (int r = 0; r < 4; ++r)
             for (int i = 0; i < 3; ++i) srow[r * TK + j + i] = dots[r * 3 + i];
@@ -256,19 +274,25 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       }
     }
 
+    // Scores are processed in whole vectors: [nk, nkw) is padding (-inf, probability 0).
+    const int64_t nkw = (nk + W - 1) / W * W;
+    const bool vec_scales = int8 && nk == nkw;  // a partial vector of scales would read past the block
     for (int64_t r = 0; r < rows; ++r) {
       float* sr = s + r * TK;
       if (!(R.begin[r] < p1 && R.end[r] > p0)) {
-        for (int64_t j = 0; j < TK; ++j) sr[j] = 0.0f;
+        for (int64_t j = 0; j < nk; ++j) sr[j] = 0.0f;
         continue;
       }
       float mt = m[r];
-      if (nk == TK && R.begin[r] <= p0 && R.end[r] >= p1) {
+      if (int8 && !vec_scales)
+        for (int64_t j = 0; j < nk; ++j) sr[j] *= blk.ks[j0 + j];
+      for (int64_t j = nk; j < nkw; ++j) sr[j] = kNegInf;
+      if (R.begin[r] <= p0 && R.end[r] >= p1) {
         // Whole tile visible (the common case): vector scale and max.
         B mx(kNegInf);
-        for (int64_t j = 0; j < TK; j += W) {
+        for (int64_t j = 0; j < nkw; j += W) {
           B x = B::load_unaligned(sr + j);
-          if (int8) {
+          if (vec_scales) {
             x = x * B::load_unaligned(blk.ks + j0 + j);
             x.store_unaligned(sr + j);
           }
@@ -278,12 +302,10 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
         mx.store_aligned(t);
         for (int64_t i = 0; i < W; ++i) mt = t[i] > mt ? t[i] : mt;
       } else {
-        if (int8)
+        if (vec_scales)
           for (int64_t j = 0; j < nk; ++j) sr[j] *= blk.ks[j0 + j];
-        for (int64_t j = nk; j < TK; ++j) sr[j] = kNegInf;
-        if (R.begin[r] > p0 || R.end[r] < p1)
-          for (int64_t j = 0; j < nk; ++j)
-            if (p0 + j < R.begin[r] || p0 + j >= R.end[r]) sr[j] = kNegInf;
+        for (int64_t j = 0; j < nk; ++j)
+          if (p0 + j < R.begin[r] || p0 + j >= R.end[r]) sr[j] = kNegInf;
         for (int64_t j = 0; j < nk; ++j) mt = sr[j] > mt ? sr[j] : mt;
       }
       if (mt == kNegInf || std::isnan(mt)) {  // nothing finite to add (NaN inputs propagate)
@@ -291,7 +313,7 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
           m[r] = mt;
           l[r] = mt;
         }
-        for (int64_t j = 0; j < TK; ++j) sr[j] = 0.0f;
+        for (int64_t j = 0; j < nk; ++j) sr[j] = 0.0f;
         continue;
       }
       if (mt != m[r]) {
@@ -302,17 +324,14 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       }
       const B mb(mt);
       B sum(0.0f);
-      for (int64_t j = 0; j < TK; j += W) {
+      for (int64_t j = 0; j < nkw; j += W) {
         B e = simd::ATTNKIT_SIMD_NS::exp(B::load_unaligned(sr + j) - mb);
         sum += e;
-        if (int8) {
-          if (nk == TK)
-            e = e * B::load_unaligned(blk.vs + j0 + j);
-        }
+        if (vec_scales) e = e * B::load_unaligned(blk.vs + j0 + j);
         e.store_unaligned(sr + j);
       }
       l[r] += xsimd::hadd(sum);
-      if (int8 && nk != TK)
+      if (int8 && !vec_scales)
         for (int64_t j = 0; j < nk; ++j) sr[j] *= blk.vs[j0 + j];
     }
 
@@ -328,19 +347,30 @@ void attend_block(const Rows& R, const Block& blk, float* m, float* l, float* ac
   }
 }
 
-void page_bounds(const float* q, int64_t d, const float* bounds, int64_t pages, float* out) {
+void page_bounds(const float* qpn, int64_t d, const uint16_t* bounds, int64_t pages, float* out, int64_t out_stride) {
+  // 8 accumulators (q⁺·hi and q⁻·lo of 4 rows): independent FMA chains; each page's bounds are
+  // loaded once for the 4 rows.
   for (int64_t p = 0; p < pages; ++p) {
-    const float* lo_ = bounds + p * 2 * d;
-    const float* hi_ = lo_ + d;
-    B a(0.0f);
+    const uint16_t* lo_ = bounds + p * 2 * d;
+    const uint16_t* hi_ = lo_ + d;
+    B a[8];
+    for (auto& x : a) x = B(0.0f);
     int64_t c = 0;
     for (; c + W <= d; c += W) {
-      const B qv = B::load_unaligned(q + c);
-      a += xsimd::max(qv * B::load_unaligned(lo_ + c), qv * B::load_unaligned(hi_ + c));
+      const B h = load_f(hi_ + c), l = load_f(lo_ + c);
+      for (int r = 0; r < 4; ++r) {
+        a[r] = xsimd::fma(B::load_unaligned(qpn + r * 2 * d + c), h, a[r]);
+        a[4 + r] = xsimd::fma(B::load_unaligned(qpn + r * 2 * d + d + c), l, a[4 + r]);
+      }
     }
-    float t = xsimd::hadd(a);
-    for (; c < d; ++c) t += std::fmax(q[c] * lo_[c], q[c] * hi_[c]);
-    out[p] = t;
+    float sums[8];
+    reduce_sums<8>(a, sums);
+    for (; c < d; ++c)
+      for (int r = 0; r < 4; ++r) {
+        sums[r] += qpn[r * 2 * d + c] * to_f(hi_[c]);
+        sums[4 + r] += qpn[r * 2 * d + d + c] * to_f(lo_[c]);
+      }
+    for (int r = 0; r < 4; ++r) out[r * out_stride + p] = sums[r] + sums[4 + r];
   }
 }
 

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "attnkit/error.hpp"
+#include "memory.hpp"
 
 namespace attnkit {
 
@@ -47,17 +48,9 @@ float from_bf16(uint16_t b) {
 
 namespace {
 
-struct FreeBytes {
-  void operator()(void* p) const { std::free(p); }
-};
-using Bytes = std::unique_ptr<unsigned char[], FreeBytes>;
+using decode::Bytes;
 
-Bytes alloc_bytes(int64_t n) {
-  const size_t rounded = (static_cast<size_t>(n) + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  if (!p) throw std::bad_alloc();
-  return Bytes(static_cast<unsigned char*>(p));
-}
+Bytes alloc_bytes(int64_t n) { return decode::alloc_large(n); }
 
 int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   if (a != 0 && b > std::numeric_limits<int64_t>::max() / 4 / a)

@@ -2,9 +2,19 @@
 // per-channel min and max of the stored keys; a query's page bound Σ_c max(q_c·lo_c, q_c·hi_c) is
 // >= its score with every key of the page. Exact attention over the best ceil(K/P) pages plus the
 // pages of the newest positions, split across threads like exact.
+//
+// Bytes per attend (what makes pages fast): the bounds are stored as bfloat16, min rounded down and
+// max rounded up (so the bound stays a true upper bound), 2·d·2 bytes per page — at P = 16 that is
+// 1/16 of an f32 page's keys and values; they are read once for all query rows of a group
+// (q split into its positive and negative parts: bound = Σ q⁺·hi + q⁻·lo, two FMAs per channel).
+// The scan is split into blocks of pages across the threads, the choice is a partial selection
+// (nth_element), and the kept pages are read by the split-K engine, which prefetches the next page
+// while computing the current one.
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -15,6 +25,20 @@
 namespace attnkit::decode {
 
 namespace {
+
+constexpr int64_t kScanPages = 256;  // pages per scan work item
+
+// bfloat16 bits of x rounded toward -inf (down) or +inf (up): the rounded value brackets x. NaN stays NaN.
+uint16_t bf16_round(float x, bool up) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  const uint16_t t = static_cast<uint16_t>(u >> 16);  // truncation: toward zero
+  if ((u & 0xffffu) == 0) return t;                   // exact
+  const bool neg = (u >> 31) != 0;
+  // Toward zero is down for positives and up for negatives; otherwise one ulp further from zero.
+  return (up != neg) ? static_cast<uint16_t>(t + 1) : t;
+}
 
 class PagesDecode final : public CacheImpl {
  public:
@@ -37,23 +61,22 @@ class PagesDecode final : public CacheImpl {
       std::vector<float> row(static_cast<size_t>(d));
       for (int64_t p = p0; p < p1; ++p) {
         cache_.key(i / cfg_.kv_heads, i % cfg_.kv_heads, p, row.data());
-        float* lo = bounds_.data() + (i * npages_ + p / page_) * 2 * d;
-        float* hi = lo + d;
-        if (p % page_ == 0) {
-          std::copy(row.begin(), row.end(), lo);
-          std::copy(row.begin(), row.end(), hi);
-        } else {
-          for (int64_t c = 0; c < d; ++c) {
-            lo[c] = std::min(lo[c], row[static_cast<size_t>(c)]);
-            hi[c] = std::max(hi[c], row[static_cast<size_t>(c)]);
-          }
+        uint16_t* lo = bounds_.data() + (i * npages_ + p / page_) * 2 * d;
+        uint16_t* hi = lo + d;
+        const bool first = p % page_ == 0;
+        for (int64_t c = 0; c < d; ++c) {
+          const float x = row[static_cast<size_t>(c)];
+          const float l = first ? x : std::fmin(from_bf16(lo[c]), x);
+          const float h = first ? x : std::fmax(from_bf16(hi[c]), x);
+          lo[c] = bf16_round(l, false);
+          hi[c] = bf16_round(h, true);
         }
       }
     }
   }
 
   int64_t bytes() const override {
-    return cache_.bytes() + static_cast<int64_t>(bounds_.size() * sizeof(float));
+    return cache_.bytes() + static_cast<int64_t>(bounds_.size() * sizeof(uint16_t));
   }
 
   std::vector<int64_t> selected_pages(int64_t b, int64_t g) const override {
@@ -66,37 +89,69 @@ class PagesDecode final : public CacheImpl {
     const int64_t size = cache_.size(), t = q.shape[2];
     qs.pack(q, cfg_.kv_heads, scale(), size, 0, cfg_.key_lengths);
     const Kernels& kern = kernels();
-    const int64_t d = cfg_.d, real_rows = qs.group * t;
+    const int64_t d = cfg_.d, rows = qs.rows, real_rows = qs.group * t, bg = qs.bg;
     const int64_t forced0 = (size - t) / page_;  // pages of the new positions (and the newest) are always read
-    std::vector<int64_t> scored(static_cast<size_t>(qs.bg), 0);
 
+    // Pages [0, cand) compete; the rest up to `last` (the newest) are always read.
+    std::vector<int64_t> cand(static_cast<size_t>(bg)), last(static_cast<size_t>(bg));
+    for (int64_t i = 0; i < bg; ++i) {
+      const int64_t e = qs.max_end(i);
+      last[static_cast<size_t>(i)] = e > 0 ? (e - 1) / page_ : -1;
+      cand[static_cast<size_t>(i)] = e > 0 ? std::min(forced0, last[static_cast<size_t>(i)] + 1) : 0;
+    }
+
+    // 1. Bounds of every competing page for every query row: blocks of pages over the threads.
+    //    q⁺ = max(q, 0), q⁻ = min(q, 0) per row (padding rows are zero and bound nothing).
+    std::vector<float> qpn(static_cast<size_t>(bg * rows * 2 * d));
+    for (int64_t i = 0; i < bg * rows; ++i)
+      for (int64_t c = 0; c < d; ++c) {
+        const float x = qs.q[static_cast<size_t>(i * d + c)];
+        qpn[static_cast<size_t>(i * 2 * d + c)] = std::max(x, 0.0f);
+        qpn[static_cast<size_t>(i * 2 * d + d + c)] = std::min(x, 0.0f);
+      }
+    std::vector<float> bound(static_cast<size_t>(bg * rows * npages_));  // [bg][row][page]
+    std::vector<std::pair<int64_t, int64_t>> scan;                     // (bg, first page)
+    int64_t bound_pages = 0;
+    for (int64_t i = 0; i < bg; ++i)
+      if (cand[static_cast<size_t>(i)] > keep_pages_) {
+        bound_pages += cand[static_cast<size_t>(i)];
+        for (int64_t p = 0; p < cand[static_cast<size_t>(i)]; p += kScanPages) scan.emplace_back(i, p);
+      }
+    const int64_t nscan = static_cast<int64_t>(scan.size());
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t w = 0; w < nscan; ++w) {
+      const auto [i, p0] = scan[static_cast<size_t>(w)];
+      const int64_t np = std::min(kScanPages, cand[static_cast<size_t>(i)] - p0);
+      const uint16_t* bnd = bounds_.data() + (i * npages_ + p0) * 2 * d;
+      for (int64_t rb = 0; rb < rows; rb += kRowBlock)
+        kern.page_bounds(qpn.data() + (i * rows + rb) * 2 * d, d, bnd, np,
+                         bound.data() + (i * rows + rb) * npages_ + p0, npages_);
+    }
+
+    // 2. Per (batch, kv head): score(page) = max over the rows of (bound − that row's best bound),
+    //    so the group shares one selection; the best keep_pages by a partial selection.
 #pragma omp parallel
     {
-      std::vector<float> bound, best, score;
+      std::vector<float> score;
+      std::vector<int64_t> idx;
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t i = 0; i < qs.bg; ++i) {
-        const int64_t e = qs.max_end(i);
+      for (int64_t i = 0; i < bg; ++i) {
         std::vector<int64_t>& sel = selected_[static_cast<size_t>(i)];
         sel.clear();
-        if (e <= 0) continue;
-        const int64_t last = (e - 1) / page_;             // last page with a visible position
-        const int64_t cand = std::min(forced0, last + 1);  // pages [0, cand) compete
-        scored[static_cast<size_t>(i)] = cand;
-        if (cand <= keep_pages_) {
-          for (int64_t p = 0; p < cand; ++p) sel.push_back(p);
+        const int64_t nc = cand[static_cast<size_t>(i)];
+        if (last[static_cast<size_t>(i)] < 0) continue;
+        if (nc <= keep_pages_) {
+          for (int64_t p = 0; p < nc; ++p) sel.push_back(p);
         } else {
-          // score(page) = max over rows of (bound_r(page) - best_r): the group shares one selection.
-          bound.resize(static_cast<size_t>(cand));
-          score.assign(static_cast<size_t>(cand), -std::numeric_limits<float>::infinity());
-          const float* bnd = bounds_.data() + i * npages_ * 2 * d;
+          score.assign(static_cast<size_t>(nc), -std::numeric_limits<float>::infinity());
           for (int64_t r = 0; r < real_rows; ++r) {
-            kern.page_bounds(qs.q.data() + (i * qs.rows + r) * d, d, bnd, cand, bound.data());
-            const float top = *std::max_element(bound.begin(), bound.end());
-            for (int64_t p = 0; p < cand; ++p)
-              score[static_cast<size_t>(p)] = std::max(score[static_cast<size_t>(p)], bound[static_cast<size_t>(p)] - top);
+            const float* br = bound.data() + (i * rows + r) * npages_;
+            const float top = *std::max_element(br, br + nc);
+            for (int64_t p = 0; p < nc; ++p)
+              score[static_cast<size_t>(p)] = std::max(score[static_cast<size_t>(p)], br[p] - top);
           }
-          std::vector<int64_t> idx(static_cast<size_t>(cand));
-          for (int64_t p = 0; p < cand; ++p) idx[static_cast<size_t>(p)] = p;
+          idx.resize(static_cast<size_t>(nc));
+          for (int64_t p = 0; p < nc; ++p) idx[static_cast<size_t>(p)] = p;
           // Ties broken by page index: the selection is a function of the input only.
           auto better = [&](int64_t a, int64_t b) {
             const float sa = score[static_cast<size_t>(a)], sb = score[static_cast<size_t>(b)];
@@ -106,17 +161,15 @@ class PagesDecode final : public CacheImpl {
           sel.assign(idx.begin(), idx.begin() + keep_pages_);
           std::sort(sel.begin(), sel.end());
         }
-        for (int64_t p = cand; p <= last; ++p) sel.push_back(p);
+        for (int64_t p = nc; p <= last[static_cast<size_t>(i)]; ++p) sel.push_back(p);
       }
     }
 
-    // Work items: runs of consecutive pages, at most kChunk positions per item.
+    // 3. Work items: runs of consecutive pages, at most kChunk positions per item, over the threads.
     Plan plan;
-    int64_t bound_reads = 0;
-    for (int64_t i = 0; i < qs.bg; ++i) {
+    for (int64_t i = 0; i < bg; ++i) {
       const std::vector<int64_t>& sel = selected_[static_cast<size_t>(i)];
       const int64_t e = qs.max_end(i);
-      bound_reads += scored[static_cast<size_t>(i)] > keep_pages_ ? scored[static_cast<size_t>(i)] : 0;
       std::vector<std::pair<int64_t, int64_t>> runs;
       int64_t in_item = 0;
       for (const int64_t p : sel) {
@@ -136,12 +189,12 @@ class PagesDecode final : public CacheImpl {
       if (!runs.empty()) plan.add_item(cache_, i, runs);
     }
     run(cache_, qs, plan, out);
-    bytes_read_ = plan.positions * row_bytes() + bound_reads * 2 * d * static_cast<int64_t>(sizeof(float));
+    bytes_read_ = plan.positions * row_bytes() + bound_pages * 2 * d * static_cast<int64_t>(sizeof(uint16_t));
   }
 
  private:
   int64_t page_, keep_pages_, npages_;
-  std::vector<float> bounds_;                 // [bg][page][lo d | hi d]
+  std::vector<uint16_t> bounds_;                // [bg][page][lo d | hi d], bfloat16 (lo rounded down, hi up)
   std::vector<std::vector<int64_t>> selected_;  // per bg, the last attend's pages
 };
 
