@@ -3,7 +3,8 @@
 
 usage: make_report.py RESULTS_DIR [--out DIR]
 
-Reads RESULTS_DIR/results.jsonl and RESULTS_DIR/meta.json; writes DIR/REPORT.md and DIR/*.png
+Reads RESULTS_DIR/results.jsonl and RESULTS_DIR/meta.json (and RESULTS_DIR/decode/, written by
+scripts/decode_report.sh, for the decode section); writes DIR/REPORT.md and DIR/*.png
 (DIR defaults to RESULTS_DIR). Needs numpy and matplotlib (Debian: python3-numpy,
 python3-matplotlib; run it with /usr/bin/python3).
 """
@@ -22,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pareto import pareto_front  # noqa: E402
 from headroom import headroom_section  # noqa: E402
+from decode_section import decode_section  # noqa: E402
 
 BUDGETS = (1e-1, 1e-2, 1e-3)
 # Issue 16: the report must say, next to linformer's numbers, that its E is random.
@@ -357,6 +359,7 @@ def main():
                "Peak extra memory is the growth of the process's peak resident set during one forward call "
                "(Linux /proc/self/clear_refs), beyond inputs and output.", ""]
     md += headroom_section(rows)
+    md += decode_section(os.path.join(args.results, "decode"), out)  # scripts/decode_report.sh output, if any
     md += ["## Raw data", "", "`results.jsonl` (one JSON object per case), `results.csv`, `meta.json`.", ""]
     with open(os.path.join(out, "REPORT.md"), "w") as f:
         f.write("\n".join(md))

@@ -17,5 +17,15 @@ else
   echo "main: $data not found; the sweep runs on generated inputs only" >&2
 fi
 ./build/src/cli/attnkit sweep --suite "$suite" "${inputs[@]}" --out "$out"
+# Decode (issue 18): small cache lengths in the quick suite (about a minute); the full grid and the
+# issue's N = 65536 shape are `scripts/decode_report.sh all|acceptance` (see reports/decode/README.md).
+decode_msg=$(./build/src/cli/attnkit decode 2>&1 || true)
+case $decode_msg in
+  *"built without decode"*) echo "main: attnkit was built without decode; no decode section" >&2 ;;
+  *)
+    rm -f "$out/decode/decode.jsonl"
+    OUT="$out/decode" scripts/decode_report.sh "$([ "$suite" = quick ] && echo quick || echo all)" >/dev/null
+    ;;
+esac
 report=$(/usr/bin/python3 reports/make_report.py "$out")
 echo "report: $report"

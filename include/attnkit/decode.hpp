@@ -120,7 +120,29 @@ const std::vector<std::string>& decode_backend_names();
 
 // The machine's read bandwidth in GB/s (1e9 bytes/s): the best of `repeat` streaming reads of a
 // buffer of `bytes` (0: 16 times the last-level cache, at least 256 MiB) by omp_get_max_threads()
-// threads, each summing its own contiguous part.
+// threads, each summing its own contiguous part. Throws for bytes < 0 or repeat < 1.
 double read_bandwidth_gbps(int64_t bytes = 0, int repeat = 5);
+
+// The same measurement, reusable: the buffer is allocated (2 MiB pages where the OS gives them, as
+// the KvCache's memory) and touched once; each run() is one timed pass. Interleaving run() with
+// decode steps gives both the same machine state (a busy machine slows both alike), and each pass
+// evicts the cache from the last-level cache, as a model's other layers would between two steps.
+// Thread-safety: none (one probe per thread of control); run() uses the OpenMP threads.
+class ReadProbe {
+ public:
+  explicit ReadProbe(int64_t bytes = 0);  // bytes as read_bandwidth_gbps; throws for bytes < 0
+  ~ReadProbe();
+  ReadProbe(ReadProbe&&) noexcept;
+  ReadProbe& operator=(ReadProbe&&) noexcept;
+  double run();                        // one pass: GB/s
+  double best() const { return best_; }  // best run() so far (0 before the first)
+  int64_t bytes() const;
+
+ private:
+  struct Buffer;
+  std::unique_ptr<Buffer> buf_;
+  double best_ = 0;
+  volatile double sink_ = 0;  // keeps the sums alive
+};
 
 }  // namespace attnkit
