@@ -16,7 +16,10 @@
 #               the tables take the best round of each (acceptance.jsonl; about 3 s per run)
 #   all:        speed + trained
 # Usage: scripts/decode_report.sh [quick|speed|trained|acceptance|all]
-#        (env: OUT, NS, THREADS=2, STEPS=8, REPS=5)
+#        (env: OUT, NS, THREADS=2, STEPS=8, REPS=3, OMP_WAIT_POLICY=passive)
+# OMP_WAIT_POLICY defaults to passive here (idle OpenMP threads sleep instead of spinning): on a 2-core
+# machine shared with other jobs, spinning threads made 2-thread steps of a small cache take 20-50 ms
+# instead of 0.3 ms (the spinning thread holds a core that the working one needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -26,6 +29,7 @@ mkdir -p "$out"
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-8}
 REPS=${REPS:-3}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 data=../shared/data/trained-attention
 
 speed() {  # speed NS STORAGES

@@ -30,9 +30,12 @@
 //                         O(window), independent of the sequence length.
 //   pages:page=16,keep=1024
 //                         Quest (Tang et al. 2024): per page of `page` positions of each (batch, kv
-//                         head) the per-channel min and max of the stored (dequantised) keys; page
-//                         bound for query q: Σ_c max(q_c·min_c, q_c·max_c) ≥ q·k for every key k of
-//                         the page. Exact attention over the best ⌈keep / page⌉ pages plus the
+//                         head) the per-channel min and max of the stored (dequantised) keys, kept
+//                         as bfloat16 with the min rounded down and the max rounded up (so still
+//                         bounds; 2·d·2 bytes per page, 1/16 of an f32 page of 16 keys and values);
+//                         page bound for query q: Σ_c max(q_c·min_c, q_c·max_c) ≥ q·k for every key
+//                         k of the page. The bounds of a group's query rows are computed in one pass
+//                         over the pages, split across the threads; the best pages by nth_element. Exact attention over the best ⌈keep / page⌉ pages plus the
 //                         pages holding the newest position and the t new positions. `keep` counts
 //                         keys (so keep=N/8 reads about an eighth of the cache). With GQA the
 //                         group's query rows share one page selection: a page's score is the
@@ -45,7 +48,7 @@
 // Every KV-cache backend (exact, local, pages) supports every storage (f32, bf16, int8).
 //
 // Cost per attend: exact reads every cached K/V row once (bytes_read()); pages reads the page
-// bounds (2·d floats per page) plus the selected pages; local reads `window` rows.
+// bounds (2·d bfloat16 per page) plus the selected pages; local reads `window` rows.
 //
 // Thread-safety: none — one Decoder per stream; attend() uses the OpenMP threads inside
 // (omp_get_max_threads()). Errors: attnkit::Error naming the argument, the value seen and the
