@@ -95,16 +95,18 @@ def acceptance_lines(acc):
         configs += [(pages, "f32", 1), (pages, "f32", 2)]
     md += [f"**The issue's shape**: N = {n}, H = {acc[0]['heads']}, G = {acc[0]['kv_heads']}, d = {acc[0]['d']} "
            f"(`acceptance.jsonl`, {rounds} rounds of `scripts/decode_report.sh acceptance`; each cell is the round "
-           "with the best step, its ratio against the read bandwidth probed in that same run).", "",
-           "| backend | storage | threads | ms/token | cache GB/s | read GB/s (same run) | ratio |",
-           "|---|---|---|---|---|---|---|"]
+           "with the best step, its ratio against the read bandwidth probed in that same run; *load avg*: the "
+           "machine's 1-minute load average when that run started — on a shared machine the figures are only "
+           "as good as that state).", "",
+           "| backend | storage | threads | ms/token | cache GB/s | read GB/s (same run) | ratio | load avg |",
+           "|---|---|---|---|---|---|---|---|"]
     best = {}
     for spec, st, t in configs:
         r = _best(acc, backend=spec, storage=st, threads=t)
         if r:
             best[(spec, st, t)] = r
             md.append(f"| `{spec}` | {st} | {t} | {r['ms_per_token']:.2f} | {r['cache_gbps']:.2f} | "
-                      f"{r['read_gbps']:.2f} | {r['ratio_read']:.2f} |")
+                      f"{r['read_gbps']:.2f} | {r['ratio_read']:.2f} | {r.get('loadavg', '–')} |")
     md.append("")
 
     def verdict(ok):
@@ -189,12 +191,12 @@ def decode_section(data_dir, out_dir):
         md += ["![decode speed](decode_speed.png)", "",
                "The grey lines: the time to read the whole exact cache of that storage once at the measured "
                "read bandwidth. `pages` reads its page bounds and N/8 keys; `local` its window.", "",
-               "| cache | backend | storage | threads | ms/token | mean ms | cache GB/s | read GB/s | ratio |",
-               "|---|---|---|---|---|---|---|---|---|"]
+               "| cache | backend | storage | threads | ms/token | mean ms | cache GB/s | read GB/s | ratio | load avg |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(speed, key=lambda r: (r["cache"], order_key(r))):
             md.append(f"| {r['cache']} | `{r['backend']}` | {r['storage']} | {r['threads']} | {r['ms_per_token']:.3f} | "
                       f"{r.get('ms_per_token_mean', float('nan')):.3f} | {r['cache_gbps']:.2f} | {r['read_gbps']:.2f} | "
-                      f"{r['ratio_read']:.2f} |")
+                      f"{r['ratio_read']:.2f} | {r.get('loadavg', '–')} |")
         md.append("")
     if acc:
         md += acceptance_lines(acc)

@@ -32,14 +32,17 @@ REPS=${REPS:-3}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 data=../shared/data/trained-attention
 
+# Each JSON line gets the 1-minute load average at its start: the machine state it was measured in.
+load() { sed "s|^{|{\"loadavg\": $(cut -d' ' -f1 /proc/loadavg), |"; }
+
 speed() {  # speed NS STORAGES
   for n in $1; do
     for st in $2; do
       for spec in exact "pages:page=16,keep=$((n / 8))"; do
-        "$cli" decode --backend "$spec" --storage "$st" --cache "$n" --steps "$STEPS" --threads "$THREADS" --json >>"$out/decode.jsonl"
+        "$cli" decode --backend "$spec" --storage "$st" --cache "$n" --steps "$STEPS" --threads "$THREADS" --json | load >>"$out/decode.jsonl"
       done
     done
-    "$cli" decode --backend "local:window=$((n / 8 + 16))" --cache "$n" --steps "$STEPS" --threads "$THREADS" --json >>"$out/decode.jsonl"
+    "$cli" decode --backend "local:window=$((n / 8 + 16))" --cache "$n" --steps "$STEPS" --threads "$THREADS" --json | load >>"$out/decode.jsonl"
   done
 }
 
@@ -62,10 +65,10 @@ trained() {  # trained STORAGES_OF_EXACT STORAGES_OF_THE_OTHERS
 acceptance() {
   local n=65536 a="--cache 65536 --heads 32 --kv-heads 8 --d 128 --steps $STEPS --json"
   for r in $(seq "$REPS"); do
-    for t in 1 2; do "$cli" decode --backend exact --storage f32 $a --threads $t >>"$out/acceptance.jsonl"; done
-    for st in bf16 int8; do "$cli" decode --backend exact --storage $st $a --threads 2 >>"$out/acceptance.jsonl"; done
+    for t in 1 2; do "$cli" decode --backend exact --storage f32 $a --threads $t | load >>"$out/acceptance.jsonl"; done
+    for st in bf16 int8; do "$cli" decode --backend exact --storage $st $a --threads 2 | load >>"$out/acceptance.jsonl"; done
     for t in 1 2; do
-      "$cli" decode --backend "pages:page=16,keep=$((n / 8))" --storage f32 $a --threads $t >>"$out/acceptance.jsonl"
+      "$cli" decode --backend "pages:page=16,keep=$((n / 8))" --storage f32 $a --threads $t | load >>"$out/acceptance.jsonl"
     done
   done
 }
