@@ -82,33 +82,51 @@ inline B load_f(const int8_t* p) {
 #endif
 }
 
-// Software prefetch of the rows kPrefetchTiles tiles ahead, spread over the tile's arithmetic (one
-// key line and one value line per step of the QK and PV loops): the hardware prefetcher alone left
-// a tile's loads mostly serialised with its arithmetic (time per row ≈ compute + memory), and
-// a burst of a whole tile's prefetches stalled the pipeline on full miss buffers.
+// Software prefetch of the rows kPrefetchTiles tiles ahead, spread over the tile's arithmetic (the
+// steps of the QK and PV loops): the hardware prefetcher alone left a tile's loads mostly
+// serialised with its arithmetic (time per row ≈ compute + memory), and a burst of a whole tile's
+// prefetches stalled the pipeline on full miss buffers.
 constexpr int64_t kPrefetchTiles = 1;
 
 struct Prefetch {
   const char *k = nullptr, *k_end = nullptr, *v = nullptr, *v_end = nullptr;
+  // Paced: `rate` 1/256 lines per step, so that a tile's lines (keys first: they are used first) are
+  // spread over the steps of the tile (counted in the previous one) instead of bursting at its start;
+  // two lines per step filled the miss buffers and stalled the arithmetic behind the prefetches
+  // (time ≈ compute + memory). Pacing, N = 65536, 1 thread, same process: f32 68.7 -> 51.0 ms,
+  // bf16 52.4 -> 33.5 ms, int8 37.4 -> 23.7 ms.
+  int64_t credit = 0, rate = 512, steps = 0, last_steps = 0;
   void set(const void* kp, int64_t kn, const void* vp, int64_t vn) {
     k = static_cast<const char*>(kp);
     k_end = k + kn;
     v = static_cast<const char*>(vp);
     v_end = v + vn;
+    const int64_t lines = (kn + vn + 63) / 64;
+    if (last_steps > 0) rate = (lines * 256 + last_steps - 1) / last_steps;
+    credit = 0;
   }
-  inline void step() {
+  inline void one() {
     if (k < k_end) {
-      __builtin_prefetch(k, 0, 2);
+      __builtin_prefetch(k, 0, 2);  // into L2: the tile in L1 must not be evicted
       k += 64;
-    }
-    if (v < v_end) {
+    } else if (v < v_end) {
       __builtin_prefetch(v, 0, 2);
       v += 64;
+    }
+  }
+  inline void step() {
+    ++steps;
+    credit += rate;
+    while (credit >= 256) {
+      one();
+      credit -= 256;
     }
   }
   void finish() {
     for (; k < k_end; k += 64) __builtin_prefetch(k, 0, 2);
     for (; v < v_end; v += 64) __builtin_prefetch(v, 0, 2);
+    if (steps > 0) last_steps = steps;
+    steps = 0;
   }
 };
 
