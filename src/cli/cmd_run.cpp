@@ -61,7 +61,13 @@ int cmd_run(const std::vector<std::string>& argv) {
   const std::string spec = backend->spec();
   const size_t pk = spec.find("precision=");
   const std::string precision = pk == std::string::npos ? "" : spec.substr(pk + 10, spec.find(',', pk) - pk - 10);
-  const std::string lowp_set = precision.empty() ? "" : simd::lowp_path_name();
+  // The set the kernels recorded ({"lowp", set} of simd_kernel_paths()), else the process's choice.
+  std::string lowp_set;
+  if (!precision.empty()) {
+    for (const auto& [group, path] : simd_kernel_paths())
+      if (group == "lowp") lowp_set = path;
+    if (lowp_set.empty()) lowp_set = simd::lowp_path_name();
+  }
   const Shape d = p.dims();
   const double gflops = exact_equivalent_flops(p) / (best * 1e-3) / 1e9;
   save_tensor(out_path, out, rank);
