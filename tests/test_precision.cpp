@@ -307,3 +307,13 @@ TEST_CASE("a precision variant gives the same output on any thread count", "[pre
       CHECK(std::memcmp(a.out.data(), b.out.data(), sizeof(float) * static_cast<size_t>(a.out.numel())) == 0);
     }
 }
+
+TEST_CASE("bf16 / int8 stay finite with logits up to 1e4", "[precision][hardening]") {
+  test::Owned o(1, 2, 2, 130, 130, 64, 64, 13, 12.5f);  // |q·k|·scale reaches ~1e4
+  for (const std::string& base : bases())
+    for (const char* prec : {"bf16", "int8"}) {
+      make_backend(with_precision(base, prec))->forward(o.p);
+      INFO(base << " " << prec);
+      CHECK(std::all_of(o.out.data(), o.out.data() + o.out.numel(), [](float x) { return std::isfinite(x); }));
+    }
+}
