@@ -33,7 +33,9 @@ std::vector<std::string> simd_paths();
 // Which path the latest call of each group of SIMD kernels ran on, recorded by the kernels
 // themselves (so tests and `attnkit run --json` can show that ATTNKIT_SIMD reaches every kernel):
 // {"attend", path} the softmax tile kernel, {"elementwise", path} the feature maps of performer and
-// linear, {"hamming", path} the clustering of clustered; path "" for a group not called yet in this
+// linear, {"hamming", path} the clustering of clustered, {"lowp", set} the reduced-precision
+// (precision=bf16|int8) tile kernels, whose set is "amx", "avx512bf16" or "portable"; path "" for a
+// group not called yet in this
 // process. Thread-safe; does not choose a path (never throws for a bad ATTNKIT_SIMD).
 std::vector<std::pair<std::string, std::string>> simd_kernel_paths();
 

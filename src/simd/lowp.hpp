@@ -7,7 +7,7 @@
 //         range shrinks, as SageAttention does), then Q and K quantised symmetrically to int8 with
 //         one fp32 scale max|x|/127 per query tile (the rows of one call) and per key tile of
 //         kKeyTile keys; integer Q·Kᵀ with int32 accumulation (exact), dequantised to fp32 scores;
-//         P·V as in bf16.
+//         P·V as in bf16. A non-finite key makes its mean, and so every score of the head, NaN.
 // Kernel sets (chosen once per process, like the SIMD paths; lowp_path_name() tells which):
 //   "amx"        AMX tiles (tdpbf16ps, tdpbssd); needs the kernel's permission for the tile data
 //                state (arch_prctl ARCH_REQ_XCOMP_PERM), asked once; falls back when refused.

@@ -1,0 +1,196 @@
+#pragma once
+// Internal: the online-softmax tile loop of the reduced-precision kernels, shared by every kernel
+// set. Included by one translation unit per set, inside that set's namespace
+// (attnkit::simd::ATTNKIT_SIMD_NS, compiled with its instruction-set flags and xsimd architecture
+// ATTNKIT_SIMD_ARCH). A set supplies only the two products, as a class Impl:
+//   Impl(const LowpKV& kv, const void* q, int64_t rp, int64_t rows)  q: the packed query block
+//        (below); rows <= rp real rows (the padding rows are zero)
+//   void qk(int64_t t0, int64_t nt, float* S, int64_t lds)
+//        S[r][j] = raw dot of query r (r < rp) and key t0·kKeyTile + j (j < nt·kKeyTile): the
+//        fp32 sum of bf16 products, or the int32 integer dot (as float: exact below 2^24)
+//   void pv(const uint16_t* P, int64_t ldp, int64_t k0, int64_t nk, float* acc, int64_t lda)
+//        acc[r][c] += Σ_j P[r][j] · v[k0 + j][c] for r < rp, c < dvp, j < nk (k0, nk multiples
+//        of kKeyTile; P bf16)
+//   void begin(), end()   around a call (AMX: tile configuration and release)
+// Packed query block: bf16 [rp][dp] (unscaled), or int8 [rp][dp] with one scale for the block;
+// rp = rows rounded up to 16, zero rows and channels as padding.
+//
+// Layout of a step (kStepKeys keys, aligned to kKeyTile): S [rp][kStepKeys] fp32 scores,
+// P [rp][kStepKeys] bf16 probabilities, acc [rp][dvp] fp32. The running max m, sum l and the
+// acc rescale are done per row in fp32 before P·V, so the products themselves never see anything
+// but bf16 / int8 operands.
+#include <xsimd/xsimd.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "exp.hpp"
+#include "lowp_paths.hpp"
+
+namespace attnkit::simd::ATTNKIT_SIMD_NS {
+
+namespace lowp {
+
+using A = ATTNKIT_SIMD_ARCH;
+using B = xsimd::batch<float, A>;
+constexpr int64_t W = B::size;
+constexpr int64_t kStepKeys = 2 * kKeyTile;
+constexpr int64_t kRowPad = 16;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+inline int64_t lo(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t hi(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+// Round n floats to bf16 (nearest even, NaN kept): branch-free so that it vectorises.
+inline void round_bf16(const float* p, uint16_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, p + i, 4);
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+    out[i] = static_cast<uint16_t>(nan ? ((u >> 16) | 0x40u) : r);
+  }
+}
+
+// The packed query block; returns its int8 scale (1 for bf16).
+inline float pack_queries(const AttendArgs& a, Precision prec, int64_t rp, int64_t dp, void* buf) {
+  if (prec == Precision::bf16) {
+    uint16_t* qb = static_cast<uint16_t*>(buf);
+    std::memset(qb, 0, static_cast<size_t>(rp * dp) * 2);
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const float* q = a.q + r * a.q_stride;
+      for (int64_t c = 0; c < a.d; ++c) qb[r * dp + c] = to_bf16(q[c]);
+    }
+    return 1.0f;
+  }
+  int8_t* q8 = static_cast<int8_t*>(buf);
+  std::memset(q8, 0, static_cast<size_t>(rp * dp));
+  float amax = 0.0f;
+  bool finite = true;
+  for (int64_t r = 0; r < a.rows; ++r)
+    for (int64_t c = 0; c < a.d; ++c) {
+      const float x = a.q[r * a.q_stride + c];
+      if (!std::isfinite(x)) finite = false;
+      amax = amax > std::fabs(x) ? amax : std::fabs(x);
+    }
+  const float inv = (finite && amax > 0.0f) ? 127.0f / amax : 0.0f;
+  for (int64_t r = 0; r < a.rows; ++r)
+    for (int64_t c = 0; c < a.d; ++c) q8[r * dp + c] = quantize_int8(a.q[r * a.q_stride + c], inv);
+  return finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+}
+
+template <class Impl>
+void attend_tiles(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan> spans, const TileMask* mask,
+                  Workspace& ws) {
+  const int64_t rows = a.rows;
+  if (rows <= 0) return;
+  const Precision prec = kv.prec_;
+  const int64_t rp = round_up(rows, kRowPad), dp = kv.dp_, dvp = kv.dvp_;
+  const int64_t qbytes = round_up(rp * dp * (prec == Precision::bf16 ? 2 : 1), 64);
+  const int64_t pbytes = rp * kStepKeys * 2;
+  float* S = ws.scores(rp * kStepKeys);
+  float* acc = ws.acc(rp * dvp);
+  float* m = ws.rowstats(2 * rp);
+  float* l = m + rp;
+  char* raw = reinterpret_cast<char*>(ws.packed((qbytes + pbytes) / 4 + 16));
+  void* qbuf = raw;
+  uint16_t* P = reinterpret_cast<uint16_t*>(raw + qbytes);
+
+  const float qscale = pack_queries(a, prec, rp, dp, qbuf);
+  std::memset(P, 0, static_cast<size_t>(pbytes));  // rows >= rows stay zero: they add nothing
+  std::memset(acc, 0, static_cast<size_t>(rp * dvp) * 4);
+  for (int64_t r = 0; r < rp; ++r) {
+    m[r] = kNegInf;
+    l[r] = 0.0f;
+  }
+
+  Impl impl(kv, qbuf, rp, rows);
+  impl.begin();
+  const int64_t packed_keys = kv.tiles_ * kKeyTile;
+  for (const KeySpan& span : spans) {
+    const int64_t sb = hi(span.begin, 0), se = lo(span.end, kv.n_k_);
+    if (se <= sb) continue;
+    for (int64_t k0 = sb / kKeyTile * kKeyTile; k0 < se; k0 += kStepKeys) {
+      const int64_t nk = lo(kStepKeys, packed_keys - k0);
+      const int64_t vb = hi(sb, k0), ve = lo(se, k0 + nk);  // visible keys of the step
+      const TileKind kind = mask ? mask->classify(a.row0, rows, vb, ve - vb) : TileKind::Full;
+      if (kind == TileKind::Empty) continue;
+      impl.qk(k0 / kKeyTile, nk / kKeyTile, S, kStepKeys);
+      // Scale, then hide the keys outside the span and (Partial) those the mask hides.
+      for (int64_t t = 0; t < nk / kKeyTile; ++t) {
+        const float f = prec == Precision::bf16 ? a.scale : a.scale * qscale * kv.kscale_[k0 / kKeyTile + t];
+        const B fb(f);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* s = S + r * kStepKeys + t * kKeyTile;
+          for (int64_t j = 0; j < kKeyTile; j += W) (B::load_aligned(s + j) * fb).store_aligned(s + j);
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        float* s = S + r * kStepKeys;
+        for (int64_t j = 0; j < vb - k0; ++j) s[j] = kNegInf;
+        for (int64_t j = ve - k0; j < nk; ++j) s[j] = kNegInf;
+      }
+      if (kind == TileKind::Partial) mask->apply(a.row0, rows, vb, ve - vb, S + (vb - k0), kStepKeys);
+      // Online softmax per row, in fp32; P rounded to bf16.
+      for (int64_t r = 0; r < rows; ++r) {
+        float* s = S + r * kStepKeys;
+        B mx(kNegInf);
+        auto nans = xsimd::isnan(mx);
+        for (int64_t j = 0; j < nk; j += W) {
+          const B x = B::load_aligned(s + j);
+          mx = xsimd::max(mx, x);
+          nans = nans | xsimd::isnan(x);
+        }
+        alignas(64) float lanes[W];
+        mx.store_aligned(lanes);
+        float tmax = kNegInf;
+        for (int64_t i = 0; i < W; ++i) tmax = lanes[i] > tmax ? lanes[i] : tmax;
+        const bool nan = xsimd::any(nans);
+        const float mnew = nan ? std::numeric_limits<float>::quiet_NaN() : (m[r] > tmax ? m[r] : tmax);
+        if (mnew == kNegInf) {  // nothing visible yet in this row: P = 0, state unchanged
+          std::memset(P + r * kStepKeys, 0, static_cast<size_t>(nk) * 2);
+          continue;
+        }
+        const float alpha = m[r] == kNegInf ? 0.0f : std::exp(m[r] - mnew);
+        const B shift(mnew);
+        B sum(0.0f);
+        for (int64_t j = 0; j < nk; j += W) {
+          const B p = exp<A>(B::load_aligned(s + j) - shift);
+          sum += p;
+          p.store_aligned(s + j);
+        }
+        sum.store_aligned(lanes);
+        float tsum = 0.0f;
+        for (int64_t i = 0; i < W; ++i) tsum += lanes[i];
+        l[r] = l[r] * alpha + tsum;
+        m[r] = mnew;
+        round_bf16(s, P + r * kStepKeys, nk);
+        if (alpha != 1.0f) {
+          const B al(alpha);
+          float* o = acc + r * dvp;
+          for (int64_t c = 0; c < dvp; c += W) (B::load_aligned(o + c) * al).store_aligned(o + c);
+        }
+      }
+      impl.pv(P, kStepKeys, k0, nk, acc, dvp);
+    }
+  }
+  impl.end();
+
+  for (int64_t r = 0; r < rows; ++r) {
+    float* o = a.out + r * a.out_stride;
+    const bool any = l[r] > 0.0f || std::isnan(l[r]);
+    const float inv = any ? 1.0f / l[r] : 0.0f;
+    for (int64_t c = 0; c < a.d_v; ++c) o[c] = any ? acc[r * dvp + c] * inv : 0.0f;
+  }
+  if (a.row_max)
+    for (int64_t r = 0; r < rows; ++r) a.row_max[r] = m[r] == kNegInf ? 0.0f : m[r];
+  if (a.row_sum)
+    for (int64_t r = 0; r < rows; ++r) a.row_sum[r] = l[r];
+}
+
+}  // namespace lowp
+
+}  // namespace attnkit::simd::ATTNKIT_SIMD_NS
