@@ -1,7 +1,8 @@
 // precision=fp32|bf16|int8 on exact, local and pruned (issue 17, docs/precision.md): the spec
 // parameter and its errors, fp32 unchanged bit for bit, the error of bf16 / int8 against fp64 on
 // generated and trained inputs (every mask kind, GQA, cross, key lengths, local's patterns), and
-// every reduced-precision kernel set this CPU runs against the portable one.
+// every reduced-precision kernel set this CPU runs against the portable one. The cases tagged
+// [path] run once more per SIMD path (tests/meson.build: the portable set compiled for each).
 #include <omp.h>
 
 #include <algorithm>
@@ -144,7 +145,7 @@ TEST_CASE("precision parameter: bad values name the parameter, the value and the
   CHECK(parse_precision("exact", "int8") == Precision::int8);
 }
 
-TEST_CASE("precision=fp32 is bit-identical to no precision parameter", "[precision]") {
+TEST_CASE("precision=fp32 is bit-identical to no precision parameter", "[precision][path]") {
   for (const std::string& base : {std::string("exact"), std::string("local:window=64"),
                                   std::string("local:window=32,dilation=2,global=8"),
                                   std::string("pruned:block=32,keep=96,window=32,sinks=32")})
@@ -159,7 +160,7 @@ TEST_CASE("precision=fp32 is bit-identical to no precision parameter", "[precisi
     }
 }
 
-TEST_CASE("bf16 / int8 error vs fp64: gaussian and peaky, H = 8, d = 64 and 128, causal and not", "[precision]") {
+TEST_CASE("bf16 / int8 error vs fp64: gaussian and peaky, H = 8, d = 64 and 128, causal and not", "[precision][path]") {
   for (InputFamily fam : {InputFamily::Gaussian, InputFamily::Peaky})
     for (int64_t dim : {64, 128}) {
       const Inputs in = generate(fam, 1, 8, 256, dim, 17 + static_cast<uint64_t>(dim));
@@ -237,7 +238,7 @@ TEST_CASE("bf16 / int8 error vs fp64 on trained attention (w0, layers 1-3)", "[p
   }
 }
 
-TEST_CASE("every reduced-precision kernel set agrees with the portable one", "[precision][kernels]") {
+TEST_CASE("every reduced-precision kernel set agrees with the portable one", "[precision][kernels][path]") {
   const std::vector<std::string> sets = simd::lowp_paths_runnable();
   REQUIRE(!sets.empty());
   CHECK(sets.back() == "portable");
@@ -308,7 +309,7 @@ TEST_CASE("a precision variant gives the same output on any thread count", "[pre
     }
 }
 
-TEST_CASE("bf16 / int8 stay finite with logits up to 1e4", "[precision][hardening]") {
+TEST_CASE("bf16 / int8 stay finite with logits up to 1e4", "[precision][hardening][path]") {
   test::Owned o(1, 2, 2, 130, 130, 64, 64, 13, 12.5f);  // |q·k|·scale reaches ~1e4
   for (const std::string& base : bases())
     for (const char* prec : {"bf16", "int8"}) {
