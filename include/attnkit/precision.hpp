@@ -20,7 +20,7 @@ namespace attnkit {
 
 enum class Precision { fp32, bf16, int8 };
 
-inline const char* to_string(Precision p) {
+inline const char* precision_name(Precision p) {
   switch (p) {
     case Precision::fp32: return "fp32";
     case Precision::bf16: return "bf16";

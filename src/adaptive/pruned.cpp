@@ -76,7 +76,7 @@ Params pruned_resolve(const PrunedOptions& o) {
                                                      {"window", std::to_string(o.window)},
                                                      {"sinks", std::to_string(o.sinks)},
                                                      {"score", o.score == TileScore::Mean ? "mean" : "bound"}};
-  if (o.precision != Precision::fp32) v.emplace_back("precision", to_string(o.precision));
+  if (o.precision != Precision::fp32) v.emplace_back("precision", precision_name(o.precision));
   return Params("pruned", spec_params(pruned_params(), o.precision), v);
 }
 

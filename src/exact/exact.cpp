@@ -29,7 +29,7 @@ std::vector<ParamDef> exact_params() {
 Params exact_values(const ExactOptions& o) {
   std::vector<std::pair<std::string, std::string>> v{{"block_q", std::to_string(o.block_q)},
                                                      {"block_k", std::to_string(o.block_k)}};
-  if (o.precision != Precision::fp32) v.emplace_back("precision", to_string(o.precision));
+  if (o.precision != Precision::fp32) v.emplace_back("precision", precision_name(o.precision));
   return Params("exact", spec_params(exact_params(), o.precision), v);
 }
 
