@@ -12,6 +12,7 @@
 #include <string>
 
 #include "attnkit/error.hpp"
+#include "attnkit/simd.hpp"
 #include "lowp_paths.hpp"
 #include "paths.hpp"
 
@@ -247,3 +248,11 @@ void attend_lowp_on(const std::string& name, const AttendArgs& a, const LowpKV& 
 }
 
 }  // namespace attnkit::simd
+
+namespace attnkit {
+
+std::string precision_path() { return simd::lowp_path_name(); }
+
+std::vector<std::string> precision_paths() { return simd::lowp_paths_runnable(); }
+
+}  // namespace attnkit
