@@ -161,10 +161,19 @@ void attend_tiles(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan
     const int64_t sb = hi(span.begin, 0), se = lo(span.end, kv.n_k_);
     if (se <= sb) continue;
     for (int64_t k0 = sb / kKeyTile * kKeyTile; k0 < se; k0 += kStepKeys) {
-      const int64_t nk = lo(kStepKeys, packed_keys - k0), nt = nk / kKeyTile;
-      const int64_t vb = hi(sb, k0), ve = lo(se, k0 + nk);  // visible keys of the step
+      int64_t nk = lo(kStepKeys, packed_keys - k0);
+      int64_t vb = hi(sb, k0), ve = lo(se, k0 + nk);  // visible keys of the step
       const TileKind kind = mask ? mask->classify(a.row0, rows, vb, ve - vb) : TileKind::Full;
       if (kind == TileKind::Empty) continue;
+      // Drop trailing key tiles no row sees (the causal diagonal): a quarter to three quarters of
+      // the step's work there.
+      while (kind == TileKind::Partial && nk > kKeyTile) {
+        const int64_t t0 = k0 + nk - kKeyTile, b = hi(vb, t0);
+        if (b < ve && mask->classify(a.row0, rows, b, ve - b) != TileKind::Empty) break;
+        nk -= kKeyTile;
+        ve = lo(ve, k0 + nk);
+      }
+      const int64_t nt = nk / kKeyTile;
       impl.qk(k0 / kKeyTile, nt, S, kStepKeys);
       // Hide the keys outside the span and (Partial) those the mask hides: -inf in the raw scores,
       // which every factor below (> 0, or NaN) keeps -inf (or NaN).
