@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <string>
 
 #include "attnkit/error.hpp"
+#include "attnkit/simd.hpp"
 #include "lowp_paths.hpp"
 #include "paths.hpp"
 
@@ -35,6 +37,16 @@ namespace {
 
 inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 
+// n floats to bf16, the rounding of to_bf16() written branch-free so that it vectorises.
+void round_row(const float* x, uint16_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, x + i, 4);
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    out[i] = static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? ((u >> 16) | 0x40u) : r);
+  }
+}
+
 }  // namespace
 
 void LowpKV::pack(Precision p, const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t n_k,
@@ -50,25 +62,35 @@ void LowpKV::pack(Precision p, const float* k, int64_t k_stride, const float* v,
   dvp_ = round_up(d_v, 16);
   const int64_t nkp = tiles_ * kKeyTile;
 
-  // Values: [key pair][dvp][2], the VNNI order that vdpbf16ps and the AMX B tile read.
-  vb_.assign(static_cast<size_t>(nkp * dvp_), 0);
-  for (int64_t j = 0; j < n_k; ++j) {
-    const float* vj = v + j * v_stride;
-    uint16_t* dst = vb_.data() + (j / 2) * dvp_ * 2 + (j & 1);
-    for (int64_t c = 0; c < d_v; ++c) dst[c * 2] = to_bf16(vj[c]);
+  // Values: [key pair][dvp][2], the VNNI order that vdpbf16ps and the AMX B tile read: round the
+  // two rows of a pair, then interleave them as 32-bit words.
+  vb_.resize(static_cast<size_t>(nkp * dvp_));
+  std::vector<uint16_t> r0(static_cast<size_t>(dvp_), 0), r1(static_cast<size_t>(dvp_), 0);
+  for (int64_t j = 0; j < nkp; j += 2) {
+    std::fill(r0.begin(), r0.end(), 0);
+    std::fill(r1.begin(), r1.end(), 0);
+    if (j < n_k) round_row(v + j * v_stride, r0.data(), d_v);
+    if (j + 1 < n_k) round_row(v + (j + 1) * v_stride, r1.data(), d_v);
+    uint32_t* dst = reinterpret_cast<uint32_t*>(vb_.data() + j * dvp_);
+    for (int64_t c = 0; c < dvp_; ++c) dst[c] = uint32_t(r0[size_t(c)]) | uint32_t(r1[size_t(c)]) << 16;
   }
 
   if (p == Precision::bf16) {
     dp_ = round_up(d, 32);
-    kb_.assign(static_cast<size_t>(tiles_ * dp_ * kKeyTile), 0);
+    kb_.resize(static_cast<size_t>(tiles_ * dp_ * kKeyTile));
     k8_.clear();
     kscale_.clear();
     ksum_.clear();
-    for (int64_t j = 0; j < n_k; ++j) {
-      const float* kj = k + j * k_stride;
-      const int64_t t = j / kKeyTile, jj = j % kKeyTile;
-      uint16_t* base = kb_.data() + t * dp_ * kKeyTile;
-      for (int64_t c = 0; c < d; ++c) base[((c / 2) * kKeyTile + jj) * 2 + (c & 1)] = to_bf16(kj[c]);
+    // Per key tile: round its rows into [32][dp], then transpose channel pairs as 32-bit words.
+    std::vector<uint16_t> rows(static_cast<size_t>(kKeyTile * dp_));
+    for (int64_t t = 0; t < tiles_; ++t) {
+      std::fill(rows.begin(), rows.end(), 0);
+      for (int64_t jj = 0; jj < kKeyTile && t * kKeyTile + jj < n_k; ++jj)
+        round_row(k + (t * kKeyTile + jj) * k_stride, rows.data() + jj * dp_, d);
+      const uint32_t* src = reinterpret_cast<const uint32_t*>(rows.data());
+      uint32_t* dst = reinterpret_cast<uint32_t*>(kb_.data() + t * dp_ * kKeyTile);
+      for (int64_t cp = 0; cp < dp_ / 2; ++cp)
+        for (int64_t jj = 0; jj < kKeyTile; ++jj) dst[cp * kKeyTile + jj] = src[jj * (dp_ / 2) + cp];
     }
     return;
   }
@@ -247,3 +269,11 @@ void attend_lowp_on(const std::string& name, const AttendArgs& a, const LowpKV& 
 }
 
 }  // namespace attnkit::simd
+
+namespace attnkit {
+
+std::string precision_path() { return simd::lowp_path_name(); }
+
+std::vector<std::string> precision_paths() { return simd::lowp_paths_runnable(); }
+
+}  // namespace attnkit

@@ -72,7 +72,9 @@ class LowpKV {
 // Like attend(): out[r] = softmax over the visible keys in `spans` (ascending, disjoint) of
 // a.scale · q_r·k_j, applied to v, with the products in kv.precision() (see above). a.k and a.v are
 // not read (kv holds them); a.d and a.d_v must equal kv.d() and kv.d_v(); a.row_max / a.row_sum are
-// written when non-null, as by attend(). Rows that see no key get zeros. No threads of its own: call
+// written when non-null as by attend(), except that the shift m is the running max only up to a
+// slack: it moves when a tile's max exceeds it by more than 8, which saves most accumulator
+// rescales; log-sum-exp = m + log(row_sum) holds all the same. Rows that see no key get zeros. No threads of its own: call
 // it from inside the caller's OpenMP region, one Workspace per thread; call lowp_path_name() once
 // before that region so that a bad ATTNKIT_SIMD value throws there. Throws attnkit::Error (outside a
 // parallel region only) on mismatched sizes.

@@ -47,6 +47,12 @@ class Amx {
   void end() { _tile_release(); }
 
   void qk(int64_t t0, int64_t nt, float* S, int64_t lds) const {
+    for (int64_t t = 0; t < nt; t += 2) qk2(t0 + t, nt - t >= 2 ? 2 : 1, S + t * kKeyTile, lds);
+  }
+
+ private:
+  // Key tiles t0 and (nt == 2) t0 + 1: four key groups of 16, in tmm0-3.
+  void qk2(int64_t t0, int64_t nt, float* S, int64_t lds) const {
     const int64_t dp = kv_.dp_;
     const bool bf16 = kv_.prec_ == Precision::bf16;
     // Bytes per packed key tile, per query row, per channel chunk (32 bf16 or 64 int8 = 64 bytes).
@@ -105,6 +111,8 @@ class Amx {
     }
   }
 
+
+ public:
   void pv(const uint16_t* P, int64_t ldp, int64_t k0, int64_t nk, float* acc, int64_t lda) const {
     const int64_t dvp = kv_.dvp_;
     const char* vb = reinterpret_cast<const char*>(kv_.vb_.data()) + (k0 / 2) * dvp * 4;

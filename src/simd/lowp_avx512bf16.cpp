@@ -40,10 +40,12 @@ class Avx512Bf16 {
   void end() {}
 
   void qk(int64_t t0, int64_t nt, float* S, int64_t lds) const {
-    if (nt == 2)
-      qk_n<4>(t0, S, lds);
-    else
-      qk_n<2>(t0, S, lds);
+    for (int64_t t = 0; t < nt; t += 2) {
+      if (nt - t >= 2)
+        qk_n<4>(t0 + t, S + t * kKeyTile, lds);
+      else
+        qk_n<2>(t0 + t, S + t * kKeyTile, lds);
+    }
   }
 
   void pv(const uint16_t* P, int64_t ldp, int64_t k0, int64_t nk, float* acc, int64_t lda) const {

@@ -29,11 +29,16 @@ inline float from_bf16(uint16_t h) {
   return f;
 }
 
-// Symmetric int8: round(x · inv) clamped to [-127, 127] (inv = 127 / max|x| of the tile, or 0).
+// Symmetric int8: x · inv clamped to [-127, 127] (inv = 127 / max|x| of the tile, or 0), rounded
+// to nearest even by the 1.5 · 2^23 trick (exact for |y| < 2^22; no libm call in the inner loops;
+// without -ffast-math the compiler keeps (y + big) - big). NaN gives 0: callers make the tile's
+// scale NaN instead, so NaN still reaches the output.
 inline int8_t quantize_int8(float x, float inv) {
-  float y = std::nearbyint(x * inv);
+  float y = x * inv;
   y = y > 127.0f ? 127.0f : (y < -127.0f ? -127.0f : y);
-  return static_cast<int8_t>(y);
+  y = y == y ? y : 0.0f;
+  constexpr float big = 12582912.0f;
+  return static_cast<int8_t>((y + big) - big);
 }
 
 // "amx" or "avx512bf16": ATTNKIT_SIMD values that name a reduced-precision kernel set (they run
