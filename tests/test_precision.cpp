@@ -246,8 +246,13 @@ TEST_CASE("every reduced-precision kernel set agrees with the portable one", "[p
   CHECK(std::find(sets.begin(), sets.end(), active) != sets.end());
   // ATTNKIT_SIMD naming an fp32 path runs the portable set (docs/precision.md).
   const std::string forced = test::wanted_simd_path();
-  if (const char* env = std::getenv("ATTNKIT_SIMD"); env && *env && (forced == "avx512" || forced == "avx2" || forced == "sse2"))
-    CHECK(active == "portable");
+  if (const char* env = std::getenv("ATTNKIT_SIMD"); env && *env) {
+    if (forced == "avx512" || forced == "avx2" || forced == "sse2") CHECK(active == "portable");
+    if (forced == "amx" || forced == "avx512bf16") CHECK(active == forced);  // a fast set forced by name
+  }
+  // The public names (attnkit/simd.hpp) are the same.
+  CHECK(precision_path() == active);
+  CHECK(precision_paths() == sets);
   INFO("kernel sets runnable here:" << [&] {
     std::string s;
     for (const auto& x : sets) s += " " + x;

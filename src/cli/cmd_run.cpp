@@ -10,7 +10,6 @@
 #include "attnkit/metrics.hpp"
 #include "attnkit/npy.hpp"
 #include "attnkit/registry.hpp"
-#include "../simd/lowp.hpp"
 #include "attnkit/simd.hpp"
 #include "commands.hpp"
 
@@ -66,7 +65,7 @@ int cmd_run(const std::vector<std::string>& argv) {
   if (!precision.empty()) {
     for (const auto& [group, path] : simd_kernel_paths())
       if (group == "lowp") lowp_set = path;
-    if (lowp_set.empty()) lowp_set = simd::lowp_path_name();
+    if (lowp_set.empty()) lowp_set = precision_path();
   }
   const Shape d = p.dims();
   const double gflops = exact_equivalent_flops(p) / (best * 1e-3) / 1e9;

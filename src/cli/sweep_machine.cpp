@@ -1,6 +1,5 @@
 #include "sweep_machine.hpp"
 
-#include "../simd/lowp.hpp"
 #include "attnkit/simd.hpp"
 
 #include <cblas.h>
@@ -42,7 +41,7 @@ MachineInfo machine_info() {
   m.compiler = std::string("g++ ") + __VERSION__;
   m.blas = openblas_get_config();
   m.simd = simd_path();
-  m.lowp = simd::lowp_path_name();
+  m.lowp = precision_path();
   return m;
 }
 
