@@ -193,35 +193,47 @@ void attend_tiles(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan
       }
       for (int64_t r = 0; r < rows; ++r) {
         const float* s = S + r * kStepKeys;
-        B mx(kNegInf);
-        for (int64_t t = 0; t < nt; ++t)
-          for (int64_t j = t * kKeyTile; j < (t + 1) * kKeyTile; j += W) mx = xsimd::max(mx, B::load_aligned(s + j) * f[t]);
-        const float tmax = hmax(mx);
-        if (tmax == kNegInf) {  // nothing visible in this step (or only NaN: made NaN below)
-          bool nan = false;
-          for (int64_t j = 0; j < nk; ++j) nan |= std::isnan(s[j]);
-          if (nan) lsum[r * W] = std::numeric_limits<float>::quiet_NaN();
-          std::memset(P + r * kStepKeys, 0, static_cast<size_t>(nk) * 2);
-          continue;
-        }
-        if (m[r] == kNegInf || tmax > m[r] + kShiftSlack) {
-          const float alpha = m[r] == kNegInf ? 0.0f : std::exp(m[r] - tmax);
-          m[r] = tmax;
-          const B al(alpha);
-          float* o = acc + r * dvp;
-          for (int64_t c = 0; c < dvp; c += W) (B::load_aligned(o + c) * al).store_aligned(o + c);
-          (B::load_aligned(lsum + r * W) * al).store_aligned(lsum + r * W);
-        }
-        const B shift(-m[r]);
-        B sum = B::load_aligned(lsum + r * W);
         uint16_t* pr = P + r * kStepKeys;
-        for (int64_t t = 0; t < nt; ++t)
-          for (int64_t j = t * kKeyTile; j < (t + 1) * kKeyTile; j += W) {
-            const B p = softmax_exp(xsimd::fma(B::load_aligned(s + j), f[t], shift));
-            sum += p;
-            store_bf16(p, pr + j);
+        if (m[r] == kNegInf) {  // nothing seen yet: the shift is this step's max
+          B mx(kNegInf);
+          for (int64_t t = 0; t < nt; ++t)
+            for (int64_t j = t * kKeyTile; j < (t + 1) * kKeyTile; j += W)
+              mx = xsimd::max(mx, B::load_aligned(s + j) * f[t]);
+          const float tmax = hmax(mx);
+          if (tmax == kNegInf) {  // nothing visible in this step either (or only NaN: made NaN here)
+            bool nan = false;
+            for (int64_t j = 0; j < nk; ++j) nan |= std::isnan(s[j]);
+            if (nan) lsum[r * W] = std::numeric_limits<float>::quiet_NaN();
+            std::memset(pr, 0, static_cast<size_t>(nk) * 2);
+            continue;
           }
-        sum.store_aligned(lsum + r * W);
+          m[r] = tmax;
+        }
+        // One pass with the current shift that also finds how far the step's scores exceed it;
+        // past the slack (rare after a row's first steps), move the shift and redo the pass.
+        for (int pass = 0; pass < 2; ++pass) {
+          const B shift(-m[r]);
+          B sum = B::load_aligned(lsum + r * W), over(kNegInf);
+          for (int64_t t = 0; t < nt; ++t)
+            for (int64_t j = t * kKeyTile; j < (t + 1) * kKeyTile; j += W) {
+              const B u = xsimd::fma(B::load_aligned(s + j), f[t], shift);
+              over = xsimd::max(over, u);
+              const B p = softmax_exp(u);
+              sum += p;
+              store_bf16(p, pr + j);
+            }
+          if (pass == 0 && xsimd::any(over > B(kShiftSlack))) {
+            const float tmax = m[r] + hmax(over);
+            const B al(std::exp(m[r] - tmax));
+            m[r] = tmax;
+            float* o = acc + r * dvp;
+            for (int64_t c = 0; c < dvp; c += W) (B::load_aligned(o + c) * al).store_aligned(o + c);
+            (B::load_aligned(lsum + r * W) * al).store_aligned(lsum + r * W);
+            continue;
+          }
+          sum.store_aligned(lsum + r * W);
+          break;
+        }
       }
       impl.pv(P, kStepKeys, k0, nk, acc, dvp);
     }
