@@ -94,8 +94,8 @@ void BM_unfused(benchmark::State& st) {
   st.SetLabel("unfused sgemm+softmax+sgemm, n x n scores per head");
 }
 
-attnkit::Precision precision_arg(int64_t x) {
-  return x == 0 ? attnkit::Precision::fp32 : x == 1 ? attnkit::Precision::bf16 : attnkit::Precision::int8;
+attnkit::ComputePrecision precision_arg(int64_t x) {
+  return x == 0 ? attnkit::ComputePrecision::fp32 : x == 1 ? attnkit::ComputePrecision::bf16 : attnkit::ComputePrecision::int8;
 }
 
 // Seconds per call of exact:precision=P on an input (BM_precision's figures, for BM_precision_local).

@@ -123,7 +123,7 @@ TEST_CASE("precision parameter: tables, canonical specs, capabilities, cost", "[
     }
   }
   // The ExactOptions route prints the same spec as the string route.
-  CHECK(ExactBackend(ExactOptions{0, 0, Precision::int8}).spec() == "exact:block_q=0,block_k=0,precision=int8");
+  CHECK(ExactBackend(ExactOptions{0, 0, ComputePrecision::int8}).spec() == "exact:block_q=0,block_k=0,precision=int8");
 }
 
 TEST_CASE("precision parameter: bad values name the parameter, the value and the choices", "[precision][errors]") {
@@ -142,7 +142,7 @@ TEST_CASE("precision parameter: bad values name the parameter, the value and the
       }
     }
   CHECK_THROWS_AS(parse_precision("exact", "fp64"), Error);
-  CHECK(parse_precision("exact", "int8") == Precision::int8);
+  CHECK(parse_precision("exact", "int8") == ComputePrecision::int8);
 }
 
 TEST_CASE("precision=fp32 is bit-identical to no precision parameter", "[precision][path]") {
@@ -273,7 +273,7 @@ TEST_CASE("every reduced-precision kernel set agrees with the portable one", "[p
         kv.pack(prec, o.k.data(), dim, o.v.data(), dv, nk, dim, dv);
         // The bytes Cost counts for it (lowp_heads.hpp) are the bytes it holds.
         CHECK(static_cast<double>(kv.bytes()) ==
-              lowp::packed_bytes(prec == simd::Precision::bf16 ? Precision::bf16 : Precision::int8, nk, dim, dv));
+              lowp::packed_bytes(prec == simd::Precision::bf16 ? ComputePrecision::bf16 : ComputePrecision::int8, nk, dim, dv));
         const simd::PrefixMask mask(nk, nk - nq, causal);
         const simd::KeySpan span{0, nk};
         std::vector<float> want(static_cast<size_t>(nq * dv)), got(want.size());

@@ -120,7 +120,7 @@ struct PrunedOptions {
   int64_t window = 64;
   int64_t sinks = 64;
   TileScore score = TileScore::Mean;
-  Precision precision = Precision::fp32;
+  ComputePrecision precision = ComputePrecision::fp32;
 };
 
 class PrunedBackend final : public Backend {

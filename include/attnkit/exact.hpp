@@ -26,7 +26,7 @@ class ReferenceBackend final : public Backend {
 struct ExactOptions {
   int64_t block_q = 0;  // query rows per tile; 0 = chosen from d and the caches
   int64_t block_k = 0;  // keys per tile; 0 = chosen from d and the caches (fp32 only: bf16 / int8 use 32-key tiles)
-  Precision precision = Precision::fp32;  // spec precision=fp32|bf16|int8 (attnkit/precision.hpp)
+  ComputePrecision precision = ComputePrecision::fp32;  // spec precision=fp32|bf16|int8 (attnkit/precision.hpp)
 };
 
 // Streaming (never stores n_q x n_k) online-softmax attention in float32, FlashAttention-style,

@@ -62,7 +62,7 @@ struct LocalOptions {
   int64_t seed = 0;
   int64_t block_q = 0;
   int64_t block_k = 0;
-  Precision precision = Precision::fp32;
+  ComputePrecision precision = ComputePrecision::fp32;
 };
 
 // Keys begin, begin + step, begin + 2·step, ... < end.

@@ -18,23 +18,23 @@
 
 namespace attnkit {
 
-enum class Precision { fp32, bf16, int8 };
+enum class ComputePrecision { fp32, bf16, int8 };
 
-inline const char* precision_name(Precision p) {
+inline const char* precision_name(ComputePrecision p) {
   switch (p) {
-    case Precision::fp32: return "fp32";
-    case Precision::bf16: return "bf16";
-    case Precision::int8: return "int8";
+    case ComputePrecision::fp32: return "fp32";
+    case ComputePrecision::bf16: return "bf16";
+    case ComputePrecision::int8: return "int8";
   }
   return "?";
 }
 
 // "fp32" | "bf16" | "int8"; anything else throws attnkit::Error naming `backend`'s parameter
 // precision, the value and the expected ones.
-inline Precision parse_precision(const std::string& backend, const std::string& value) {
-  if (value == "fp32") return Precision::fp32;
-  if (value == "bf16") return Precision::bf16;
-  if (value == "int8") return Precision::int8;
+inline ComputePrecision parse_precision(const std::string& backend, const std::string& value) {
+  if (value == "fp32") return ComputePrecision::fp32;
+  if (value == "bf16") return ComputePrecision::bf16;
+  if (value == "int8") return ComputePrecision::int8;
   detail::fail(backend, ": precision=", value, "; expected fp32, bf16 or int8");
 }
 
@@ -47,8 +47,8 @@ inline ParamDef precision_param() {
 // For a backend's spec(): its parameter table without the precision row when p is fp32, so that
 // the canonical spec of an fp32 backend is the one it had before the parameter existed
 // ("exact:block_q=0,block_k=0"), and "exact:precision=fp32" and "exact" print alike.
-inline std::vector<ParamDef> spec_params(std::vector<ParamDef> defs, Precision p) {
-  if (p == Precision::fp32)
+inline std::vector<ParamDef> spec_params(std::vector<ParamDef> defs, ComputePrecision p) {
+  if (p == ComputePrecision::fp32)
     for (size_t i = 0; i < defs.size(); ++i)
       if (defs[i].name == "precision") {
         defs.erase(defs.begin() + static_cast<std::ptrdiff_t>(i));

@@ -76,7 +76,7 @@ Params pruned_resolve(const PrunedOptions& o) {
                                                      {"window", std::to_string(o.window)},
                                                      {"sinks", std::to_string(o.sinks)},
                                                      {"score", o.score == TileScore::Mean ? "mean" : "bound"}};
-  if (o.precision != Precision::fp32) v.emplace_back("precision", precision_name(o.precision));
+  if (o.precision != ComputePrecision::fp32) v.emplace_back("precision", precision_name(o.precision));
   return Params("pruned", spec_params(pruned_params(), o.precision), v);
 }
 
@@ -88,7 +88,7 @@ std::string PrunedBackend::spec() const { return pruned_resolve(opt_).canonical(
 
 Capabilities PrunedBackend::capabilities() const {
   Capabilities c = kCaps;
-  c.weights = opt_.precision == Precision::fp32;  // the reduced-precision probabilities are not formed
+  c.weights = opt_.precision == ComputePrecision::fp32;  // the reduced-precision probabilities are not formed
   return c;
 }
 
@@ -101,7 +101,7 @@ void PrunedBackend::forward(const Problem& p) const {
   simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
   SingleThreadedBlas blas;
   const std::vector<adaptive::KeyTileStats> st = all_stats(p, d, plan);
-  const bool lowp = opt_.precision != Precision::fp32;
+  const bool lowp = opt_.precision != ComputePrecision::fp32;
   if (lowp) simd::lowp_path_name();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
   const std::vector<simd::LowpKV> kv = lowp ? lowp::pack_heads(p, d, opt_.precision) : std::vector<simd::LowpKV>();
 #pragma omp parallel
@@ -158,7 +158,7 @@ Cost PrunedBackend::cost(const Shape& s) const {
 // The bound is exact arithmetic's on the kept tiles; bf16 / int8 rounding is far larger and has no
 // checked bound: none is claimed (attnkit/precision.hpp).
 std::optional<ErrorBound> PrunedBackend::error_bound(const Problem& p) const {
-  if (opt_.precision != Precision::fp32) {
+  if (opt_.precision != ComputePrecision::fp32) {
     check(p);
     return std::nullopt;
   }
@@ -171,7 +171,7 @@ std::optional<ErrorBound> PrunedBackend::error_bound_rows(const Problem& p, cons
   const Shape d = check(p);
   for (int64_t i : rows)
     if (i < 0 || i >= d.n_q) detail::fail("rows: row ", i, "; expected rows in [0, ", d.n_q, ")");
-  if (opt_.precision != Precision::fp32) return std::nullopt;
+  if (opt_.precision != ComputePrecision::fp32) return std::nullopt;
   const adaptive::TilePlan plan(opt_, d.n_q, d.n_k);
   SingleThreadedBlas blas;
   const std::vector<adaptive::KeyTileStats> st = all_stats(p, d, plan);
@@ -185,7 +185,7 @@ std::optional<ErrorBound> PrunedBackend::error_bound_rows(const Problem& p, cons
 
 void PrunedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
   const Shape d = check_weights(p, b, h, w);
-  if (opt_.precision != Precision::fp32) Backend::weights(p, b, h, w);  // throws: not available
+  if (opt_.precision != ComputePrecision::fp32) Backend::weights(p, b, h, w);  // throws: not available
   const adaptive::TilePlan plan(opt_, d.n_q, d.n_k);
   std::vector<adaptive::KeyTileStats> st;
   {

@@ -29,7 +29,7 @@ std::vector<ParamDef> exact_params() {
 Params exact_values(const ExactOptions& o) {
   std::vector<std::pair<std::string, std::string>> v{{"block_q", std::to_string(o.block_q)},
                                                      {"block_k", std::to_string(o.block_k)}};
-  if (o.precision != Precision::fp32) v.emplace_back("precision", precision_name(o.precision));
+  if (o.precision != ComputePrecision::fp32) v.emplace_back("precision", precision_name(o.precision));
   return Params("exact", spec_params(exact_params(), o.precision), v);
 }
 
@@ -43,7 +43,7 @@ std::string ExactBackend::spec() const { return exact_values(opt_).canonical(); 
 
 Capabilities ExactBackend::capabilities() const {
   Capabilities c = kExactCaps;
-  c.weights = opt_.precision == Precision::fp32;  // the reduced-precision probabilities are not formed
+  c.weights = opt_.precision == ComputePrecision::fp32;  // the reduced-precision probabilities are not formed
   return c;
 }
 
@@ -56,7 +56,7 @@ Cost ExactBackend::cost(const Shape& s) const {
 namespace {
 
 // precision=bf16|int8: the same tasks as the fp32 loop below, on K/V packed once per call.
-void forward_lowp(const Problem& p, const Shape& d, const simd::Blocks& blocks, Precision prec) {
+void forward_lowp(const Problem& p, const Shape& d, const simd::Blocks& blocks, ComputePrecision prec) {
   const int64_t bq = blocks.q;
   const int64_t qblocks = (d.n_q + bq - 1) / bq;
   const int64_t tasks = d.batch * d.heads * qblocks;
@@ -86,7 +86,7 @@ void forward_lowp(const Problem& p, const Shape& d, const simd::Blocks& blocks, 
 void ExactBackend::forward(const Problem& p) const {
   const Shape d = check(p);
   const simd::Blocks blocks = simd::choose_blocks(d, opt_.block_q, opt_.block_k);
-  if (opt_.precision != Precision::fp32) return forward_lowp(p, d, blocks, opt_.precision);
+  if (opt_.precision != ComputePrecision::fp32) return forward_lowp(p, d, blocks, opt_.precision);
   const int64_t bq = blocks.q, bk = blocks.k;
   const int64_t qblocks = (d.n_q + bq - 1) / bq;
   const int64_t tasks = d.batch * d.heads * qblocks;
@@ -111,13 +111,13 @@ void ExactBackend::forward(const Problem& p) const {
 }
 
 void ExactBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
-  if (opt_.precision != Precision::fp32) Backend::weights(p, b, h, w);  // throws: not available
+  if (opt_.precision != ComputePrecision::fp32) Backend::weights(p, b, h, w);  // throws: not available
   ReferenceBackend().weights(p, b, h, w);
 }
 
 void ExactBackend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
                                 float* w) const {
-  if (opt_.precision != Precision::fp32) Backend::weights(p, b, h, w);  // throws: not available
+  if (opt_.precision != ComputePrecision::fp32) Backend::weights(p, b, h, w);  // throws: not available
   ReferenceBackend().weights_rows(p, b, h, rows, w);
 }
 

@@ -13,8 +13,8 @@
 
 namespace attnkit::lowp {
 
-inline simd::Precision to_simd(Precision p) {
-  return p == Precision::bf16 ? simd::Precision::bf16 : p == Precision::int8 ? simd::Precision::int8
+inline simd::Precision to_simd(ComputePrecision p) {
+  return p == ComputePrecision::bf16 ? simd::Precision::bf16 : p == ComputePrecision::int8 ? simd::Precision::int8
                                                                                : simd::Precision::fp32;
 }
 
@@ -28,7 +28,7 @@ inline int64_t packed_keys(const Problem& p, const Shape& d, int64_t b) {
 
 // One packed K/V per (batch, kv head), index b·kv_heads + g, packed in parallel (O(n_k·(d + d_v))
 // each). Call outside any parallel region; read-only afterwards, shared by every thread.
-inline std::vector<simd::LowpKV> pack_heads(const Problem& p, const Shape& d, Precision prec) {
+inline std::vector<simd::LowpKV> pack_heads(const Problem& p, const Shape& d, ComputePrecision prec) {
   std::vector<simd::LowpKV> kv(static_cast<size_t>(d.batch * d.kv_heads));
   const simd::Precision sp = to_simd(prec);
 #pragma omp parallel for schedule(dynamic, 1)
@@ -42,18 +42,18 @@ inline std::vector<simd::LowpKV> pack_heads(const Problem& p, const Shape& d, Pr
 
 // Bytes of one packed K/V of n keys as lowp.hpp lays it out (keys padded to whole kKeyTile tiles,
 // channels to the kernels' multiples), for Cost::bytes without packing.
-inline double packed_bytes(Precision prec, int64_t n, int64_t d, int64_t d_v) {
-  if (prec == Precision::fp32) return 0;
+inline double packed_bytes(ComputePrecision prec, int64_t n, int64_t d, int64_t d_v) {
+  if (prec == ComputePrecision::fp32) return 0;
   auto up = [](int64_t x, int64_t m) { return (x + m - 1) / m * m; };
   const int64_t keys = up(n, simd::kKeyTile), tiles = keys / simd::kKeyTile;
   const double values = 2.0 * static_cast<double>(keys) * static_cast<double>(up(d_v, 16));
-  if (prec == Precision::bf16) return 2.0 * static_cast<double>(keys) * static_cast<double>(up(d, 32)) + values;
+  if (prec == ComputePrecision::bf16) return 2.0 * static_cast<double>(keys) * static_cast<double>(up(d, 32)) + values;
   return static_cast<double>(keys) * static_cast<double>(up(d, 64)) + 4.0 * static_cast<double>(tiles + keys) + values;
 }
 
 // Cost::bytes of a precision variant: the float32 bytes plus the packed K/V, written once and
 // read back by the kernels.
-inline double extra_bytes(Precision prec, const Shape& s) {
+inline double extra_bytes(ComputePrecision prec, const Shape& s) {
   return 2.0 * static_cast<double>(s.batch * s.kv_heads) * packed_bytes(prec, s.n_k, s.d, s.d_v);
 }
 

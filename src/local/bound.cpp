@@ -125,7 +125,7 @@ void weights_on(const Problem& p, const Shape& d, const LocalPattern& pat, int64
 // rounding is far larger and has no checked bound: none is claimed (attnkit/precision.hpp).
 std::optional<ErrorBound> LocalBackend::error_bound(const Problem& p) const {
   const Shape d = check(p);
-  if (opt_.precision != Precision::fp32) return std::nullopt;
+  if (opt_.precision != ComputePrecision::fp32) return std::nullopt;
   return bound_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), all_rows(d.n_q));
 }
 
@@ -133,20 +133,20 @@ std::optional<ErrorBound> LocalBackend::error_bound_rows(const Problem& p, const
   const Shape d = check(p);
   for (int64_t i : rows)
     if (i < 0 || i >= d.n_q) detail::fail("rows: row ", i, "; expected rows in [0, ", d.n_q, ")");
-  if (opt_.precision != Precision::fp32) return std::nullopt;
+  if (opt_.precision != ComputePrecision::fp32) return std::nullopt;
   return bound_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), rows);
 }
 
 void LocalBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
   const Shape d = check_weights(p, b, h, w);
-  if (opt_.precision != Precision::fp32) Backend::weights(p, b, h, w);  // throws: not available
+  if (opt_.precision != ComputePrecision::fp32) Backend::weights(p, b, h, w);  // throws: not available
   weights_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), b, h, all_rows(d.n_q), w);
 }
 
 void LocalBackend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
                                 float* w) const {
   const Shape d = check_weights_rows(p, b, h, rows, w);
-  if (opt_.precision != Precision::fp32) Backend::weights(p, b, h, w);  // throws: not available
+  if (opt_.precision != ComputePrecision::fp32) Backend::weights(p, b, h, w);  // throws: not available
   weights_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), b, h, rows, w);
 }
 

@@ -47,7 +47,7 @@ std::string LocalBackend::spec() const { return local::local_values(opt_).canoni
 
 Capabilities LocalBackend::capabilities() const {
   Capabilities c = kLocalCaps;
-  c.weights = opt_.precision == Precision::fp32;  // the reduced-precision probabilities are not formed
+  c.weights = opt_.precision == ComputePrecision::fp32;  // the reduced-precision probabilities are not formed
   return c;
 }
 
@@ -58,7 +58,7 @@ void LocalBackend::forward(const Problem& p) const {
   const int64_t bh = d.batch * d.heads;
   const int64_t tasks = static_cast<int64_t>(tiles.size()) * bh;
   const float scale = p.effective_scale();
-  const bool lowp = opt_.precision != Precision::fp32;
+  const bool lowp = opt_.precision != ComputePrecision::fp32;
   if (lowp) simd::lowp_path_name();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
   // precision=bf16|int8: K/V of every (batch, kv head) packed once; a gathered (dilated) tile packs
   // its own gathered keys below.

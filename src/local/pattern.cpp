@@ -52,7 +52,7 @@ Params local_values(const LocalOptions& o) {
       kv("window", o.window), kv("dilation", o.dilation), kv("global", o.global), kv("blocks", o.blocks),
       kv("random", o.random), kv("seed", o.seed),     kv("block_q", o.block_q), kv("block_k", o.block_k)};
   // fp32 leaves the precision out of the canonical spec (attnkit/precision.hpp, spec_params).
-  if (o.precision != Precision::fp32) v.emplace_back("precision", precision_name(o.precision));
+  if (o.precision != ComputePrecision::fp32) v.emplace_back("precision", precision_name(o.precision));
   return Params("local", spec_params(local_params(), o.precision), v);
 }
 
