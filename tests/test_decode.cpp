@@ -445,3 +445,15 @@ TEST_CASE("decode: bad input throws attnkit::Error and leaves the cache intact",
                       Catch::Contains("overlaps q"));
   }
 }
+
+TEST_CASE("read bandwidth probe: positive for a small buffer, errors for bad arguments", "[decode][probe]") {
+  ReadProbe probe(int64_t{1} << 20);
+  CHECK(probe.bytes() == int64_t{1} << 20);
+  CHECK(probe.best() == 0.0);
+  const double a = probe.run(), b = probe.run();
+  CHECK(a > 0);
+  CHECK(probe.best() == std::max(a, b));
+  CHECK(read_bandwidth_gbps(int64_t{1} << 20, 2) > 0);
+  CHECK_THROWS_WITH(ReadProbe(-1), Catch::Contains("bytes=-1; expected >= 0"));
+  CHECK_THROWS_WITH(read_bandwidth_gbps(1 << 20, 0), Catch::Contains("repeat=0; expected >= 1"));
+}
