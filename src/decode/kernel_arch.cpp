@@ -372,9 +372,17 @@ void attend_block(const Rows& R, const Block& blk, float* m, float* l, float* ac
 void page_bounds(const float* qpn, int64_t d, const uint16_t* bounds, int64_t pages, float* out, int64_t out_stride) {
   // 8 accumulators (q⁺·hi and q⁻·lo of 4 rows): independent FMA chains; each page's bounds are
   // loaded once for the 4 rows.
+  // The bounds of the page kBoundsAhead pages on are requested while this one is computed (the
+  // scan was memory-stalled: 2.6 ms for 16 MiB at 1 thread).
+  constexpr int64_t kBoundsAhead = 8;
+  const int64_t page_bytes = 2 * d * int64_t(sizeof(uint16_t));
   for (int64_t p = 0; p < pages; ++p) {
     const uint16_t* lo_ = bounds + p * 2 * d;
     const uint16_t* hi_ = lo_ + d;
+    if (p + kBoundsAhead < pages) {
+      const char* ahead = reinterpret_cast<const char*>(lo_ + kBoundsAhead * 2 * d);
+      for (int64_t o = 0; o < page_bytes; o += 64) __builtin_prefetch(ahead + o, 0, 2);
+    }
     B a[8];
     for (auto& x : a) x = B(0.0f);
     int64_t c = 0;
