@@ -25,71 +25,96 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct ChunkScratch {
-  std::vector<float> q, k, v, s, o;
-  std::vector<int64_t> keys;
+  std::vector<float> q, k, v, s, o, lse, inv;
+  std::vector<int64_t> rank;
+  std::vector<int32_t> seen;
 };
 
-// One chunk of one round: out rows (chunk's queries, in q_order) and their lse.
-void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const adaptive::LshRound& lr, int64_t c,
-                  int64_t C, float scale, float* o_round, float* lse_round, ChunkScratch& sc) {
-  const int64_t g = h / d.group();
+// One chunk of round r: out rows (chunk's queries, in q_order) and their lse. A key that the
+// query also sees in other rounds has its score lowered by log(rounds that see it), so that the
+// log-sum-exp merge of the rounds is the softmax over the union of the rounds' key sets.
+void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const std::vector<adaptive::LshRound>& rounds,
+                  int64_t r, int64_t c, int64_t C, float scale, const float* log_count, float* o_round, float* lse_round,
+                  ChunkScratch& sc) {
+  const adaptive::LshRound& lr = rounds[static_cast<size_t>(r)];
+  const int64_t g = h / d.group(), R = static_cast<int64_t>(rounds.size());
   const int64_t q0 = c * C, nq = std::min(C, d.n_q - q0);
   const int64_t lo = lr.lo[static_cast<size_t>(c)], nk = lr.hi[static_cast<size_t>(c)] - lo;
   if (nk <= 0) {
-    for (int64_t r = 0; r < nq; ++r) lse_round[lr.q_order[static_cast<size_t>(q0 + r)]] = kNegInf;
+    for (int64_t x = 0; x < nq; ++x) lse_round[lr.q_order[static_cast<size_t>(q0 + x)]] = kNegInf;
     return;
   }
+  const int64_t* rows = lr.q_order.data() + q0;
+  const int64_t* keys = lr.k_order.data() + lo;
   sc.q.resize(static_cast<size_t>(nq * d.d));
   sc.k.resize(static_cast<size_t>(nk * d.d));
   sc.v.resize(static_cast<size_t>(nk * d.d_v));
   sc.s.resize(static_cast<size_t>(nq * nk));
   sc.o.resize(static_cast<size_t>(nq * d.d_v));
-  for (int64_t r = 0; r < nq; ++r)
-    std::memcpy(sc.q.data() + r * d.d, p.q.row(b, h, lr.q_order[static_cast<size_t>(q0 + r)]), sizeof(float) * d.d);
+  sc.lse.resize(static_cast<size_t>(nq));
+  sc.inv.resize(static_cast<size_t>(nq));
+  for (int64_t x = 0; x < nq; ++x) std::memcpy(sc.q.data() + x * d.d, p.q.row(b, h, rows[x]), sizeof(float) * d.d);
   for (int64_t x = 0; x < nk; ++x) {
-    const int64_t j = lr.k_order[static_cast<size_t>(lo + x)];
-    std::memcpy(sc.k.data() + x * d.d, p.k.row(b, g, j), sizeof(float) * d.d);
-    std::memcpy(sc.v.data() + x * d.d_v, p.v.row(b, g, j), sizeof(float) * d.d_v);
+    std::memcpy(sc.k.data() + x * d.d, p.k.row(b, g, keys[x]), sizeof(float) * d.d);
+    std::memcpy(sc.v.data() + x * d.d_v, p.v.row(b, g, keys[x]), sizeof(float) * d.d_v);
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq), static_cast<int>(nk),
               static_cast<int>(d.d), scale, sc.q.data(), static_cast<int>(d.d), sc.k.data(), static_cast<int>(d.d), 0.0f,
               sc.s.data(), static_cast<int>(nk));
-  std::vector<float> lse(static_cast<size_t>(nq)), inv(static_cast<size_t>(nq));
-  for (int64_t r = 0; r < nq; ++r) {
-    const int64_t i = lr.q_order[static_cast<size_t>(q0 + r)];
-    const int64_t ke = p.key_end(b, i);
-    float* s = sc.s.data() + r * nk;
+  if (R > 1) {
+    // seen[x·nk + y] = rounds in which query rows[x] attends to key keys[y] (this one included).
+    sc.seen.assign(static_cast<size_t>(nq * nk), 1);
+    sc.rank.resize(static_cast<size_t>(nk));
+    for (int64_t r2 = 0; r2 < R; ++r2) {
+      if (r2 == r) continue;
+      const adaptive::LshRound& other = rounds[static_cast<size_t>(r2)];
+      for (int64_t y = 0; y < nk; ++y) sc.rank[static_cast<size_t>(y)] = other.key_rank[static_cast<size_t>(keys[y])];
+      for (int64_t x = 0; x < nq; ++x) {
+        const size_t oc = static_cast<size_t>(other.query_chunk[static_cast<size_t>(rows[x])]);
+        const int64_t olo = other.lo[oc], ohi = other.hi[oc];
+        int32_t* seen = sc.seen.data() + x * nk;
+        for (int64_t y = 0; y < nk; ++y) {
+          const int64_t k = sc.rank[static_cast<size_t>(y)];
+          seen[y] += (k >= olo) & (k < ohi);
+        }
+      }
+    }
+    for (int64_t x = 0; x < nq * nk; ++x) sc.s[static_cast<size_t>(x)] -= log_count[sc.seen[static_cast<size_t>(x)]];
+  }
+  for (int64_t x = 0; x < nq; ++x) {
+    const int64_t ke = p.key_end(b, rows[x]);
+    float* s = sc.s.data() + x * nk;
     float m = kNegInf;
     bool nan = false;
-    for (int64_t x = 0; x < nk; ++x) {
-      if (lr.k_order[static_cast<size_t>(lo + x)] >= ke) {
-        s[x] = kNegInf;  // causal (key after the query's position) or padding
+    for (int64_t y = 0; y < nk; ++y) {
+      if (keys[y] >= ke) {
+        s[y] = kNegInf;  // causal (key after the query's position) or padding
         continue;
       }
-      nan |= std::isnan(s[x]);
-      if (s[x] > m) m = s[x];
+      nan |= std::isnan(s[y]);
+      if (s[y] > m) m = s[y];
     }
     if (m == kNegInf && !nan) {  // the row sees none of the chunk's keys
       std::fill(s, s + nk, 0.0f);
-      lse[static_cast<size_t>(r)] = kNegInf;
-      inv[static_cast<size_t>(r)] = 0;
+      sc.lse[static_cast<size_t>(x)] = kNegInf;
+      sc.inv[static_cast<size_t>(x)] = 0;
       continue;
     }
-    for (int64_t x = 0; x < nk; ++x) s[x] -= m;  // masked keys stay -inf: exp gives 0
+    for (int64_t y = 0; y < nk; ++y) s[y] -= m;  // masked keys stay -inf: exp gives 0
     simd_exp(s, s, nk);                          // the softmax kernels' vectorised exp
     float l = 0;
-    for (int64_t x = 0; x < nk; ++x) l += s[x];
-    lse[static_cast<size_t>(r)] = nan ? std::numeric_limits<float>::quiet_NaN() : m + std::log(l);
-    inv[static_cast<size_t>(r)] = 1.0f / l;
+    for (int64_t y = 0; y < nk; ++y) l += s[y];
+    sc.lse[static_cast<size_t>(x)] = nan ? std::numeric_limits<float>::quiet_NaN() : m + std::log(l);
+    sc.inv[static_cast<size_t>(x)] = 1.0f / l;
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nq), static_cast<int>(d.d_v),
               static_cast<int>(nk), 1.0f, sc.s.data(), static_cast<int>(nk), sc.v.data(), static_cast<int>(d.d_v), 0.0f,
               sc.o.data(), static_cast<int>(d.d_v));
-  for (int64_t r = 0; r < nq; ++r) {
-    const int64_t i = lr.q_order[static_cast<size_t>(q0 + r)];
-    lse_round[i] = lse[static_cast<size_t>(r)];
-    float* o = o_round + i * d.d_v;
-    for (int64_t x = 0; x < d.d_v; ++x) o[x] = sc.o[static_cast<size_t>(r * d.d_v + x)] * inv[static_cast<size_t>(r)];
+  for (int64_t x = 0; x < nq; ++x) {
+    lse_round[rows[x]] = sc.lse[static_cast<size_t>(x)];
+    float* o = o_round + rows[x] * d.d_v;
+    const float inv = sc.inv[static_cast<size_t>(x)];
+    for (int64_t y = 0; y < d.d_v; ++y) o[y] = sc.o[static_cast<size_t>(x * d.d_v + y)] * inv;
   }
 }
 
@@ -150,6 +175,8 @@ void LshBackend::forward(const Problem& p) const {
   SingleThreadedBlas blas;
   const std::vector<std::vector<float>> rot = adaptive::lsh_rotations(opt_, d.kv_heads, d.d);
   std::vector<adaptive::LshRound> rounds;
+  std::vector<float> log_count(static_cast<size_t>(R + 1), 0.0f);  // log(n) for a key seen in n rounds
+  for (int64_t n = 1; n <= R; ++n) log_count[static_cast<size_t>(n)] = std::log(static_cast<float>(n));
   std::vector<float> o_rounds(static_cast<size_t>(R * d.n_q * d.d_v)), lse(static_cast<size_t>(R * d.n_q));
   for (int64_t b = 0; b < d.batch; ++b)
     for (int64_t h = 0; h < d.heads; ++h) {
@@ -160,7 +187,7 @@ void LshBackend::forward(const Problem& p) const {
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < R * chunks; ++t) {
           const int64_t r = t / chunks, c = t % chunks;
-          chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], c, C, scale, o_rounds.data() + r * d.n_q * d.d_v,
+          chunk_attend(p, d, b, h, rounds, r, c, C, scale, log_count.data(), o_rounds.data() + r * d.n_q * d.d_v,
                        lse.data() + r * d.n_q, sc);
         }
 #pragma omp for schedule(static)
@@ -195,66 +222,40 @@ Cost LshBackend::cost(const Shape& s) const {
 
 void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
   const Shape d = check_weights(p, b, h, w);
-  const int64_t R = opt_.rounds, C = opt_.chunk, chunks = (d.n_q + C - 1) / C;
   std::vector<adaptive::LshRound> rounds;
   {
     SingleThreadedBlas blas;
     adaptive::lsh_plan(p, d, opt_, adaptive::lsh_rotations(opt_, d.kv_heads, d.d), b, h, rounds);
   }
-  // Per round and row: the key range's fp64 softmax (as lse and the row of keys).
-  std::vector<double> s, lse(static_cast<size_t>(R * d.n_q), -std::numeric_limits<double>::infinity());
-  std::vector<int64_t> chunk_of(static_cast<size_t>(R * d.n_q));
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t c = 0; c < chunks; ++c)
-      for (int64_t x = c * C; x < std::min(d.n_q, c * C + C); ++x)
-        chunk_of[static_cast<size_t>(r * d.n_q + rounds[static_cast<size_t>(r)].q_order[static_cast<size_t>(x)])] = c;
+  // With the duplicate correction the merged rounds are the fp64 softmax over the union of the
+  // keys the row sees in any round.
   std::fill(w, w + d.n_q * d.n_k, 0.0f);
-  std::vector<double> row(static_cast<size_t>(d.n_k));
+  std::vector<double> s;
+  std::vector<int64_t> keys;
   for (int64_t i = 0; i < d.n_q; ++i) {
-    const int64_t ke = p.key_end(b, i);
-    numerics::score_row_fp64(p, d, b, h, i, ke, s);
-    std::vector<double> l(static_cast<size_t>(R), -std::numeric_limits<double>::infinity());
-    bool nan = false;
-    for (int64_t r = 0; r < R; ++r) {
-      const adaptive::LshRound& lr = rounds[static_cast<size_t>(r)];
-      const int64_t c = chunk_of[static_cast<size_t>(r * d.n_q + i)];
-      double m = -std::numeric_limits<double>::infinity(), sum = 0;
-      for (int64_t x = lr.lo[static_cast<size_t>(c)]; x < lr.hi[static_cast<size_t>(c)]; ++x) {
-        const int64_t j = lr.k_order[static_cast<size_t>(x)];
-        if (j < ke) {
-          nan |= std::isnan(s[static_cast<size_t>(j)]);
-          m = std::max(m, s[static_cast<size_t>(j)]);
+    const int64_t ke = std::min(p.key_end(b, i), static_cast<int64_t>(rounds[0].key_rank.size()));
+    keys.clear();
+    for (int64_t j = 0; j < ke; ++j)
+      for (const adaptive::LshRound& lr : rounds)
+        if (lr.sees(i, j)) {
+          keys.push_back(j);
+          break;
         }
-      }
-      if (m == -std::numeric_limits<double>::infinity()) continue;
-      for (int64_t x = lr.lo[static_cast<size_t>(c)]; x < lr.hi[static_cast<size_t>(c)]; ++x) {
-        const int64_t j = lr.k_order[static_cast<size_t>(x)];
-        if (j < ke) sum += std::exp(s[static_cast<size_t>(j)] - m);
-      }
-      l[static_cast<size_t>(r)] = m + std::log(sum);
-    }
+    if (keys.empty()) continue;
+    numerics::score_row_fp64(p, d, b, h, i, ke, s);
     float* wr = w + i * d.n_k;
+    double m = -std::numeric_limits<double>::infinity(), sum = 0;
+    bool nan = false;
+    for (int64_t j : keys) {
+      nan |= std::isnan(s[static_cast<size_t>(j)]);
+      m = std::max(m, s[static_cast<size_t>(j)]);
+    }
     if (nan) {
       for (int64_t j = 0; j < ke; ++j) wr[j] = std::numeric_limits<float>::quiet_NaN();
       continue;
     }
-    double M = -std::numeric_limits<double>::infinity(), tot = 0;
-    for (double x : l) M = std::max(M, x);
-    if (M == -std::numeric_limits<double>::infinity()) continue;
-    for (double x : l) tot += std::exp(x - M);
-    const double LSE = M + std::log(tot);
-    std::fill(row.begin(), row.end(), 0.0);
-    for (int64_t r = 0; r < R; ++r) {
-      if (l[static_cast<size_t>(r)] == -std::numeric_limits<double>::infinity()) continue;
-      const adaptive::LshRound& lr = rounds[static_cast<size_t>(r)];
-      const int64_t c = chunk_of[static_cast<size_t>(r * d.n_q + i)];
-      // weight of round r times its softmax row: exp(lse_r - LSE) · exp(s_j - lse_r)
-      for (int64_t x = lr.lo[static_cast<size_t>(c)]; x < lr.hi[static_cast<size_t>(c)]; ++x) {
-        const int64_t j = lr.k_order[static_cast<size_t>(x)];
-        if (j < ke) row[static_cast<size_t>(j)] += std::exp(s[static_cast<size_t>(j)] - LSE);
-      }
-    }
-    for (int64_t j = 0; j < ke; ++j) wr[j] = static_cast<float>(row[static_cast<size_t>(j)]);
+    for (int64_t j : keys) sum += std::exp(s[static_cast<size_t>(j)] - m);
+    for (int64_t j : keys) wr[j] = static_cast<float>(std::exp(s[static_cast<size_t>(j)] - m) / sum);
   }
 }
 

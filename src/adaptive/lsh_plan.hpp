@@ -16,6 +16,15 @@ struct LshRound {
   std::vector<int64_t> k_order;  // visible keys sorted by (bucket, position)
   // Chunk c holds q_order[c·C, min(n_q, c·C + C)) and attends to k_order[lo[c], hi[c]).
   std::vector<int64_t> lo, hi;
+  // Inverses for the duplicate count: key_rank[j] = x where k_order[x] = j (j < the key limit);
+  // query_chunk[i] = the chunk holding query row i.
+  std::vector<int64_t> key_rank, query_chunk;
+  // Does query row i attend to key j (j < the key limit) in this round?
+  bool sees(int64_t i, int64_t j) const {
+    const size_t c = static_cast<size_t>(query_chunk[static_cast<size_t>(i)]);
+    const int64_t x = key_rank[static_cast<size_t>(j)];
+    return x >= lo[c] && x < hi[c];
+  }
 };
 
 // Buckets and orders of every round for query head h of batch b (keys: its kv head, j < limit,
