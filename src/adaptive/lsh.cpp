@@ -26,8 +26,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct ChunkScratch {
   std::vector<float> q, k, v, s, o, lse, inv;
-  std::vector<int64_t> rank;
-  std::vector<int32_t> seen;
+  std::vector<int32_t> rank, seen, dup;
 };
 
 // One chunk of round r: out rows (chunk's queries, in q_order) and their lse. A key that the
@@ -65,45 +64,66 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
     // seen[x·nk + y] = rounds in which query rows[x] attends to key keys[y] (this one included).
     sc.seen.assign(static_cast<size_t>(nq * nk), 1);
     sc.rank.resize(static_cast<size_t>(nk));
+    sc.dup.assign(static_cast<size_t>(nq), 0);  // per row: keys it also sees in other rounds
     for (int64_t r2 = 0; r2 < R; ++r2) {
       if (r2 == r) continue;
       const adaptive::LshRound& other = rounds[static_cast<size_t>(r2)];
       for (int64_t y = 0; y < nk; ++y) sc.rank[static_cast<size_t>(y)] = other.key_rank[static_cast<size_t>(keys[y])];
       for (int64_t x = 0; x < nq; ++x) {
         const size_t oc = static_cast<size_t>(other.query_chunk[static_cast<size_t>(rows[x])]);
-        const int64_t olo = other.lo[oc], ohi = other.hi[oc];
+        const int32_t olo = static_cast<int32_t>(other.lo[oc]);
+        const uint32_t width = static_cast<uint32_t>(other.hi[oc] - other.lo[oc]);
         int32_t* seen = sc.seen.data() + x * nk;
-        for (int64_t y = 0; y < nk; ++y) {
-          const int64_t k = sc.rank[static_cast<size_t>(y)];
-          seen[y] += (k >= olo) & (k < ohi);
+        const int32_t* rank = sc.rank.data();
+        int32_t hits = 0;
+        for (int64_t y = 0; y < nk; ++y) {  // olo <= rank < ohi as one unsigned compare
+          const int32_t in = static_cast<uint32_t>(rank[y] - olo) < width;
+          seen[y] += in;
+          hits += in;
         }
+        sc.dup[static_cast<size_t>(x)] += hits;
       }
     }
-    for (int64_t x = 0; x < nq * nk; ++x) sc.s[static_cast<size_t>(x)] -= log_count[sc.seen[static_cast<size_t>(x)]];
+    for (int64_t x = 0; x < nq; ++x)
+      if (sc.dup[static_cast<size_t>(x)] > 0)
+        for (int64_t y = x * nk; y < x * nk + nk; ++y) sc.s[static_cast<size_t>(y)] -= log_count[sc.seen[static_cast<size_t>(y)]];
   }
+  // Causal or padding: only rows whose key end is at or before the chunk's last key need a mask.
+  const int64_t key_max = *std::max_element(keys, keys + nk);
   for (int64_t x = 0; x < nq; ++x) {
     const int64_t ke = p.key_end(b, rows[x]);
     float* s = sc.s.data() + x * nk;
-    float m = kNegInf;
-    bool nan = false;
-    for (int64_t y = 0; y < nk; ++y) {
-      if (keys[y] >= ke) {
-        s[y] = kNegInf;  // causal (key after the query's position) or padding
-        continue;
+    if (ke <= key_max)
+      for (int64_t y = 0; y < nk; ++y)
+        if (keys[y] >= ke) s[y] = kNegInf;  // causal (key after the query's position) or padding
+    // max over 8 lanes (vectorises; a NaN score never wins a lane and is flagged separately)
+    float lane[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
+    int nan = 0;
+    int64_t y = 0;
+    for (; y + 8 <= nk; y += 8)
+      for (int e = 0; e < 8; ++e) {
+        lane[e] = s[y + e] > lane[e] ? s[y + e] : lane[e];
+        nan |= s[y + e] != s[y + e];
       }
-      nan |= std::isnan(s[y]);
-      if (s[y] > m) m = s[y];
+    for (; y < nk; ++y) {
+      lane[0] = s[y] > lane[0] ? s[y] : lane[0];
+      nan |= s[y] != s[y];
     }
+    float m = lane[0];
+    for (int e = 1; e < 8; ++e) m = lane[e] > m ? lane[e] : m;
     if (m == kNegInf && !nan) {  // the row sees none of the chunk's keys
       std::fill(s, s + nk, 0.0f);
       sc.lse[static_cast<size_t>(x)] = kNegInf;
       sc.inv[static_cast<size_t>(x)] = 0;
       continue;
     }
-    for (int64_t y = 0; y < nk; ++y) s[y] -= m;  // masked keys stay -inf: exp gives 0
-    simd_exp(s, s, nk);                          // the softmax kernels' vectorised exp
-    float l = 0;
-    for (int64_t y = 0; y < nk; ++y) l += s[y];
+    for (y = 0; y < nk; ++y) s[y] -= m;  // masked keys stay -inf: exp gives 0
+    simd_exp(s, s, nk);                  // the softmax kernels' vectorised exp
+    float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (y = 0; y + 8 <= nk; y += 8)
+      for (int e = 0; e < 8; ++e) part[e] += s[y + e];
+    for (; y < nk; ++y) part[0] += s[y];
+    const float l = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     sc.lse[static_cast<size_t>(x)] = nan ? std::numeric_limits<float>::quiet_NaN() : m + std::log(l);
     sc.inv[static_cast<size_t>(x)] = 1.0f / l;
   }
@@ -172,18 +192,21 @@ void LshBackend::forward(const Problem& p) const {
   const float scale = p.effective_scale();
   const int64_t R = opt_.rounds, C = opt_.chunk, chunks = (d.n_q + C - 1) / C;
   simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
+  adaptive::lsh_check_sizes(d);  // as do sizes beyond the int32 ranks
   SingleThreadedBlas blas;
   const std::vector<std::vector<float>> rot = adaptive::lsh_rotations(opt_, d.kv_heads, d.d);
-  std::vector<adaptive::LshRound> rounds;
+  std::vector<adaptive::LshRound> rounds(static_cast<size_t>(R));
   std::vector<float> log_count(static_cast<size_t>(R + 1), 0.0f);  // log(n) for a key seen in n rounds
   for (int64_t n = 1; n <= R; ++n) log_count[static_cast<size_t>(n)] = std::log(static_cast<float>(n));
   std::vector<float> o_rounds(static_cast<size_t>(R * d.n_q * d.d_v)), lse(static_cast<size_t>(R * d.n_q));
   for (int64_t b = 0; b < d.batch; ++b)
     for (int64_t h = 0; h < d.heads; ++h) {
-      adaptive::lsh_plan(p, d, opt_, rot, b, h, rounds);
 #pragma omp parallel
       {
         ChunkScratch sc;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t r = 0; r < R; ++r)
+          adaptive::lsh_plan_round(p, d, opt_, rot, b, h, r, rounds[static_cast<size_t>(r)]);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < R * chunks; ++t) {
           const int64_t r = t / chunks, c = t % chunks;

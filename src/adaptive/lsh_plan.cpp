@@ -1,9 +1,12 @@
 #include "lsh_plan.hpp"
 
+#include "attnkit/error.hpp"
+
 #include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace attnkit {
@@ -78,23 +81,34 @@ void bucket_order(const std::vector<int64_t>& bucket, int64_t buckets, std::vect
 
 }  // namespace
 
+void lsh_check_sizes(const Shape& d) {
+  if (std::max(d.n_q, d.n_k) > std::numeric_limits<int32_t>::max())
+    detail::fail("lsh: n_q=", d.n_q, " n_k=", d.n_k, "; expected at most 2^31 - 1 (int32 ranks)");
+}
+
 void lsh_plan(const Problem& p, const Shape& d, const LshOptions& o, const std::vector<std::vector<float>>& rot,
               int64_t b, int64_t h, std::vector<LshRound>& rounds) {
+  lsh_check_sizes(d);
+  rounds.resize(static_cast<size_t>(o.rounds));
+  for (int64_t r = 0; r < o.rounds; ++r) lsh_plan_round(p, d, o, rot, b, h, r, rounds[static_cast<size_t>(r)]);
+}
+
+void lsh_plan_round(const Problem& p, const Shape& d, const LshOptions& o, const std::vector<std::vector<float>>& rot,
+                    int64_t b, int64_t h, int64_t r, LshRound& lr) {
   const int64_t g = h / d.group(), half = o.buckets / 2, C = o.chunk;
   const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
   const int64_t off = d.n_k - d.n_q;
-  rounds.resize(static_cast<size_t>(o.rounds));
   std::vector<float> proj;
   std::vector<int64_t> qb, kb, count;
-  for (int64_t r = 0; r < o.rounds; ++r) {
+  {
     const std::vector<float>& R = rot[static_cast<size_t>(r * d.kv_heads + g)];
     hash_rows(p.q.row(b, h, 0), p.q.stride[2], d.n_q, d.d, R, half, proj, qb);
     hash_rows(p.k.row(b, g, 0), p.k.stride[2], limit, d.d, R, half, proj, kb);
-    LshRound& lr = rounds[static_cast<size_t>(r)];
     bucket_order(qb, o.buckets, count, lr.q_order);
     bucket_order(kb, o.buckets, count, lr.k_order);
     lr.key_rank.resize(static_cast<size_t>(limit));
-    for (int64_t x = 0; x < limit; ++x) lr.key_rank[static_cast<size_t>(lr.k_order[static_cast<size_t>(x)])] = x;
+    for (int64_t x = 0; x < limit; ++x)
+      lr.key_rank[static_cast<size_t>(lr.k_order[static_cast<size_t>(x)])] = static_cast<int32_t>(x);
     const int64_t chunks = (d.n_q + C - 1) / C;
     lr.lo.resize(static_cast<size_t>(chunks));
     lr.hi.resize(static_cast<size_t>(chunks));
@@ -110,7 +124,8 @@ void lsh_plan(const Problem& p, const Shape& d, const LshOptions& o, const std::
     };
     const int64_t width = std::min(2 * C, limit);
     lr.query_chunk.resize(static_cast<size_t>(d.n_q));
-    for (int64_t x = 0; x < d.n_q; ++x) lr.query_chunk[static_cast<size_t>(lr.q_order[static_cast<size_t>(x)])] = x / C;
+    for (int64_t x = 0; x < d.n_q; ++x)
+      lr.query_chunk[static_cast<size_t>(lr.q_order[static_cast<size_t>(x)])] = static_cast<int32_t>(x / C);
     for (int64_t c = 0; c < chunks; ++c) {
       // s0: keys strictly before the chunk's first query; s1: keys up to its last query.
       const int64_t first = lr.q_order[static_cast<size_t>(c * C)];
