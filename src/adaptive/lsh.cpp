@@ -29,20 +29,31 @@ struct ChunkScratch {
   std::vector<int32_t> rank, seen, dup;
 };
 
-// One chunk of round r: out rows (chunk's queries, in q_order) and their lse. A key that the
-// query also sees in other rounds has its score lowered by log(rounds that see it), so that the
-// log-sum-exp merge of the rounds is the softmax over the union of the rounds' key sets.
-void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const std::vector<adaptive::LshRound>& rounds,
-                  int64_t r, int64_t c, int64_t C, float scale, const float* log_count, float* o_round, float* lse_round,
-                  ChunkScratch& sc) {
-  const adaptive::LshRound& lr = rounds[static_cast<size_t>(r)];
-  const int64_t g = h / d.group(), R = static_cast<int64_t>(rounds.size());
+// Every round's view of one (batch, head), laid out per key / per query so that the duplicate
+// count reads contiguous memory: key_rank[j·R + r] = rank of key j in round r's key order;
+// q_lo / q_width[i·R + r] = key-rank range [lo, lo + width) that query row i sees in round r.
+struct RoundTables {
+  std::vector<int32_t> key_rank, q_lo, q_width;
+};
+
+// Running log-sum-exp merge of the rounds per query row (the rows of p.out hold the sum):
+// out_i = Σ_r exp(lse_r − M_i) o_r / W_i with M_i the largest lse so far, W_i = Σ_r exp(lse_r − M_i).
+struct Merge {
+  std::vector<double> m, w;
+  std::vector<uint8_t> nan;
+};
+
+// One chunk of round r: softmax of its queries (rows, in q_order) over its key range, merged into
+// the rows' running sums. A key that the query also sees in other rounds has its score lowered by
+// log(rounds that see it), so that the merge is the softmax over the union of the rounds' key sets.
+// Rows of one round belong to one chunk each: tasks of one round never touch the same row.
+void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const adaptive::LshRound& lr,
+                  const RoundTables& tab, int64_t R, int64_t r, int64_t c, int64_t C, float scale,
+                  const float* log_count, Merge& mg, ChunkScratch& sc) {
+  const int64_t g = h / d.group();
   const int64_t q0 = c * C, nq = std::min(C, d.n_q - q0);
   const int64_t lo = lr.lo[static_cast<size_t>(c)], nk = lr.hi[static_cast<size_t>(c)] - lo;
-  if (nk <= 0) {
-    for (int64_t x = 0; x < nq; ++x) lse_round[lr.q_order[static_cast<size_t>(q0 + x)]] = kNegInf;
-    return;
-  }
+  if (nk <= 0) return;  // no key: nothing to merge
   const int64_t* rows = lr.q_order.data() + q0;
   const int64_t* keys = lr.k_order.data() + lo;
   sc.q.resize(static_cast<size_t>(nq * d.d));
@@ -63,26 +74,29 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
   if (R > 1) {
     // seen[x·nk + y] = rounds in which query rows[x] attends to key keys[y] (this one included).
     sc.seen.assign(static_cast<size_t>(nq * nk), 1);
-    sc.rank.resize(static_cast<size_t>(nk));
+    sc.rank.resize(static_cast<size_t>(R * nk));  // rank[r2·nk + y]: key keys[y] in round r2
+    for (int64_t y = 0; y < nk; ++y) {
+      const int32_t* kr = tab.key_rank.data() + keys[y] * R;
+      for (int64_t r2 = 0; r2 < R; ++r2) sc.rank[static_cast<size_t>(r2 * nk + y)] = kr[r2];
+    }
     sc.dup.assign(static_cast<size_t>(nq), 0);  // per row: keys it also sees in other rounds
-    for (int64_t r2 = 0; r2 < R; ++r2) {
-      if (r2 == r) continue;
-      const adaptive::LshRound& other = rounds[static_cast<size_t>(r2)];
-      for (int64_t y = 0; y < nk; ++y) sc.rank[static_cast<size_t>(y)] = other.key_rank[static_cast<size_t>(keys[y])];
-      for (int64_t x = 0; x < nq; ++x) {
-        const size_t oc = static_cast<size_t>(other.query_chunk[static_cast<size_t>(rows[x])]);
-        const int32_t olo = static_cast<int32_t>(other.lo[oc]);
-        const uint32_t width = static_cast<uint32_t>(other.hi[oc] - other.lo[oc]);
-        int32_t* seen = sc.seen.data() + x * nk;
-        const int32_t* rank = sc.rank.data();
-        int32_t hits = 0;
-        for (int64_t y = 0; y < nk; ++y) {  // olo <= rank < ohi as one unsigned compare
+    for (int64_t x = 0; x < nq; ++x) {
+      const int32_t* lo_r = tab.q_lo.data() + rows[x] * R;
+      const int32_t* width_r = tab.q_width.data() + rows[x] * R;
+      int32_t* seen = sc.seen.data() + x * nk;
+      int32_t hits = 0;
+      for (int64_t r2 = 0; r2 < R; ++r2) {
+        if (r2 == r || width_r[r2] == 0) continue;
+        const int32_t olo = lo_r[r2];
+        const uint32_t width = static_cast<uint32_t>(width_r[r2]);
+        const int32_t* rank = sc.rank.data() + r2 * nk;
+        for (int64_t y = 0; y < nk; ++y) {  // olo <= rank < olo + width as one unsigned compare
           const int32_t in = static_cast<uint32_t>(rank[y] - olo) < width;
           seen[y] += in;
           hits += in;
         }
-        sc.dup[static_cast<size_t>(x)] += hits;
       }
+      sc.dup[static_cast<size_t>(x)] = hits;
     }
     for (int64_t x = 0; x < nq; ++x)
       if (sc.dup[static_cast<size_t>(x)] > 0)
@@ -131,28 +145,28 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
               static_cast<int>(nk), 1.0f, sc.s.data(), static_cast<int>(nk), sc.v.data(), static_cast<int>(d.d_v), 0.0f,
               sc.o.data(), static_cast<int>(d.d_v));
   for (int64_t x = 0; x < nq; ++x) {
-    lse_round[rows[x]] = sc.lse[static_cast<size_t>(x)];
-    float* o = o_round + rows[x] * d.d_v;
-    const float inv = sc.inv[static_cast<size_t>(x)];
-    for (int64_t y = 0; y < d.d_v; ++y) o[y] = sc.o[static_cast<size_t>(x * d.d_v + y)] * inv;
+    const size_t i = static_cast<size_t>(rows[x]);
+    const float l = sc.lse[static_cast<size_t>(x)];
+    if (std::isnan(l)) {
+      mg.nan[i] = 1;
+      continue;
+    }
+    if (l == kNegInf) continue;  // the row sees no key of this chunk
+    float* acc = p.out.row(b, h, rows[x]);
+    const float* o = sc.o.data() + x * d.d_v;
+    if (l > mg.m[i]) {  // new largest lse: rescale the sum so far
+      const float shrink = static_cast<float>(std::exp(mg.m[i] - l));
+      const float inv = sc.inv[static_cast<size_t>(x)];
+      for (int64_t y = 0; y < d.d_v; ++y) acc[y] = acc[y] * shrink + o[y] * inv;
+      mg.w[i] = mg.w[i] * shrink + 1.0;
+      mg.m[i] = l;
+    } else {
+      const double e = std::exp(static_cast<double>(l) - mg.m[i]);
+      const float f = static_cast<float>(e) * sc.inv[static_cast<size_t>(x)];
+      for (int64_t y = 0; y < d.d_v; ++y) acc[y] += o[y] * f;
+      mg.w[i] += e;
+    }
   }
-}
-
-// Mixture weights of the rounds for one row: w[r] = exp(lse_r - LSE); returns false when the row
-// sees no key in any round (w all zero) and sets nan when a round's lse is NaN.
-bool round_weights(const float* lse, int64_t stride, int64_t R, double* w, bool& nan) {
-  double m = -std::numeric_limits<double>::infinity();
-  nan = false;
-  for (int64_t r = 0; r < R; ++r) {
-    const double x = lse[r * stride];
-    nan |= std::isnan(x);
-    if (x > m) m = x;
-  }
-  if (nan || m == -std::numeric_limits<double>::infinity()) return false;
-  double sum = 0;
-  for (int64_t r = 0; r < R; ++r) sum += (w[r] = std::exp(static_cast<double>(lse[r * stride]) - m));
-  for (int64_t r = 0; r < R; ++r) w[r] /= sum;
-  return true;
 }
 
 constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
@@ -198,39 +212,59 @@ void LshBackend::forward(const Problem& p) const {
   std::vector<adaptive::LshRound> rounds(static_cast<size_t>(R));
   std::vector<float> log_count(static_cast<size_t>(R + 1), 0.0f);  // log(n) for a key seen in n rounds
   for (int64_t n = 1; n <= R; ++n) log_count[static_cast<size_t>(n)] = std::log(static_cast<float>(n));
-  std::vector<float> o_rounds(static_cast<size_t>(R * d.n_q * d.d_v)), lse(static_cast<size_t>(R * d.n_q));
-  for (int64_t b = 0; b < d.batch; ++b)
+  RoundTables tab;
+  Merge mg;
+  tab.q_lo.resize(static_cast<size_t>(d.n_q * R));
+  tab.q_width.resize(static_cast<size_t>(d.n_q * R));
+  for (int64_t b = 0; b < d.batch; ++b) {
+    const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
+    tab.key_rank.resize(static_cast<size_t>(limit * R));
     for (int64_t h = 0; h < d.heads; ++h) {
+      mg.m.assign(static_cast<size_t>(d.n_q), -std::numeric_limits<double>::infinity());
+      mg.w.assign(static_cast<size_t>(d.n_q), 0.0);
+      mg.nan.assign(static_cast<size_t>(d.n_q), 0);
 #pragma omp parallel
       {
         ChunkScratch sc;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t r = 0; r < R; ++r)
           adaptive::lsh_plan_round(p, d, opt_, rot, b, h, r, rounds[static_cast<size_t>(r)]);
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < limit; ++j)
+          for (int64_t r = 0; r < R; ++r)
+            tab.key_rank[static_cast<size_t>(j * R + r)] = rounds[static_cast<size_t>(r)].key_rank[static_cast<size_t>(j)];
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < d.n_q; ++i) {
+          float* o = p.out.row(b, h, i);
+          std::fill(o, o + d.d_v, 0.0f);
+          for (int64_t r = 0; r < R; ++r) {
+            const adaptive::LshRound& lr = rounds[static_cast<size_t>(r)];
+            const size_t c = static_cast<size_t>(lr.query_chunk[static_cast<size_t>(i)]);
+            tab.q_lo[static_cast<size_t>(i * R + r)] = static_cast<int32_t>(lr.lo[c]);
+            tab.q_width[static_cast<size_t>(i * R + r)] = static_cast<int32_t>(lr.hi[c] - lr.lo[c]);
+          }
+        }
+        // Round by round (the barrier after each keeps the merge order, so the result is the
+        // same for any thread count); within a round every row belongs to one chunk.
+        for (int64_t r = 0; r < R; ++r) {
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t t = 0; t < R * chunks; ++t) {
-          const int64_t r = t / chunks, c = t % chunks;
-          chunk_attend(p, d, b, h, rounds, r, c, C, scale, log_count.data(), o_rounds.data() + r * d.n_q * d.d_v,
-                       lse.data() + r * d.n_q, sc);
+          for (int64_t c = 0; c < chunks; ++c)
+            chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, log_count.data(), mg, sc);
         }
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < d.n_q; ++i) {
-          double w[64];
-          bool nan = false;
           float* o = p.out.row(b, h, i);
-          if (!round_weights(lse.data() + i, d.n_q, R, w, nan)) {
-            std::fill(o, o + d.d_v, nan ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
+          const size_t x = static_cast<size_t>(i);
+          if (mg.nan[x] || mg.w[x] == 0) {  // NaN scores, or no key in any round: zeros
+            std::fill(o, o + d.d_v, mg.nan[x] ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
             continue;
           }
-          for (int64_t x = 0; x < d.d_v; ++x) {
-            double acc = 0;
-            for (int64_t r = 0; r < R; ++r)
-              if (w[r] > 0) acc += w[r] * o_rounds[static_cast<size_t>((r * d.n_q + i) * d.d_v + x)];
-            o[x] = static_cast<float>(acc);
-          }
+          const float inv = static_cast<float>(1.0 / mg.w[x]);
+          for (int64_t y = 0; y < d.d_v; ++y) o[y] *= inv;
         }
       }
     }
+  }
 }
 
 Cost LshBackend::cost(const Shape& s) const {
