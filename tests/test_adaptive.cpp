@@ -346,19 +346,23 @@ TEST_CASE("lsh: one chunk holding every key is exact attention; rotations are st
   CHECK(lsh_rotation(7, 1, 1, 64, 512) != r);
 }
 
-// The clustered family's attention is diffuse (top-k with 128 keys is worse than mean(V) at
-// n = 4096): LSH beats the baseline there only with a budget of about half the keys per round.
-TEST_CASE("lsh beats the mean(V) baseline on clustered inputs (n = 1024, 8 rounds of 256 keys)", "[adaptive][lsh]") {
+// The clustered family's attention is diffuse (keys ~ N(0,1), scores' sd ~1.5: the top 256 keys
+// hold too little mass to beat mean(V) at n = 4096, docs/adaptive.md), so a key subset beats the
+// baseline only where the budget is a fair part of the keys: here the quick suite's 1024-key
+// setting at n = 1024, both masks.
+TEST_CASE("lsh beats the mean(V) baseline on clustered inputs (n = 1024, the suite's 1024-key setting)", "[adaptive][lsh]") {
   const Inputs in = generate(InputFamily::Clustered, 1, 4, 1024, 64, 3);
   Tensor out(1, 4, 1024, 64), base(1, 4, 1024, 64);
-  const Problem p{in.q.view(), in.k.view(), in.v.view(), out.view(), std::nullopt, {}};
-  const Tensor ref = attnkit::test::reference_of(p);
-  LshBackend({16, 8, 128, 0}).forward(p);
-  mean_value_baseline(p, base.view());
-  const double e = compare(ConstView(p.out), ref.cview()).rel_fro;
-  const double eb = compare(base.cview(), ref.cview()).rel_fro;
-  INFO("lsh " << e << " mean(V) " << eb);
-  CHECK(e < 0.9 * eb);
+  for (bool causal : {false, true}) {
+    const Problem p{in.q.view(), in.k.view(), in.v.view(), out.view(), std::nullopt, {causal, {}}};
+    const Tensor ref = attnkit::test::reference_of(p);
+    make_backend("lsh:buckets=16,rounds=16,chunk=32")->forward(p);
+    mean_value_baseline(p, base.view());
+    const double e = compare(ConstView(p.out), ref.cview()).rel_fro;
+    const double eb = compare(base.cview(), ref.cview()).rel_fro;
+    INFO("causal " << causal << ": lsh " << e << " mean(V) " << eb);
+    CHECK(e < 0.7 * eb);  // measured 0.49 / 0.40 against 0.92 / 0.86 (seed 1)
+  }
 }
 
 TEST_CASE("adaptive specs: canonical form and bad values rejected", "[adaptive]") {
@@ -370,7 +374,7 @@ TEST_CASE("adaptive specs: canonical form and bad values rejected", "[adaptive]"
     CHECK_THROWS_AS(make_backend(bad), Error);
 }
 
-TEST_CASE("trained attention (w0, causal, n = 2048): topk equals the issue's numpy oracle; pruned beats the window",
+TEST_CASE("trained attention (w0, n = 2048): topk equals the issue's numpy oracle; pruned beats the window; lsh beats mean(V)",
           "[adaptive][data]") {
   const std::string dir = attnkit::test::data_dir() + "/trained-attention/";
   if (attnkit::test::data_dir().empty() || !std::ifstream(dir + "w0_layer2_q.npy")) {
@@ -402,12 +406,24 @@ TEST_CASE("trained attention (w0, causal, n = 2048): topk equals the issue's num
     INFO(base << ": topk 256 " << t256 << ", topk 1024 " << t1024);
     CHECK(std::abs(t256 - table[layer - 1][0]) <= 1e-3 + 5e-4);  // the table has 3 decimals
     CHECK(std::abs(t1024 - table[layer - 1][1]) <= 1e-3 + 5e-4);
-    {
-      Tensor mv(1, 4, 2048, 64);
-      mean_value_baseline(p, mv.view());
-      const double l = err("lsh"), base = compare(mv.cview(), ref.cview()).rel_fro;
-      INFO("lsh " << l << ", mean(V) " << base);
-      CHECK(l < base);
+    // lsh with the quick suite's settings beats mean(V) clearly at both budgets, both masks.
+    for (bool causal : {true, false}) {
+      Problem pl = p;
+      pl.mask.causal = causal;
+      Tensor mv(1, 4, 2048, 64), ref_l(1, 4, 2048, 64);
+      Problem pe = pl;
+      pe.out = ref_l.view();
+      ExactBackend().forward(pe);
+      mean_value_baseline(pl, mv.view());
+      const double base_l = compare(mv.cview(), ref_l.cview()).rel_fro;
+      auto lsh_err = [&](const char* spec) {
+        make_backend(spec)->forward(pl);
+        return compare(ConstView(pl.out), ref_l.cview()).rel_fro;
+      };
+      const double l256 = lsh_err("lsh:buckets=16,rounds=8,chunk=16"), l1024 = lsh_err("lsh:buckets=16,rounds=16,chunk=32");
+      INFO("causal " << causal << ": lsh 256 " << l256 << ", lsh 1024 " << l1024 << ", mean(V) " << base_l);
+      CHECK(l256 < 0.5 * base_l);    // measured 0.36-0.39 against 0.90-0.96
+      CHECK(l1024 < 0.25 * base_l);  // measured 0.11-0.16
     }
     if (layer >= 2) {  // layer 1's diffuse heads: see the report's headroom table
       const double pr1024 = err("pruned:keep=1024,window=128,sinks=0"), w1024 = err("local:window=1024");
