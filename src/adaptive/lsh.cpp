@@ -1,16 +1,17 @@
 // lsh: Reformer-style LSH attention. Per (batch, head): buckets and sorted orders of every round
-// (lsh_plan), then per (round, chunk) task softmax attention of the chunk's queries over its
-// key-rank range (gathered, sgemm), written with its log-sum-exp to the round's buffers; then the
-// rounds are merged row by row with weights exp(lse_r - LSE).
-#include <cblas.h>
+// (lsh_plan_round, rounds in parallel), then round by round one task per chunk: softmax of the
+// chunk's queries over its key-rank range (gathered rows on exact's tile engine, keys an earlier
+// round gave the query masked out), merged into the output rows by a running log-sum-exp.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <span>
 
 #include "../core/blas_threads.hpp"
+#include "../simd/attend.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/simd.hpp"
@@ -25,12 +26,14 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct ChunkScratch {
-  std::vector<float> q, k, v, s, o, lse, inv;
-  std::vector<int32_t> rank, seen, dup;
+  std::vector<float> q, k, v, o, m, l;
+  std::vector<int32_t> hidden, lo;
+  std::vector<uint32_t> width;
+  simd::Workspace ws;
 };
 
 // Every round's view of one (batch, head), laid out per key / per query so that the duplicate
-// count reads contiguous memory: key_rank[j·R + r] = rank of key j in round r's key order;
+// test reads contiguous memory: key_rank[j·R + r] = rank of key j in round r's key order;
 // q_lo / q_width[i·R + r] = key-rank range [lo, lo + width) that query row i sees in round r.
 struct RoundTables {
   std::vector<int32_t> key_rank, q_lo, q_width;
@@ -43,13 +46,42 @@ struct Merge {
   std::vector<uint8_t> nan;
 };
 
-// One chunk of round r: softmax of its queries (rows, in q_order) over its key range, merged into
-// the rows' running sums. A key that the query also sees in other rounds has its score lowered by
-// log(rounds that see it), so that the merge is the softmax over the union of the rounds' key sets.
+// The mask of one gathered chunk (query lanes x, keys y in rank order), stored key-major like the
+// engine's transposed score tile: hidden[y·nq + x] != 0 for a key after the query's position or
+// padding, and for a key an earlier round already gave the query.
+class ChunkMask final : public simd::TileMask {
+ public:
+  ChunkMask(const int32_t* hidden, int64_t nq, bool any) : hidden_(hidden), nq_(nq), any_(any) {}
+  simd::TileKind classify(int64_t, int64_t, int64_t, int64_t) const override {
+    return any_ ? simd::TileKind::Partial : simd::TileKind::Full;
+  }
+  void apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S, int64_t lds) const override {
+    for (int64_t r = 0; r < nq; ++r)
+      for (int64_t c = 0; c < nk; ++c)
+        if (hidden_[(k0 + c) * nq_ + q0 + r]) S[r * lds + c] = kNegInf;
+  }
+  void apply_transposed(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* St, int64_t ldt) const override {
+    for (int64_t c = 0; c < nk; ++c) {
+      const int32_t* hid = hidden_ + (k0 + c) * nq_ + q0;
+      float* st = St + c * ldt;
+      for (int64_t r = 0; r < nq; ++r) st[r] = hid[r] ? kNegInf : st[r];
+    }
+  }
+
+ private:
+  const int32_t* hidden_;
+  int64_t nq_;
+  bool any_;
+};
+
+// One chunk of round r: softmax of its queries (rows, in q_order) over its key range on the tile
+// engine of `exact` (gathered rows), merged into the rows' running sums. Duplicates: a key the
+// query already saw in an earlier round is masked out here, so the merged rounds are the softmax
+// over the union of the rounds' key sets (the same result as Reformer's log-count correction).
 // Rows of one round belong to one chunk each: tasks of one round never touch the same row.
 void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const adaptive::LshRound& lr,
-                  const RoundTables& tab, int64_t R, int64_t r, int64_t c, int64_t C, float scale,
-                  const float* log_count, Merge& mg, ChunkScratch& sc) {
+                  const RoundTables& tab, int64_t R, int64_t r, int64_t c, int64_t C, float scale, Merge& mg,
+                  ChunkScratch& sc) {
   const int64_t g = h / d.group();
   const int64_t q0 = c * C, nq = std::min(C, d.n_q - q0);
   const int64_t lo = lr.lo[static_cast<size_t>(c)], nk = lr.hi[static_cast<size_t>(c)] - lo;
@@ -59,110 +91,87 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
   sc.q.resize(static_cast<size_t>(nq * d.d));
   sc.k.resize(static_cast<size_t>(nk * d.d));
   sc.v.resize(static_cast<size_t>(nk * d.d_v));
-  sc.s.resize(static_cast<size_t>(nq * nk));
   sc.o.resize(static_cast<size_t>(nq * d.d_v));
-  sc.lse.resize(static_cast<size_t>(nq));
-  sc.inv.resize(static_cast<size_t>(nq));
+  sc.m.resize(static_cast<size_t>(nq));
+  sc.l.resize(static_cast<size_t>(nq));
   for (int64_t x = 0; x < nq; ++x) std::memcpy(sc.q.data() + x * d.d, p.q.row(b, h, rows[x]), sizeof(float) * d.d);
-  for (int64_t x = 0; x < nk; ++x) {
-    std::memcpy(sc.k.data() + x * d.d, p.k.row(b, g, keys[x]), sizeof(float) * d.d);
-    std::memcpy(sc.v.data() + x * d.d_v, p.v.row(b, g, keys[x]), sizeof(float) * d.d_v);
+  for (int64_t y = 0; y < nk; ++y) {
+    std::memcpy(sc.k.data() + y * d.d, p.k.row(b, g, keys[y]), sizeof(float) * d.d);
+    std::memcpy(sc.v.data() + y * d.d_v, p.v.row(b, g, keys[y]), sizeof(float) * d.d_v);
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq), static_cast<int>(nk),
-              static_cast<int>(d.d), scale, sc.q.data(), static_cast<int>(d.d), sc.k.data(), static_cast<int>(d.d), 0.0f,
-              sc.s.data(), static_cast<int>(nk));
-  if (R > 1) {
-    // seen[x·nk + y] = rounds in which query rows[x] attends to key keys[y] (this one included).
-    sc.seen.assign(static_cast<size_t>(nq * nk), 1);
-    sc.rank.resize(static_cast<size_t>(R * nk));  // rank[r2·nk + y]: key keys[y] in round r2
-    for (int64_t y = 0; y < nk; ++y) {
-      const int32_t* kr = tab.key_rank.data() + keys[y] * R;
-      for (int64_t r2 = 0; r2 < R; ++r2) sc.rank[static_cast<size_t>(r2 * nk + y)] = kr[r2];
-    }
-    sc.dup.assign(static_cast<size_t>(nq), 0);  // per row: keys it also sees in other rounds
-    for (int64_t x = 0; x < nq; ++x) {
-      const int32_t* lo_r = tab.q_lo.data() + rows[x] * R;
-      const int32_t* width_r = tab.q_width.data() + rows[x] * R;
-      int32_t* seen = sc.seen.data() + x * nk;
-      int32_t hits = 0;
-      for (int64_t r2 = 0; r2 < R; ++r2) {
-        if (r2 == r || width_r[r2] == 0) continue;
-        const int32_t olo = lo_r[r2];
-        const uint32_t width = static_cast<uint32_t>(width_r[r2]);
-        const int32_t* rank = sc.rank.data() + r2 * nk;
-        for (int64_t y = 0; y < nk; ++y) {  // olo <= rank < olo + width as one unsigned compare
-          const int32_t in = static_cast<uint32_t>(rank[y] - olo) < width;
-          seen[y] += in;
-          hits += in;
-        }
-      }
-      sc.dup[static_cast<size_t>(x)] = hits;
-    }
-    for (int64_t x = 0; x < nq; ++x)
-      if (sc.dup[static_cast<size_t>(x)] > 0)
-        for (int64_t y = x * nk; y < x * nk + nk; ++y) sc.s[static_cast<size_t>(y)] -= log_count[sc.seen[static_cast<size_t>(y)]];
-  }
-  // Causal or padding: only rows whose key end is at or before the chunk's last key need a mask.
+  // hidden: causal / padding, then keys seen in an earlier round (rank inside that round's range).
+  sc.hidden.assign(static_cast<size_t>(nq * nk), 0);
+  int32_t any = 0;
   const int64_t key_max = *std::max_element(keys, keys + nk);
   for (int64_t x = 0; x < nq; ++x) {
     const int64_t ke = p.key_end(b, rows[x]);
-    float* s = sc.s.data() + x * nk;
-    if (ke <= key_max)
-      for (int64_t y = 0; y < nk; ++y)
-        if (keys[y] >= ke) s[y] = kNegInf;  // causal (key after the query's position) or padding
-    // max over 8 lanes (vectorises; a NaN score never wins a lane and is flagged separately)
-    float lane[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
-    int nan = 0;
-    int64_t y = 0;
-    for (; y + 8 <= nk; y += 8)
-      for (int e = 0; e < 8; ++e) {
-        lane[e] = s[y + e] > lane[e] ? s[y + e] : lane[e];
-        nan |= s[y + e] != s[y + e];
-      }
-    for (; y < nk; ++y) {
-      lane[0] = s[y] > lane[0] ? s[y] : lane[0];
-      nan |= s[y] != s[y];
-    }
-    float m = lane[0];
-    for (int e = 1; e < 8; ++e) m = lane[e] > m ? lane[e] : m;
-    if (m == kNegInf && !nan) {  // the row sees none of the chunk's keys
-      std::fill(s, s + nk, 0.0f);
-      sc.lse[static_cast<size_t>(x)] = kNegInf;
-      sc.inv[static_cast<size_t>(x)] = 0;
-      continue;
-    }
-    for (y = 0; y < nk; ++y) s[y] -= m;  // masked keys stay -inf: exp gives 0
-    simd_exp(s, s, nk);                  // the softmax kernels' vectorised exp
-    float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (y = 0; y + 8 <= nk; y += 8)
-      for (int e = 0; e < 8; ++e) part[e] += s[y + e];
-    for (; y < nk; ++y) part[0] += s[y];
-    const float l = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    sc.lse[static_cast<size_t>(x)] = nan ? std::numeric_limits<float>::quiet_NaN() : m + std::log(l);
-    sc.inv[static_cast<size_t>(x)] = 1.0f / l;
+    if (ke > key_max) continue;  // sees every key of the chunk
+    for (int64_t y = 0; y < nk; ++y) sc.hidden[static_cast<size_t>(y * nq + x)] = keys[y] >= ke;
+    any = 1;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nq), static_cast<int>(d.d_v),
-              static_cast<int>(nk), 1.0f, sc.s.data(), static_cast<int>(nk), sc.v.data(), static_cast<int>(d.d_v), 0.0f,
-              sc.o.data(), static_cast<int>(d.d_v));
+  if (r > 0) {
+    // the ranges of earlier rounds per query lane: range[r2·nq + x]
+    sc.lo.resize(static_cast<size_t>(r * nq));
+    sc.width.resize(static_cast<size_t>(r * nq));
+    for (int64_t x = 0; x < nq; ++x)
+      for (int64_t r2 = 0; r2 < r; ++r2) {
+        sc.lo[static_cast<size_t>(r2 * nq + x)] = tab.q_lo[static_cast<size_t>(rows[x] * R + r2)];
+        sc.width[static_cast<size_t>(r2 * nq + x)] = static_cast<uint32_t>(tab.q_width[static_cast<size_t>(rows[x] * R + r2)]);
+      }
+    int32_t hits = 0;
+    for (int64_t y = 0; y < nk; ++y) {
+      const int32_t* kr = tab.key_rank.data() + keys[y] * R;
+      int32_t* hid = sc.hidden.data() + y * nq;
+      for (int64_t r2 = 0; r2 < r; ++r2) {
+        const int32_t rank = kr[r2];
+        const int32_t* olo = sc.lo.data() + r2 * nq;
+        const uint32_t* width = sc.width.data() + r2 * nq;
+        for (int64_t x = 0; x < nq; ++x) {  // olo <= rank < olo + width as one unsigned compare
+          const int32_t in = static_cast<uint32_t>(rank - olo[x]) < width[x];
+          hid[x] |= in;
+          hits |= in;
+        }
+      }
+    }
+    any |= hits;
+  }
+  simd::AttendArgs a;
+  a.q = sc.q.data();
+  a.q_stride = d.d;
+  a.rows = nq;
+  a.k = sc.k.data();
+  a.k_stride = d.d;
+  a.v = sc.v.data();
+  a.v_stride = d.d_v;
+  a.d = d.d;
+  a.d_v = d.d_v;
+  a.scale = scale;
+  a.out = sc.o.data();
+  a.out_stride = d.d_v;
+  a.row_max = sc.m.data();
+  a.row_sum = sc.l.data();
+  const ChunkMask mask(sc.hidden.data(), nq, any != 0);
+  const simd::KeySpan span{0, nk};
+  simd::attend(a, std::span<const simd::KeySpan>(&span, 1), &mask, nk, sc.ws);
   for (int64_t x = 0; x < nq; ++x) {
     const size_t i = static_cast<size_t>(rows[x]);
-    const float l = sc.lse[static_cast<size_t>(x)];
-    if (std::isnan(l)) {
+    const float* o = sc.o.data() + x * d.d_v;  // a NaN value reaches the sum by itself
+    const float sum = sc.l[static_cast<size_t>(x)];
+    if (std::isnan(sum) || std::isnan(sc.m[static_cast<size_t>(x)])) {  // a NaN score
       mg.nan[i] = 1;
       continue;
     }
-    if (l == kNegInf) continue;  // the row sees no key of this chunk
+    if (sum == 0) continue;  // the row sees no key of this chunk (or only ones seen before)
+    const float l = sc.m[static_cast<size_t>(x)] + std::log(sum);
     float* acc = p.out.row(b, h, rows[x]);
-    const float* o = sc.o.data() + x * d.d_v;
     if (l > mg.m[i]) {  // new largest lse: rescale the sum so far
       const float shrink = static_cast<float>(std::exp(mg.m[i] - l));
-      const float inv = sc.inv[static_cast<size_t>(x)];
-      for (int64_t y = 0; y < d.d_v; ++y) acc[y] = acc[y] * shrink + o[y] * inv;
+      for (int64_t y = 0; y < d.d_v; ++y) acc[y] = acc[y] * shrink + o[y];
       mg.w[i] = mg.w[i] * shrink + 1.0;
       mg.m[i] = l;
     } else {
       const double e = std::exp(static_cast<double>(l) - mg.m[i]);
-      const float f = static_cast<float>(e) * sc.inv[static_cast<size_t>(x)];
+      const float f = static_cast<float>(e);
       for (int64_t y = 0; y < d.d_v; ++y) acc[y] += o[y] * f;
       mg.w[i] += e;
     }
@@ -210,8 +219,6 @@ void LshBackend::forward(const Problem& p) const {
   SingleThreadedBlas blas;
   const std::vector<std::vector<float>> rot = adaptive::lsh_rotations(opt_, d.kv_heads, d.d);
   std::vector<adaptive::LshRound> rounds(static_cast<size_t>(R));
-  std::vector<float> log_count(static_cast<size_t>(R + 1), 0.0f);  // log(n) for a key seen in n rounds
-  for (int64_t n = 1; n <= R; ++n) log_count[static_cast<size_t>(n)] = std::log(static_cast<float>(n));
   RoundTables tab;
   Merge mg;
   tab.q_lo.resize(static_cast<size_t>(d.n_q * R));
@@ -249,7 +256,7 @@ void LshBackend::forward(const Problem& p) const {
         for (int64_t r = 0; r < R; ++r) {
 #pragma omp for schedule(dynamic, 1)
           for (int64_t c = 0; c < chunks; ++c)
-            chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, log_count.data(), mg, sc);
+            chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, mg, sc);
         }
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < d.n_q; ++i) {
