@@ -5,6 +5,16 @@
 // mask, the count run and sweep use), GFLOPS (the backend's own cost), ratio_sgemm; BM_unfused is
 // checked against exact (rel_fro) the same way. Ratios to sgemm also from the JSON output through
 // bench/sgemm_ratio.py. BM_exact_memory reports the peak extra resident memory of one forward().
+//
+// Reduced precision (issue 17, docs/precision.md), in the same run as the sgemm ceiling and fp32
+// exact: BM_precision/n/d/causal/prec runs exact:precision=fp32|bf16|int8 (prec 0, 1, 2) at H = 8,
+// n = 4096 and 16384, d = 64 and 128; speedup_vs_exact is the ratio to fp32 exact on the same
+// input (rel_fro its error against it), the label names the kernel set (simd::lowp_path_name()).
+// BM_precision_local/n/d/causal/prec runs local:window=256 in fp32 or bf16 (prec 0, 1) with
+// counter x_exact_same_precision = time of exact at that precision / local's time and, on the bf16
+// row, local_speedup_bf16_over_fp32 = that ratio ÷ the fp32 row's (issue 17 wants 0.8 to 1.2).
+// Just these rows and the ceiling:
+//   build/bench/bench_exact --benchmark_filter='sgemm_ceiling|BM_precision'
 #include <omp.h>
 
 #include <algorithm>
@@ -13,9 +23,12 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
+#include "../src/simd/lowp.hpp"
 #include "common.hpp"
 
 namespace {
@@ -81,6 +94,63 @@ void BM_unfused(benchmark::State& st) {
   st.SetLabel("unfused sgemm+softmax+sgemm, n x n scores per head");
 }
 
+attnkit::ComputePrecision precision_arg(int64_t x) {
+  return x == 0 ? attnkit::ComputePrecision::fp32 : x == 1 ? attnkit::ComputePrecision::bf16 : attnkit::ComputePrecision::int8;
+}
+
+// Seconds per call of exact:precision=P on an input (BM_precision's figures, for BM_precision_local).
+std::map<std::pair<int64_t, attnkit::bench::ProblemKey>, double>& exact_precision_seconds() {
+  static std::map<std::pair<int64_t, attnkit::bench::ProblemKey>, double> m;
+  return m;
+}
+
+void BM_precision(benchmark::State& st) {
+  const int64_t n = st.range(0), d = st.range(1), prec = st.range(3);
+  const bool causal = st.range(2) != 0;
+  const attnkit::ExactBackend ex(attnkit::ExactOptions{0, 0, precision_arg(prec)});
+  const attnkit::bench::ProblemKey key{attnkit::InputFamily::Gaussian, 8, n, d, causal};
+  const double sec = attnkit::bench::run_candidate(st, ex, key);
+  if (sec > 0) exact_precision_seconds()[{prec, key}] = sec;
+  st.SetLabel(ex.spec() + (prec ? std::string(" set=") + attnkit::simd::lowp_path_name()
+                                : std::string(" simd=") + attnkit::simd_path()));
+}
+
+void BM_precision_local(benchmark::State& st) {
+  const int64_t n = st.range(0), d = st.range(1), prec = st.range(3);
+  const bool causal = st.range(2) != 0;
+  const attnkit::bench::ProblemKey key{attnkit::InputFamily::Gaussian, 8, n, d, causal};
+  // Exact at the same precision: BM_precision's time when it ran in this process, else timed here
+  // (best of 3 calls after a warm-up).
+  double ex_sec = 0;
+  if (auto it = exact_precision_seconds().find({prec, key}); it != exact_precision_seconds().end()) {
+    ex_sec = it->second;
+  } else {
+    const attnkit::ExactBackend ex(attnkit::ExactOptions{0, 0, precision_arg(prec)});
+    attnkit::bench::BenchProblem& bp = attnkit::bench::problem(key);
+    ex.forward(bp.p);
+    ex_sec = 1e30;
+    for (int r = 0; r < 3; ++r) {
+      const auto t0 = attnkit::bench::Clock::now();
+      ex.forward(bp.p);
+      ex_sec = std::min(ex_sec, std::chrono::duration<double>(attnkit::bench::Clock::now() - t0).count());
+    }
+    exact_precision_seconds()[{prec, key}] = ex_sec;
+  }
+  attnkit::LocalOptions o;
+  o.window = 256;
+  o.precision = precision_arg(prec);
+  const attnkit::LocalBackend lb(o);
+  const double sec = attnkit::bench::run_candidate(st, lb, key);
+  if (sec <= 0) return;
+  static std::map<std::pair<int64_t, attnkit::bench::ProblemKey>, double> speedup;  // per (prec, input)
+  const double x = ex_sec / sec;
+  speedup[{prec, key}] = x;
+  st.counters["x_exact_same_precision"] = x;
+  if (prec != 0)
+    if (auto f = speedup.find({0, key}); f != speedup.end()) st.counters["local_speedup_bf16_over_fp32"] = x / f->second;
+  st.SetLabel(lb.spec() + (prec ? std::string(" set=") + attnkit::simd::lowp_path_name() : std::string()));
+}
+
 // Resident memory in KiB from /proc/self/status ("VmRSS" or "VmHWM").
 int64_t status_kib(const char* key) {
   std::ifstream f("/proc/self/status");
@@ -125,6 +195,24 @@ BENCHMARK(BM_exact)
 BENCHMARK(BM_unfused)
     ->ArgNames({"n", "d"})
     ->ArgsProduct({{512, 1024, 2048, 4096, 8192}, {64, 128}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Input by input (n, d, causal), the precisions innermost and fp32 first: its time is the cached
+// exact time the others are compared with, and each input is generated once.
+void precision_rows(benchmark::internal::Benchmark* b, int64_t precisions) {
+  b->ArgNames({"n", "d", "causal", "prec"});
+  for (int64_t n : {4096, 16384})
+    for (int64_t d : {64, 128})
+      for (int64_t causal : {0, 1})
+        for (int64_t prec = 0; prec < precisions; ++prec) b->Args({n, d, causal, prec});
+}
+BENCHMARK(BM_precision)
+    ->Apply([](benchmark::internal::Benchmark* b) { precision_rows(b, 3); })
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_precision_local)
+    ->Apply([](benchmark::internal::Benchmark* b) { precision_rows(b, 2); })
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import re
 from collections import defaultdict
 
 import matplotlib
@@ -111,13 +112,21 @@ def aggregate(rows):
     return out
 
 
+def series_of(a, spec):
+    """The plot series of a setting: its backend, with reduced-precision settings (spec
+    precision=bf16|int8, docs/precision.md) as a series of their own, so that their points and
+    Pareto front stand apart from the fp32 ones."""
+    m = re.search(r"precision=(bf16|int8)", spec)
+    return f"{a['backend']} (bf16/int8)" if m else a["backend"]
+
+
 def plot_tradeoff(agg, group, ns, path):
     fig, axes = plt.subplots(1, len(ns), figsize=(6 * len(ns), 4.6), squeeze=False)
     for ax, n in zip(axes[0], ns):
         by_backend = defaultdict(list)
         for (g, nn, spec), a in agg.items():
             if g == group and nn == n and setting(a) and spec != "exact" and a["rel_fro"] and a["speedup"]:
-                by_backend[a["backend"]].append((a["rel_fro"], a["speedup"], spec))
+                by_backend[series_of(a, spec)].append((a["rel_fro"], a["speedup"], spec))
         for backend, pts in sorted(by_backend.items()):
             xs, ys = [p[0] for p in pts], [p[1] for p in pts]
             sc = ax.scatter(xs, ys, label=backend, alpha=0.8)
@@ -197,6 +206,7 @@ def main():
            f"| CPU | {meta.get('cpu', '?')} |",
            f"| cores / threads used | {meta.get('cores', '?')} / {meta.get('threads', '?')} |",
            f"| SIMD path of the kernels | {meta.get('simd') or '?'} |",
+           f"| kernel set of precision=bf16/int8 (docs/precision.md) | {meta.get('precision_kernels') or '?'} |",
            f"| BLAS | {meta.get('blas', '?')} |",
            f"| compiler | {meta.get('compiler', '?')} |",
            f"| attnkit | {meta.get('attnkit_version', '?')} |",
@@ -216,6 +226,9 @@ def main():
            "input (marked ✗). *Bound* says whether the backend's a-posteriori error bound held on every checked "
            "row (up to float32 rounding: 1e-5 of the largest value-row norm); *prob. row L1* is the mean L1 "
            "distance of the implied probability rows to the exact ones, on the checked rows of batch 0, head 0. "
+           "Reduced-precision settings (`precision=bf16|int8`, docs/precision.md) claim no bound and form no "
+           "probability rows (both –): their rounding shows in the error column only, and the plots draw them "
+           "as a series of their own (*exact (bf16/int8)*). "
            "Real inputs (*trained*) are the Q/K/V of a small trained byte-level language model "
            "(../shared/data/trained-attention), averaged over its layers and windows. Settings are labelled "
            "as the suite wrote them; `results.jsonl` has each one's canonical spec with every default.", ""]
@@ -301,8 +314,11 @@ def main():
         return bool(by_best and by_median)
 
     for spec in sorted({s for (g, n, s), a in agg.items() if g == gauss and setting(a) and s != "exact"}):
-        fast = [faster(agg.get((gauss, n, spec)), agg.get((gauss, n, "exact"))) for n in gauss_ns]
-        be = next((n for i, n in enumerate(gauss_ns) if all(fast[i:])), None)
+        # Only the sizes the setting ran at (a suite may cap it, as max_n does): no claim past them.
+        measured = [n for n in gauss_ns if agg.get((gauss, n, spec))] or gauss_ns
+        fast = [faster(agg.get((gauss, n, spec)), agg.get((gauss, n, "exact"))) for n in measured]
+        be = next((n for i, n in enumerate(measured) if all(fast[i:])), None)
+        capped = f" (run up to n = {measured[-1]})" if measured[-1] != gauss_ns[-1] else ""
         cells = []
         for n in gauss_ns:
             a, ex = agg.get((gauss, n, spec)), agg.get((gauss, n, "exact"))
@@ -311,7 +327,8 @@ def main():
                 continue
             cells.append(fmt(a["speedup"], "{:.2f}") + "×" + (" ~" if noisy(a) or (ex and noisy(ex)) else ""))
         err = fmt(agg[(gauss, be, spec)]["rel_fro"]) if be else "–"
-        md.append(f"| `{spec}` | {be if be else '> ' + str(gauss_ns[-1])} | {err} | " + " | ".join(cells) + " |")
+        md.append(f"| `{spec}` | {(str(be) if be else '> ' + str(measured[-1])) + capped} | {err} | "
+                  + " | ".join(cells) + " |")
     md.append("")
 
     # Peers: what a user would otherwise run, timed in this run on the same inputs and threads.

@@ -60,9 +60,13 @@ inline std::string kernel_path(const std::string& group) {
 
 // The path every kernel must run on: ATTNKIT_SIMD when set (meson runs the family suites once per
 // path of the build), else the best one this CPU runs.
+// The fp32 path ATTNKIT_SIMD asks for (a precision kernel set, amx or avx512bf16, runs with the
+// avx512 path), or the default one.
 inline std::string wanted_simd_path() {
   const char* env = std::getenv("ATTNKIT_SIMD");
-  return env && *env ? std::string(env) : simd_paths().front();
+  if (!env || !*env) return simd_paths().front();
+  const std::string e = env;
+  return e == "amx" || e == "avx512bf16" ? "avx512" : e;
 }
 
 }  // namespace attnkit::test

@@ -15,6 +15,7 @@
 #include "../src/simd/hamming.hpp"
 #include "../src/simd/paths.hpp"
 #include "attnkit/simd.hpp"
+#include "support.hpp"
 
 using namespace attnkit;
 
@@ -25,7 +26,7 @@ bool ran_on(simd::Kernel k) {
   const std::string active = simd_path(), ran = simd::last_path(k);
   const char* env = std::getenv("ATTNKIT_SIMD");
   INFO("active " << active << ", kernel ran on '" << ran << "', ATTNKIT_SIMD " << (env ? env : "(unset)"));
-  return ran == active && (!env || !*env || ran == env);
+  return ran == active && ran == test::wanted_simd_path();
 }
 
 // |y - exp(x)| <= simd_exp_max_rel_error * exp(x), with exp in double.

@@ -13,7 +13,7 @@
 //   softmax mass of the row outside its chosen keys.
 //   k in [1, 2^30], default 256.
 //
-// pruned:block=B,keep=K,window=W,sinks=S,score=mean|bound
+// pruned:block=B,keep=K,window=W,sinks=S,score=mean|bound,precision=fp32|bf16|int8
 //   Dynamic tile pruning. Queries are cut into tiles of B rows (row i0 = t·B), keys into tiles of
 //   B keys (key tile u holds keys [u·B, (u+1)·B)). For each query tile:
 //     - candidates: the key tiles holding a key any of its rows sees (mask and key_lengths);
@@ -40,6 +40,10 @@
 //   Supports causal, key_lengths, cross-attention, GQA, weights() and the same a-posteriori
 //   bound as topk (ε_i = mass outside the kept tiles). The kept tile set is deterministic
 //   (scores from single-threaded code), so weights() and error_bound() see the set forward used.
+//   precision=bf16|int8 (attnkit/precision.hpp, docs/precision.md): the kept tiles are computed
+//   by the reduced-precision tile kernels on K/V packed once per call per (batch, kv head); the
+//   tile choice is the fp32 one. Such a backend has no weights and no error bound (nullopt: the
+//   bound above is exact arithmetic's on the kept tiles).
 //
 // lsh:buckets=NB,rounds=R,chunk=C,seed=S
 //   Reformer-style LSH attention (Kitaev et al. 2020). Per round r and kv head g a random
@@ -86,6 +90,7 @@
 #include <vector>
 
 #include "attnkit/backend.hpp"
+#include "attnkit/precision.hpp"
 #include "attnkit/spec.hpp"
 
 namespace attnkit {
@@ -120,6 +125,7 @@ struct PrunedOptions {
   int64_t window = 64;
   int64_t sinks = 64;
   TileScore score = TileScore::Mean;
+  ComputePrecision precision = ComputePrecision::fp32;
 };
 
 class PrunedBackend final : public Backend {

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "attnkit/backend.hpp"
+#include "attnkit/precision.hpp"
 #include "attnkit/spec.hpp"
 
 namespace attnkit {
@@ -24,7 +25,8 @@ class ReferenceBackend final : public Backend {
 
 struct ExactOptions {
   int64_t block_q = 0;  // query rows per tile; 0 = chosen from d and the caches
-  int64_t block_k = 0;  // keys per tile; 0 = chosen from d and the caches
+  int64_t block_k = 0;  // keys per tile; 0 = chosen from d and the caches (fp32 only: bf16 / int8 use 32-key tiles)
+  ComputePrecision precision = ComputePrecision::fp32;  // spec precision=fp32|bf16|int8 (attnkit/precision.hpp)
 };
 
 // Streaming (never stores n_q x n_k) online-softmax attention in float32, FlashAttention-style,
@@ -41,6 +43,12 @@ struct ExactOptions {
 // d = 64, 2 threads). Block sizes (spec block_q, block_k; 0 = auto): see src/simd/blocks.cpp,
 // choose_blocks: bq = 256, bk <= 252 (n_k split into equal tiles), shrunk to fit half the L2
 // cache. No BLAS calls.
+// precision=bf16|int8 (attnkit/precision.hpp, docs/precision.md): K and V of every (batch, kv head)
+// are packed once per call (O(n_k·(d + d_v)) work, that many more bytes held during the call, in
+// cost().bytes), then the same query-block tasks run the reduced-precision tile kernels
+// (src/simd/lowp.hpp; `attnkit list` names the kernel set). Such a backend has no weights
+// (capabilities().weights false; weights() throws) and no error bound: its error is measured
+// against `reference` (tests/test_precision.cpp: bf16 <= 1e-2, int8 <= 3e-2 relative Frobenius).
 // Thread-safe: forward() may run concurrently from several threads.
 class ExactBackend final : public Backend {
  public:
@@ -50,6 +58,8 @@ class ExactBackend final : public Backend {
   void forward(const Problem& p) const override;
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
   void weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows, float* w) const override;
+  // exact_cost(s), plus the packed K/V for bf16 / int8.
+  Cost cost(const Shape& s) const override;
 
  private:
   ExactOptions opt_;

@@ -2,7 +2,7 @@
 // Local / sparse attention (`local`): every query attends only to a set N(i) of keys (sliding
 // window, dilated window, global tokens, BigBird block-sparse), with exact softmax over N(i).
 //
-// Spec: local:window=W,dilation=R,global=G,blocks=B,random=NR,seed=S,block_q=Q,block_k=K
+// Spec: local:window=W,dilation=R,global=G,blocks=B,random=NR,seed=S,block_q=Q,block_k=K,precision=P
 //   window   256   keys per query in the sliding window (0 = no window). Non-causal: centred,
 //                  left = W/2 keys before the query's position, right = W-1-left after it.
 //                  Causal (Mask::causal): the W keys ending at the query's position.
@@ -20,7 +20,14 @@
 //                  different per query head, fixed by `seed`.
 //   seed     0     seed of the random blocks.
 //   block_q  0     query rows per tile (0 = auto from the window / block size).
-//   block_k  0     keys per score tile (0 = auto).
+//   block_k  0     keys per score tile (0 = auto; fp32 only: bf16 / int8 run in the kernels' own
+//                  kKeyTile-key tiles).
+//   precision fp32 fp32 | bf16 | int8 (attnkit/precision.hpp, docs/precision.md): the products of
+//                  the allowed pairs in reduced precision. K and V are packed once per call per
+//                  (batch, kv head) (per tile for the dilated window's gathered keys); every
+//                  pattern goes through the same spans and masks. bf16 / int8 have no weights
+//                  and no error bound (error_bound() returns nullopt: the identity below is exact
+//                  arithmetic's, and the rounding is measured against `reference` instead).
 // At least one of window or blocks must be >= 1; dilation > 1 needs window >= 1 and blocks = 0.
 // The parts are combined as a union: N(i) = window(i) ∪ [0, G) ∪ blocks(i), or every key for a
 // global query, and then intersected with the Problem's mask (causal, key_lengths). Pure BigBird
@@ -41,6 +48,7 @@
 #include <vector>
 
 #include "attnkit/backend.hpp"
+#include "attnkit/precision.hpp"
 #include "attnkit/spec.hpp"
 
 namespace attnkit {
@@ -54,6 +62,7 @@ struct LocalOptions {
   int64_t seed = 0;
   int64_t block_q = 0;
   int64_t block_k = 0;
+  ComputePrecision precision = ComputePrecision::fp32;
 };
 
 // Keys begin, begin + step, begin + 2·step, ... < end.

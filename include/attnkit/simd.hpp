@@ -33,9 +33,22 @@ std::vector<std::string> simd_paths();
 // Which path the latest call of each group of SIMD kernels ran on, recorded by the kernels
 // themselves (so tests and `attnkit run --json` can show that ATTNKIT_SIMD reaches every kernel):
 // {"attend", path} the softmax tile kernel, {"elementwise", path} the feature maps of performer and
-// linear, {"hamming", path} the clustering of clustered; path "" for a group not called yet in this
-// process. Thread-safe; does not choose a path (never throws for a bad ATTNKIT_SIMD).
+// linear, {"hamming", path} the clustering of clustered, {"lowp", set} the reduced-precision
+// (precision=bf16|int8) tile kernels, whose set is "amx", "avx512bf16" or "portable"; path "" for a
+// group not called yet in this process. Thread-safe; does not choose a path (never throws for a bad ATTNKIT_SIMD).
 std::vector<std::pair<std::string, std::string>> simd_kernel_paths();
+
+// The kernel set of precision=bf16|int8 (docs/precision.md) in this process: "amx" (AMX tiles),
+// "avx512bf16" (AVX512-BF16 + AVX512-VNNI) or "portable" (the same rounding through fp32 / int32
+// lanes of the fp32 path). The best one the CPU runs (AMX only when Linux grants the tile state),
+// or the one ATTNKIT_SIMD names: amx and avx512bf16 pick that set (with the avx512 fp32 path), any
+// fp32 path name picks portable. Chosen once; thread-safe; throws attnkit::Error (every call) when
+// ATTNKIT_SIMD names something this CPU cannot run.
+std::string precision_path();
+
+// The precision kernel sets this build and CPU can run, fastest first; "portable" is always last.
+// Does not look at ATTNKIT_SIMD; never throws.
+std::vector<std::string> precision_paths();
 
 // Maximum relative error of simd_exp on [-87.33654, 88.37626] (tested on every path). Below that
 // range it returns exactly 0 (so exp(-inf) = 0), above it +inf; NaN stays NaN.

@@ -8,6 +8,7 @@
 
 #include "../simd/attend.hpp"
 #include "../core/blas_threads.hpp"
+#include "../exact/lowp_heads.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/simd.hpp"
@@ -63,17 +64,20 @@ const std::vector<ParamDef>& pruned_params() {
       {"keep", ParamType::Int, "1024", 1, 1073741824.0, "key budget per query tile: ceil(keep/block) tiles in all"},
       {"window", ParamType::Int, "64", 0, 1073741824.0, "diagonal window always kept (causal: ending at the tile's last row)"},
       {"sinks", ParamType::Int, "64", 0, 1073741824.0, "the tiles of the first sinks keys are always kept"},
-      {"score", ParamType::String, "mean", 0, 0, "tile importance: mean (pooled q . pooled k) or bound (Quest min/max bound)"}};
+      {"score", ParamType::String, "mean", 0, 0, "tile importance: mean (pooled q . pooled k) or bound (Quest min/max bound)"},
+      precision_param()};
   return defs;
 }
 
+// fp32 leaves the precision out of the canonical spec (attnkit/precision.hpp, spec_params).
 Params pruned_resolve(const PrunedOptions& o) {
-  return Params("pruned", pruned_params(),
-                {{"block", std::to_string(o.block)},
-                 {"keep", std::to_string(o.keep)},
-                 {"window", std::to_string(o.window)},
-                 {"sinks", std::to_string(o.sinks)},
-                 {"score", o.score == TileScore::Mean ? "mean" : "bound"}});
+  std::vector<std::pair<std::string, std::string>> v{{"block", std::to_string(o.block)},
+                                                     {"keep", std::to_string(o.keep)},
+                                                     {"window", std::to_string(o.window)},
+                                                     {"sinks", std::to_string(o.sinks)},
+                                                     {"score", o.score == TileScore::Mean ? "mean" : "bound"}};
+  if (o.precision != ComputePrecision::fp32) v.emplace_back("precision", precision_name(o.precision));
+  return Params("pruned", spec_params(pruned_params(), o.precision), v);
 }
 
 }  // namespace
@@ -82,7 +86,11 @@ PrunedBackend::PrunedBackend(PrunedOptions o) : opt_(o) { pruned_resolve(o); }
 
 std::string PrunedBackend::spec() const { return pruned_resolve(opt_).canonical(); }
 
-Capabilities PrunedBackend::capabilities() const { return kCaps; }
+Capabilities PrunedBackend::capabilities() const {
+  Capabilities c = kCaps;
+  c.weights = opt_.precision == ComputePrecision::fp32;  // the reduced-precision probabilities are not formed
+  return c;
+}
 
 void PrunedBackend::forward(const Problem& p) const {
   const Shape d = check(p);
@@ -93,6 +101,9 @@ void PrunedBackend::forward(const Problem& p) const {
   simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
   SingleThreadedBlas blas;
   const std::vector<adaptive::KeyTileStats> st = all_stats(p, d, plan);
+  const bool lowp = opt_.precision != ComputePrecision::fp32;
+  if (lowp) simd::lowp_path_name();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
+  const std::vector<simd::LowpKV> kv = lowp ? lowp::pack_heads(p, d, opt_.precision) : std::vector<simd::LowpKV>();
 #pragma omp parallel
   {
     simd::Workspace ws;
@@ -117,7 +128,10 @@ void PrunedBackend::forward(const Problem& p) const {
       const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
       const simd::PrefixMask mask(limit, d.n_k - d.n_q, p.mask.causal);
       const simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, i0, rows, scale);
-      simd::attend(a, spans, &mask, engine_block(B), ws);
+      if (lowp)
+        simd::attend_lowp(a, kv[static_cast<size_t>(b * d.kv_heads + g)], spans, &mask, ws);
+      else
+        simd::attend(a, spans, &mask, engine_block(B), ws);
     }
   }
 }
@@ -137,10 +151,17 @@ Cost PrunedBackend::cost(const Shape& s) const {
   }
   Cost c = exact_cost(s);
   c.flops = static_cast<double>(s.batch * s.heads) * (pairs * 2.0 * (s.d + s.d_v) + score);
+  c.bytes += lowp::extra_bytes(opt_.precision, s);
   return c;
 }
 
+// The bound is exact arithmetic's on the kept tiles; bf16 / int8 rounding is far larger and has no
+// checked bound: none is claimed (attnkit/precision.hpp).
 std::optional<ErrorBound> PrunedBackend::error_bound(const Problem& p) const {
+  if (opt_.precision != ComputePrecision::fp32) {
+    check(p);
+    return std::nullopt;
+  }
   std::vector<int64_t> all(static_cast<size_t>(check(p).n_q));
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
   return error_bound_rows(p, all);
@@ -150,6 +171,7 @@ std::optional<ErrorBound> PrunedBackend::error_bound_rows(const Problem& p, cons
   const Shape d = check(p);
   for (int64_t i : rows)
     if (i < 0 || i >= d.n_q) detail::fail("rows: row ", i, "; expected rows in [0, ", d.n_q, ")");
+  if (opt_.precision != ComputePrecision::fp32) return std::nullopt;
   const adaptive::TilePlan plan(opt_, d.n_q, d.n_k);
   SingleThreadedBlas blas;
   const std::vector<adaptive::KeyTileStats> st = all_stats(p, d, plan);
@@ -163,6 +185,7 @@ std::optional<ErrorBound> PrunedBackend::error_bound_rows(const Problem& p, cons
 
 void PrunedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
   const Shape d = check_weights(p, b, h, w);
+  if (opt_.precision != ComputePrecision::fp32) Backend::weights(p, b, h, w);  // throws: not available
   const adaptive::TilePlan plan(opt_, d.n_q, d.n_k);
   std::vector<adaptive::KeyTileStats> st;
   {
@@ -184,7 +207,8 @@ BackendInfo pruned_info() {
             if (s != "mean" && s != "bound") detail::fail("pruned: score=", s, "; expected mean or bound");
             return std::make_unique<PrunedBackend>(PrunedOptions{pr.get_int("block"), pr.get_int("keep"),
                                                                  pr.get_int("window"), pr.get_int("sinks"),
-                                                                 s == "mean" ? TileScore::Mean : TileScore::Bound});
+                                                                 s == "mean" ? TileScore::Mean : TileScore::Bound,
+                                                                 parse_precision("pruned", pr.get_string("precision"))});
           }};
 }
 

@@ -3,6 +3,7 @@
 
 #include "args.hpp"
 #include "attnkit/registry.hpp"
+#include "attnkit/simd.hpp"
 #include "commands.hpp"
 
 namespace attnkit::cli {
@@ -32,7 +33,7 @@ std::string json_str(const std::string& s) {
 // One JSON object: every backend name attnkit knows, built or not, with its family (meson option);
 // built ones also with summary, capabilities and parameters. Scripts (tests/test_install.sh) read it.
 void print_json() {
-  std::printf("{\"backends\": [");
+  std::printf("{\"precision_kernels\": %s, \"backends\": [", json_str(precision_path()).c_str());
   bool first = true;
   for (const BackendEntry& e : known_backends()) {
     std::printf("%s\n  {\"name\": %s, \"family\": %s, \"built\": %s", first ? "" : ",", json_str(e.name).c_str(),
@@ -66,6 +67,9 @@ int cmd_list(const std::vector<std::string>& argv) {
     print_json();
     return 0;
   }
+  // The kernel set that precision=bf16|int8 (exact, local, pruned) runs on here (docs/precision.md).
+  std::printf("precision kernels: %s (precision=bf16|int8; ATTNKIT_SIMD=amx|avx512bf16 force a fast set)\n",
+              precision_path().c_str());
   for (const BackendInfo& b : list_backends()) {
     std::printf("%s\n    %s\n", b.name.c_str(), b.summary.c_str());
     const Capabilities& c = b.caps;

@@ -56,6 +56,17 @@ int cmd_run(const std::vector<std::string>& argv) {
     kernels_json += (kernels_json.empty() ? "" : ", ") + ("\"" + group + "\": \"" + path + "\"");
     kernels_text += (kernels_text.empty() ? "" : ", ") + group + " " + path;
   }
+  // precision=bf16|int8 (exact, local, pruned; only those print it in their spec) ran on this kernel set.
+  const std::string spec = backend->spec();
+  const size_t pk = spec.find("precision=");
+  const std::string precision = pk == std::string::npos ? "" : spec.substr(pk + 10, spec.find(',', pk) - pk - 10);
+  // The set the kernels recorded ({"lowp", set} of simd_kernel_paths()), else the process's choice.
+  std::string lowp_set;
+  if (!precision.empty()) {
+    for (const auto& [group, path] : simd_kernel_paths())
+      if (group == "lowp") lowp_set = path;
+    if (lowp_set.empty()) lowp_set = precision_path();
+  }
   const Shape d = p.dims();
   const double gflops = exact_equivalent_flops(p) / (best * 1e-3) / 1e9;
   save_tensor(out_path, out, rank);
@@ -81,6 +92,8 @@ int cmd_run(const std::vector<std::string>& argv) {
                 (long long)d.n_q, (long long)d.n_k, (long long)d.d, (long long)d.d_v,
                 p.mask.causal ? "true" : "false", nthreads, (long long)repeat, best, median, gflops);
     std::printf(", \"simd\": \"%s\", \"simd_kernels\": {%s}", simd_path().c_str(), kernels_json.c_str());
+    if (!precision.empty())
+      std::printf(", \"precision\": \"%s\", \"precision_kernels\": \"%s\"", precision.c_str(), lowp_set.c_str());
     if (args.has("--check"))
       std::printf(", \"max_abs\": %.6g, \"rel_fro\": %.6g, \"mean_row_l2\": %.6g, \"baseline_rel_fro\": %.6g",
                   em.max_abs, em.rel_fro, em.mean_row_l2, baseline_rel);
@@ -94,6 +107,8 @@ int cmd_run(const std::vector<std::string>& argv) {
                 (long long)repeat, nthreads);
     std::printf("simd      %s (kernels run: %s)\n", simd_path().c_str(),
                 kernels_text.empty() ? "none" : kernels_text.c_str());
+    if (!precision.empty())
+      std::printf("precision %s on the %s kernel set (docs/precision.md)\n", precision.c_str(), lowp_set.c_str());
     std::printf("speed     %.2f GFLOP/s (exact-equivalent: exact attention's flops, causal mask counted, / best)\n", gflops);
     if (args.has("--check"))
       std::printf("check     vs reference: max_abs %.3g  rel_fro %.3g  mean_row_l2 %.3g  (mean-of-V baseline rel_fro %.3g)\n",

@@ -248,6 +248,7 @@ void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, d
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
   f << "{\"suite\": " << q(s.name) << ", \"date\": " << q(date) << ", \"cpu\": " << q(m.cpu)
     << ", \"cores\": " << m.cores << ", \"threads\": " << m.threads << ", \"simd\": " << q(m.simd)
+    << ", \"precision_kernels\": " << q(m.lowp)
     << ", \"compiler\": " << q(m.compiler) << ", \"blas\": " << q(m.blas) << ", \"sgemm_gflops\": " << sgemm
     << ", \"sgemm_n\": 2048, \"memory_probe\": " << (mem_ok ? "true" : "false") << ", \"heads\": " << s.heads
     << ", \"d\": " << s.d << ", \"repeat\": " << s.repeat << ", \"min_time_s\": " << s.min_time_s << ", \"full_check_max_n\": " << s.full_check_max_n

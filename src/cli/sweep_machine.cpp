@@ -41,6 +41,7 @@ MachineInfo machine_info() {
   m.compiler = std::string("g++ ") + __VERSION__;
   m.blas = openblas_get_config();
   m.simd = simd_path();
+  m.lowp = precision_path();
   return m;
 }
 

@@ -12,6 +12,7 @@ struct MachineInfo {
   std::string compiler;  // compiler that built attnkit
   std::string blas;      // openblas_get_config()
   std::string simd;      // SIMD path of the kernels
+  std::string lowp;      // kernel set of precision=bf16|int8 (attnkit::precision_path(), docs/precision.md)
 };
 
 MachineInfo machine_info();

@@ -32,8 +32,14 @@ Suite suite_by_name(const std::string& name) {
                   "pruned:keep=256,window=128,sinks=0",
                   "pruned:keep=1024,window=128,sinks=0",
                   "lsh:buckets=16,rounds=8,chunk=16",
-                  "lsh:buckets=16,rounds=16,chunk=32"};
-    s.max_n = {{"topk:k=256", 2048}, {"topk:k=1024", 2048}};  // the real inputs (2048) included
+                  "lsh:buckets=16,rounds=16,chunk=32",
+                  // reduced precision (issue 17, docs/precision.md): exact's products in bf16 / int8;
+                  // up to n = 4096 (the report's plots) so that main.sh stays within 10 minutes on a
+                  // CPU whose only kernel set is the emulating "portable" one
+                  "exact:precision=bf16",
+                  "exact:precision=int8"};
+    s.max_n = {{"topk:k=256", 2048}, {"topk:k=1024", 2048},  // the real inputs (2048) included
+               {"exact:precision=bf16", 4096}, {"exact:precision=int8", 4096}};
     s.n = {256, 1024, 4096, 16384};
     s.heads = 4;
     s.repeat = 3;
@@ -70,7 +76,11 @@ Suite suite_by_name(const std::string& name) {
                   "pruned:keep=1024,window=128,sinks=0,score=bound",
                   "lsh:buckets=16,rounds=8,chunk=16",
                   "lsh",
-                  "lsh:buckets=16,rounds=16,chunk=32"};
+                  "lsh:buckets=16,rounds=16,chunk=32",
+                  "exact:precision=bf16",
+                  "exact:precision=int8",
+                  "local:window=256,precision=bf16",
+                  "pruned:keep=1024,window=128,sinks=0,precision=bf16"};
     s.max_n = {{"topk:k=256", 16384}, {"topk:k=1024", 16384}};
     s.n = {1024, 4096, 16384, 65536};
     s.heads = 8;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../core/numerics.hpp"
+#include "../exact/lowp_heads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
 
@@ -37,6 +38,7 @@ Cost LocalBackend::cost(const Shape& s) const {
   if (!pat.per_head()) pairs *= static_cast<double>(s.heads);
   Cost c = exact_cost(s);
   c.flops = static_cast<double>(s.batch) * pairs * 2.0 * (s.d + s.d_v);
+  c.bytes += lowp::extra_bytes(opt_.precision, s);
   return c;
 }
 
@@ -119,8 +121,11 @@ void weights_on(const Problem& p, const Shape& d, const LocalPattern& pat, int64
 
 }  // namespace
 
+// The identity is exact arithmetic's (float32 rounding sits in the sweep's 1e-5 slack); bf16 / int8
+// rounding is far larger and has no checked bound: none is claimed (attnkit/precision.hpp).
 std::optional<ErrorBound> LocalBackend::error_bound(const Problem& p) const {
   const Shape d = check(p);
+  if (opt_.precision != ComputePrecision::fp32) return std::nullopt;
   return bound_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), all_rows(d.n_q));
 }
 
@@ -128,17 +133,20 @@ std::optional<ErrorBound> LocalBackend::error_bound_rows(const Problem& p, const
   const Shape d = check(p);
   for (int64_t i : rows)
     if (i < 0 || i >= d.n_q) detail::fail("rows: row ", i, "; expected rows in [0, ", d.n_q, ")");
+  if (opt_.precision != ComputePrecision::fp32) return std::nullopt;
   return bound_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), rows);
 }
 
 void LocalBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
   const Shape d = check_weights(p, b, h, w);
+  if (opt_.precision != ComputePrecision::fp32) Backend::weights(p, b, h, w);  // throws: not available
   weights_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), b, h, all_rows(d.n_q), w);
 }
 
 void LocalBackend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
                                 float* w) const {
   const Shape d = check_weights_rows(p, b, h, rows, w);
+  if (opt_.precision != ComputePrecision::fp32) Backend::weights(p, b, h, w);  // throws: not available
   weights_on(p, d, LocalPattern(opt_, d.n_q, d.n_k, p.mask.causal), b, h, rows, w);
 }
 

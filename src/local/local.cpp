@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../exact/lowp_heads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
 #include "params.hpp"
@@ -44,7 +45,11 @@ LocalBackend::LocalBackend(LocalOptions o) : opt_(o) {
 
 std::string LocalBackend::spec() const { return local::local_values(opt_).canonical(); }
 
-Capabilities LocalBackend::capabilities() const { return kLocalCaps; }
+Capabilities LocalBackend::capabilities() const {
+  Capabilities c = kLocalCaps;
+  c.weights = opt_.precision == ComputePrecision::fp32;  // the reduced-precision probabilities are not formed
+  return c;
+}
 
 void LocalBackend::forward(const Problem& p) const {
   const Shape d = check(p);
@@ -53,9 +58,15 @@ void LocalBackend::forward(const Problem& p) const {
   const int64_t bh = d.batch * d.heads;
   const int64_t tasks = static_cast<int64_t>(tiles.size()) * bh;
   const float scale = p.effective_scale();
+  const bool lowp = opt_.precision != ComputePrecision::fp32;
+  if (lowp) simd::lowp_path_name();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
+  // precision=bf16|int8: K/V of every (batch, kv head) packed once; a gathered (dilated) tile packs
+  // its own gathered keys below.
+  const std::vector<simd::LowpKV> heads_kv = lowp ? lowp::pack_heads(p, d, opt_.precision) : std::vector<simd::LowpKV>();
 #pragma omp parallel
   {
     simd::Workspace ws;
+    simd::LowpKV tile_kv;
     local::RowSpans mask;
     local::Gather gather;
     std::vector<KeyRun> runs, rows_runs;
@@ -70,6 +81,17 @@ void LocalBackend::forward(const Problem& p) const {
       mask.union_into(keys);
       simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, tile.i0, tile.count, scale, tile.step);
       a.row0 = 0;  // the mask indexes the tile's rows from 0
+      if (lowp) {
+        const simd::LowpKV* kv = &heads_kv[static_cast<size_t>(b * d.kv_heads + g)];
+        if (tile.gather && gather.rows() > 0) {  // no gathered key: empty spans, zero rows, any kv
+          gather_rows(gather, p.k.row(b, g, 0), p.k.stride[2], d.d, kbuf);
+          gather_rows(gather, p.v.row(b, g, 0), p.v.stride[2], d.d_v, vbuf);
+          tile_kv.pack(lowp::to_simd(opt_.precision), kbuf.data(), d.d, vbuf.data(), d.d_v, gather.rows(), d.d, d.d_v);
+          kv = &tile_kv;
+        }
+        simd::attend_lowp(a, *kv, keys, &mask, ws);
+        continue;
+      }
       if (tile.gather) {
         gather_rows(gather, p.k.row(b, g, 0), p.k.stride[2], d.d, kbuf);
         gather_rows(gather, p.v.row(b, g, 0), p.v.stride[2], d.d_v, vbuf);
@@ -114,7 +136,8 @@ BackendInfo local_info() {
             return std::make_unique<LocalBackend>(LocalOptions{pr.get_int("window"), pr.get_int("dilation"),
                                                                pr.get_int("global"), pr.get_int("blocks"),
                                                                pr.get_int("random"), pr.get_int("seed"),
-                                                               pr.get_int("block_q"), pr.get_int("block_k")});
+                                                               pr.get_int("block_q"), pr.get_int("block_k"),
+                                                               parse_precision("local", pr.get_string("precision"))});
           }};
 }
 

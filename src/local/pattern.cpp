@@ -42,14 +42,18 @@ std::vector<ParamDef> local_params() {
           {"random", ParamType::Int, "0", 0, 1e6, "random key blocks per query block (needs blocks >= 1)"},
           {"seed", ParamType::Int, "0", 0, 1e9, "seed of the random blocks"},
           {"block_q", ParamType::Int, "0", 0, 4096, "query rows per tile (0 = auto)"},
-          {"block_k", ParamType::Int, "0", 0, 8192, "keys per score tile (0 = auto)"}};
+          {"block_k", ParamType::Int, "0", 0, 8192, "keys per score tile (0 = auto)"},
+          precision_param()};
 }
 
 Params local_values(const LocalOptions& o) {
   auto kv = [](const char* k, int64_t v) { return std::pair<std::string, std::string>(k, std::to_string(v)); };
-  return Params("local", local_params(),
-                {kv("window", o.window), kv("dilation", o.dilation), kv("global", o.global), kv("blocks", o.blocks),
-                 kv("random", o.random), kv("seed", o.seed), kv("block_q", o.block_q), kv("block_k", o.block_k)});
+  std::vector<std::pair<std::string, std::string>> v{
+      kv("window", o.window), kv("dilation", o.dilation), kv("global", o.global), kv("blocks", o.blocks),
+      kv("random", o.random), kv("seed", o.seed),     kv("block_q", o.block_q), kv("block_k", o.block_k)};
+  // fp32 leaves the precision out of the canonical spec (attnkit/precision.hpp, spec_params).
+  if (o.precision != ComputePrecision::fp32) v.emplace_back("precision", precision_name(o.precision));
+  return Params("local", spec_params(local_params(), o.precision), v);
 }
 
 }  // namespace local

@@ -329,6 +329,7 @@ extern const Path path{.name = ATTNKIT_STR(ATTNKIT_SIMD_NS),
                        .elu_plus_one = &elu_plus_one,
                        .assign_nearest = &assign_nearest,
                        .count_bits = &count_bits,
-                       .make_codes = &make_codes};
+                       .make_codes = &make_codes,
+                       .attend_lowp = &attend_lowp_portable};
 
 }  // namespace attnkit::simd::ATTNKIT_SIMD_NS

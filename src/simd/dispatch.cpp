@@ -59,9 +59,12 @@ Choice choose() {
       ch.path = paths.front();
     return ch;
   }
+  // A reduced-precision kernel set's name: its fp32 kernels are the avx512 path's. Whether the
+  // set itself runs here is lowp.cpp's question (lowp_path_name() throws when it does not).
+  const std::string want = is_lowp_set_name(env) ? "avx512" : env;
   std::string names;
   for (const Path* p : paths) {
-    if (env == std::string(p->name)) {
+    if (want == p->name) {
       ch.path = p;
       return ch;
     }
@@ -103,7 +106,8 @@ std::vector<std::string> simd_paths() {
 std::vector<std::pair<std::string, std::string>> simd_kernel_paths() {
   return {{"attend", simd::last_path(simd::Kernel::attend)},
           {"elementwise", simd::last_path(simd::Kernel::elementwise)},
-          {"hamming", simd::last_path(simd::Kernel::hamming)}};
+          {"hamming", simd::last_path(simd::Kernel::hamming)},
+          {"lowp", simd::last_path(simd::Kernel::lowp)}};
 }
 
 void simd_exp(const float* x, float* y, int64_t n) {

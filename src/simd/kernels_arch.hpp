@@ -20,6 +20,10 @@ int64_t assign_nearest(const uint64_t* codes, int64_t n, const uint64_t* centres
 void count_bits(const uint64_t* codes, int64_t n, const int32_t* label, int bits, uint32_t* counts, uint32_t* sizes);
 void make_codes(const float* proj, int64_t n, const float* thr, uint64_t* codes);
 
+// The portable reduced-precision kernels (lowp_portable_arch.cpp); contract in lowp.hpp.
+void attend_lowp_portable(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan> spans, const TileMask* mask,
+                          Workspace& ws);
+
 // Records that a kernel of group k ran on this path (kernel_path in paths.hpp): a relaxed load,
 // and a store only when the path changed, so concurrent callers do not bounce the cache line.
 // Builtins, not std::atomic: no inline std:: function compiled with this path's flags.

@@ -7,6 +7,7 @@
 #include <span>
 
 #include "attend.hpp"
+#include "lowp_paths.hpp"
 
 namespace attnkit::simd {
 
@@ -27,15 +28,19 @@ struct Path {
   void (*count_bits)(const uint64_t* codes, int64_t n, const int32_t* label, int bits, uint32_t* counts,
                      uint32_t* sizes);
   void (*make_codes)(const float* proj, int64_t n, const float* thr, uint64_t* codes);
+  // lowp.hpp: this path's portable reduced-precision kernel set.
+  LowpKernel attend_lowp;
 };
 
 // The path of this process: ATTNKIT_SIMD if set, else the best one the CPU runs. Chosen once;
 // throws attnkit::Error (every call) when ATTNKIT_SIMD names a path that is not available.
+// ATTNKIT_SIMD=amx or avx512bf16 names a reduced-precision kernel set (lowp.hpp); its fp32 path
+// is avx512.
 const Path& active_path();
 
 // Groups of kernels, for kernel_path: which path the latest call of a group ran on.
-enum class Kernel { attend, elementwise, hamming };
-inline constexpr int kKernelGroups = 3;
+enum class Kernel { attend, elementwise, hamming, lowp };
+inline constexpr int kKernelGroups = 4;
 // kernel_path[k]: name of the path whose kernel of group k ran last (nullptr before the first
 // call). Written by the kernels themselves (kernels_arch.hpp), so it shows what really ran; read it
 // with last_path(). Atomic access only (__atomic builtins).

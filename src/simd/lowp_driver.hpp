@@ -1,0 +1,257 @@
+#pragma once
+// Internal: the online-softmax tile loop of the reduced-precision kernels, shared by every kernel
+// set. Included by one translation unit per set, inside that set's namespace
+// (attnkit::simd::ATTNKIT_SIMD_NS, compiled with its instruction-set flags and xsimd architecture
+// ATTNKIT_SIMD_ARCH). A set supplies only the two products, as a class Impl:
+//   Impl(const LowpKV& kv, const void* q, int64_t rp, int64_t rows)  q: the packed query block
+//        (below); rows <= rp real rows (the padding rows are zero)
+//   void qk(int64_t t0, int64_t nt, float* S, int64_t lds)
+//        S[r][j] = raw dot of query r (r < rp) and key t0·kKeyTile + j (j < nt·kKeyTile): the
+//        fp32 sum of bf16 products, or the int32 integer dot (as float: exact below 2^24)
+//   void pv(const uint16_t* P, int64_t ldp, int64_t k0, int64_t nk, float* acc, int64_t lda)
+//        acc[r][c] += Σ_j P[r][j] · v[k0 + j][c] for r < rp, c < dvp, j < nk (k0, nk multiples
+//        of kKeyTile; P bf16)
+//   void begin(), end()   around a call (AMX: tile configuration and release)
+// Packed query block: bf16 [rp][dp] (unscaled), or int8 [rp][dp] with one scale for the block;
+// rp = rows rounded up to 16, zero rows and channels as padding.
+//
+// Layout of a step (kStepKeys keys, aligned to kKeyTile): S [rp][kStepKeys] fp32 scores,
+// P [rp][kStepKeys] bf16 probabilities, acc [rp][dvp] fp32. The running max m, sum l and the
+// acc rescale are done per row in fp32 before P·V, so the products themselves never see anything
+// but bf16 / int8 operands.
+#include <xsimd/xsimd.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "exp.hpp"
+#include "lowp_paths.hpp"
+
+namespace attnkit::simd::ATTNKIT_SIMD_NS {
+
+namespace lowp {
+
+using A = ATTNKIT_SIMD_ARCH;
+using B = xsimd::batch<float, A>;
+constexpr int64_t W = B::size;
+constexpr int64_t kStepKeys = 4 * kKeyTile;
+constexpr int64_t kRowPad = 16;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+inline int64_t lo(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t hi(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+// The packed query block; returns its int8 scale (1 for bf16).
+inline float pack_queries(const AttendArgs& a, Precision prec, int64_t rp, int64_t dp, void* buf) {
+  if (prec == Precision::bf16) {
+    uint16_t* qb = static_cast<uint16_t*>(buf);
+    std::memset(qb, 0, static_cast<size_t>(rp * dp) * 2);
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const float* q = a.q + r * a.q_stride;
+      for (int64_t c = 0; c < a.d; ++c) qb[r * dp + c] = to_bf16(q[c]);
+    }
+    return 1.0f;
+  }
+  int8_t* q8 = static_cast<int8_t*>(buf);
+  std::memset(q8, 0, static_cast<size_t>(rp * dp));
+  float amax = 0.0f;
+  bool finite = true;
+  for (int64_t r = 0; r < a.rows; ++r)
+    for (int64_t c = 0; c < a.d; ++c) {
+      const float x = a.q[r * a.q_stride + c];
+      if (!std::isfinite(x)) finite = false;
+      amax = amax > std::fabs(x) ? amax : std::fabs(x);
+    }
+  const float inv = (finite && amax > 0.0f) ? 127.0f / amax : 0.0f;
+  for (int64_t r = 0; r < a.rows; ++r)
+    for (int64_t c = 0; c < a.d; ++c) q8[r * dp + c] = quantize_int8(a.q[r * a.q_stride + c], inv);
+  return finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+}
+
+// Rounds the W lanes of p to bf16 (nearest even, NaN kept) and stores them.
+inline void store_bf16(const B& p, uint16_t* dst) {
+#if defined(__AVX512BF16__)
+  if constexpr (W == 16) {
+    const __m256bh h = _mm512_cvtneps_pbh(p);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), reinterpret_cast<const __m256i&>(h));
+    return;
+  }
+#endif
+  using I = xsimd::batch<int32_t, A>;
+  const I u = xsimd::bitwise_cast<I>(p);
+  const I r = (u + I(0x7fff) + ((u >> 16) & I(1))) >> 16;
+  const auto nan = (u & I(0x7fffffff)) > I(0x7f800000);
+  alignas(64) int32_t tmp[W];
+  xsimd::select(nan, (u >> 16) | I(0x40), r).store_aligned(tmp);
+  for (int64_t i = 0; i < W; ++i) dst[i] = static_cast<uint16_t>(tmp[i]);
+}
+
+inline float hmax(const B& x) {
+#if defined(__AVX512BF16__)
+  if constexpr (W == 16) return _mm512_reduce_max_ps(x);
+#endif
+  alignas(64) float lanes[W];
+  x.store_aligned(lanes);
+  float m = lanes[0];
+  for (int64_t i = 1; i < W; ++i) m = lanes[i] > m ? lanes[i] : m;
+  return m;
+}
+
+// e^x for the softmax of the fast sets (x <= the slack below, -inf or NaN): 2^t as 2^f · 2^round(t)
+// with a degree-5 polynomial for 2^f, |f| <= 1/2 (relative error < 3e-6: P is rounded to bf16,
+// 2^-9, anyway) and vscalefps for the exponent: 10 instructions instead of exp()'s 24, which
+// matters because the AMX products leave the softmax as the bulk of the work. -inf gives 2^-127,
+// a subnormal that the bf16 products flush to zero. The portable set keeps exp() everywhere.
+inline B softmax_exp(const B& x) {
+#if defined(__AVX512BF16__)
+  if constexpr (W == 16) {
+    __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+    t = _mm512_max_ps(_mm512_set1_ps(-127.0f), t);  // the second operand (NaN) wins when either is NaN
+    const __m512 ti = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(t, ti);
+    __m512 p = _mm512_set1_ps(1.333355814e-3f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618129108e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550410866e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402265070e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471806e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, ti);
+  }
+#endif
+  return exp<A>(x);
+}
+
+// The running shift moves only when a tile's max exceeds it by more than this (natural log
+// units): then exp(s - m) <= e^8 stays far inside fp32 and bf16 range, the sum and output are
+// unchanged (the final division uses the same shift), and the accumulator is rescaled on a few
+// tiles per row instead of on every tile where the max grew a little.
+constexpr float kShiftSlack = 8.0f;
+
+template <class Impl>
+void attend_tiles(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan> spans, const TileMask* mask,
+                  Workspace& ws) {
+  const int64_t rows = a.rows;
+  if (rows <= 0) return;
+  const Precision prec = kv.prec_;
+  const int64_t rp = round_up(rows, kRowPad), dp = kv.dp_, dvp = kv.dvp_;
+  const int64_t qbytes = round_up(rp * dp * (prec == Precision::bf16 ? 2 : 1), 64);
+  const int64_t pbytes = rp * kStepKeys * 2;
+  float* S = ws.scores(rp * kStepKeys);
+  float* acc = ws.acc(rp * dvp);
+  float* m = ws.rowstats(rp + rp * W);
+  float* lsum = m + rp;  // per row, W partial sums (one horizontal sum at the end)
+  char* raw = reinterpret_cast<char*>(ws.packed((qbytes + pbytes) / 4 + 16));
+  void* qbuf = raw;
+  uint16_t* P = reinterpret_cast<uint16_t*>(raw + qbytes);
+
+  const float qscale = pack_queries(a, prec, rp, dp, qbuf);
+  std::memset(P, 0, static_cast<size_t>(pbytes));  // rows >= rows stay zero: they add nothing
+  std::memset(acc, 0, static_cast<size_t>(rp * dvp) * 4);
+  std::memset(lsum, 0, static_cast<size_t>(rp * W) * 4);
+  for (int64_t r = 0; r < rp; ++r) m[r] = kNegInf;
+
+  Impl impl(kv, qbuf, rp, rows);
+  impl.begin();
+  const int64_t packed_keys = kv.tiles_ * kKeyTile;
+  constexpr int64_t kTiles = kStepKeys / kKeyTile;
+  for (const KeySpan& span : spans) {
+    const int64_t sb = hi(span.begin, 0), se = lo(span.end, kv.n_k_);
+    if (se <= sb) continue;
+    for (int64_t k0 = sb / kKeyTile * kKeyTile; k0 < se; k0 += kStepKeys) {
+      int64_t nk = lo(kStepKeys, packed_keys - k0);
+      int64_t vb = hi(sb, k0), ve = lo(se, k0 + nk);  // visible keys of the step
+      const TileKind kind = mask ? mask->classify(a.row0, rows, vb, ve - vb) : TileKind::Full;
+      if (kind == TileKind::Empty) continue;
+      // Drop trailing key tiles no row sees (the causal diagonal): a quarter to three quarters of
+      // the step's work there.
+      while (kind == TileKind::Partial && nk > kKeyTile) {
+        const int64_t t0 = k0 + nk - kKeyTile, b = hi(vb, t0);
+        if (b < ve && mask->classify(a.row0, rows, b, ve - b) != TileKind::Empty) break;
+        nk -= kKeyTile;
+        ve = lo(ve, k0 + nk);
+      }
+      const int64_t nt = nk / kKeyTile;
+      impl.qk(k0 / kKeyTile, nt, S, kStepKeys);
+      // Hide the keys outside the span and (Partial) those the mask hides: -inf in the raw scores,
+      // which every factor below (> 0, or NaN) keeps -inf (or NaN).
+      if (vb > k0 || ve < k0 + nk)
+        for (int64_t r = 0; r < rows; ++r) {
+          float* s = S + r * kStepKeys;
+          for (int64_t j = 0; j < vb - k0; ++j) s[j] = kNegInf;
+          for (int64_t j = ve - k0; j < nk; ++j) s[j] = kNegInf;
+        }
+      if (kind == TileKind::Partial) mask->apply(a.row0, rows, vb, ve - vb, S + (vb - k0), kStepKeys);
+      // score = raw · f_t per key tile: the softmax scale, times the int8 scales of Q and K.
+      B f[kTiles];
+      for (int64_t t = 0; t < nt; ++t) {
+        float ft = prec == Precision::bf16 ? a.scale : a.scale * qscale * kv.kscale_[k0 / kKeyTile + t];
+        if (ft == 0.0f) ft = 1.0f;  // an all-zero Q block or K tile: its raw dots are 0 anyway
+        f[t] = B(ft);
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* s = S + r * kStepKeys;
+        uint16_t* pr = P + r * kStepKeys;
+        if (m[r] == kNegInf) {  // nothing seen yet: the shift is this step's max
+          B mx(kNegInf);
+          for (int64_t t = 0; t < nt; ++t)
+            for (int64_t j = t * kKeyTile; j < (t + 1) * kKeyTile; j += W)
+              mx = xsimd::max(mx, B::load_aligned(s + j) * f[t]);
+          const float tmax = hmax(mx);
+          if (tmax == kNegInf) {  // nothing visible in this step either (or only NaN: made NaN here)
+            bool nan = false;
+            for (int64_t j = 0; j < nk; ++j) nan |= std::isnan(s[j]);
+            if (nan) lsum[r * W] = std::numeric_limits<float>::quiet_NaN();
+            std::memset(pr, 0, static_cast<size_t>(nk) * 2);
+            continue;
+          }
+          m[r] = tmax;
+        }
+        // One pass with the current shift that also finds how far the step's scores exceed it;
+        // past the slack (rare after a row's first steps), move the shift and redo the pass.
+        for (int pass = 0; pass < 2; ++pass) {
+          const B shift(-m[r]);
+          B sum = B::load_aligned(lsum + r * W), over(kNegInf);
+          for (int64_t t = 0; t < nt; ++t)
+            for (int64_t j = t * kKeyTile; j < (t + 1) * kKeyTile; j += W) {
+              const B u = xsimd::fma(B::load_aligned(s + j), f[t], shift);
+              over = xsimd::max(over, u);
+              const B p = softmax_exp(u);
+              sum += p;
+              store_bf16(p, pr + j);
+            }
+          if (pass == 0 && xsimd::any(over > B(kShiftSlack))) {
+            const float tmax = m[r] + hmax(over);
+            const B al(std::exp(m[r] - tmax));
+            m[r] = tmax;
+            float* o = acc + r * dvp;
+            for (int64_t c = 0; c < dvp; c += W) (B::load_aligned(o + c) * al).store_aligned(o + c);
+            (B::load_aligned(lsum + r * W) * al).store_aligned(lsum + r * W);
+            continue;
+          }
+          sum.store_aligned(lsum + r * W);
+          break;
+        }
+      }
+      impl.pv(P, kStepKeys, k0, nk, acc, dvp);
+    }
+  }
+  impl.end();
+
+  for (int64_t r = 0; r < rows; ++r) {
+    float l = 0.0f;
+    for (int64_t i = 0; i < W; ++i) l += lsum[r * W + i];
+    float* o = a.out + r * a.out_stride;
+    const bool any = l > 0.0f || std::isnan(l);
+    const float inv = any ? 1.0f / l : 0.0f;
+    for (int64_t c = 0; c < a.d_v; ++c) o[c] = any ? acc[r * dvp + c] * inv : 0.0f;
+    if (a.row_max) a.row_max[r] = m[r] == kNegInf ? 0.0f : m[r];
+    if (a.row_sum) a.row_sum[r] = l;
+  }
+}
+
+}  // namespace lowp
+
+}  // namespace attnkit::simd::ATTNKIT_SIMD_NS
