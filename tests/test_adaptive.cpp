@@ -186,38 +186,32 @@ Rows lsh_oracle(const Problem& p, const LshOptions& o) {
         std::sort(ks.begin(), ks.end());
         sets[static_cast<size_t>(r)].resize(static_cast<size_t>(d.n_q));
         for (int64_t c0 = 0; c0 < d.n_q; c0 += C) {
+          const int64_t c1 = std::min(d.n_q, c0 + C) - 1;
           const std::pair<int64_t, int64_t> first{qs[static_cast<size_t>(c0)].first, qs[static_cast<size_t>(c0)].second + off};
-          int64_t s = 0;
-          while (s < limit && ks[static_cast<size_t>(s)] < first) ++s;
-          for (int64_t x = c0; x < std::min(d.n_q, c0 + C); ++x) {
+          const std::pair<int64_t, int64_t> last{qs[static_cast<size_t>(c1)].first, qs[static_cast<size_t>(c1)].second + off};
+          int64_t s0 = 0, s1 = 0;  // keys before the first query; keys up to the last one
+          for (const auto& key : ks) s0 += key < first, s1 += key <= last;
+          // the 2C keys ending at s1 (causal) or at max(s1, s0 + C), shifted inside [0, limit)
+          int64_t hi = p.mask.causal ? s1 : std::max(s1, s0 + C);
+          const int64_t width = std::min(2 * C, limit);
+          hi = std::min(limit, std::max(hi, width));
+          for (int64_t x = c0; x <= c1; ++x) {
             const int64_t i = qs[static_cast<size_t>(x)].second;
-            for (int64_t y = std::max<int64_t>(0, s - C); y < std::min(limit, s + C); ++y)
+            for (int64_t y = hi - width; y < hi; ++y)
               if (ks[static_cast<size_t>(y)].second < p.key_end(b, i))
                 sets[static_cast<size_t>(r)][static_cast<size_t>(i)].push_back(ks[static_cast<size_t>(y)].second);
           }
         }
       }
+      // Reformer's rounds merged with the duplicate correction: the softmax over the union of
+      // the keys a row sees in any round.
       for (int64_t i = 0; i < d.n_q; ++i) {
-        std::vector<double> lse(static_cast<size_t>(o.rounds), kNegInf);
-        for (int64_t r = 0; r < o.rounds; ++r) {
-          const auto& set = sets[static_cast<size_t>(r)][static_cast<size_t>(i)];
-          if (set.empty()) continue;
-          double m = kNegInf, sum = 0;
-          for (int64_t j : set) m = std::max(m, score(p, b, h, g, i, j));
-          for (int64_t j : set) sum += std::exp(score(p, b, h, g, i, j) - m);
-          lse[static_cast<size_t>(r)] = m + std::log(sum);
-        }
-        const double M = *std::max_element(lse.begin(), lse.end());
-        std::vector<double> w(static_cast<size_t>(d.n_k), 0.0);
-        if (M != kNegInf) {
-          double tot = 0;
-          for (double l : lse) tot += std::exp(l - M);
-          const double LSE = M + std::log(tot);
-          for (int64_t r = 0; r < o.rounds; ++r)
-            for (int64_t j : sets[static_cast<size_t>(r)][static_cast<size_t>(i)])
-              w[static_cast<size_t>(j)] += std::exp(score(p, b, h, g, i, j) - LSE);
-        }
-        rows.push_back(w);
+        std::vector<int64_t> all;
+        for (int64_t r = 0; r < o.rounds; ++r)
+          for (int64_t j : sets[static_cast<size_t>(r)][static_cast<size_t>(i)]) all.push_back(j);
+        std::sort(all.begin(), all.end());
+        all.erase(std::unique(all.begin(), all.end()), all.end());
+        rows.push_back(softmax_over(p, b, h, i, all));
       }
     }
   }
@@ -328,7 +322,7 @@ TEST_CASE("pruned keeping every tile is exact attention; cost counts the kept ti
 
 TEST_CASE("lsh equals an fp64 Reformer oracle with the same rotations (masks, GQA, cross)", "[adaptive][lsh]") {
   for (const Variant& v : variants())
-    for (const LshOptions& lo : {LshOptions{8, 2, 16, 3}, LshOptions{4, 3, 25, 9}}) {
+    for (const LshOptions& lo : {LshOptions{8, 2, 16, 3}, LshOptions{4, 3, 25, 9}, LshOptions{2, 6, 20, 5}}) {
       INFO(v.name << " buckets=" << lo.buckets << " rounds=" << lo.rounds << " chunk=" << lo.chunk);
       Owned o(v.B, v.H, v.Hkv, v.nq, v.nk, 16, 8, 51 + lo.seed);
       o.p.mask.causal = v.causal;
@@ -352,19 +346,23 @@ TEST_CASE("lsh: one chunk holding every key is exact attention; rotations are st
   CHECK(lsh_rotation(7, 1, 1, 64, 512) != r);
 }
 
-// The clustered family's attention is diffuse (top-k with 128 keys is worse than mean(V) at
-// n = 4096): LSH beats the baseline there only with a budget of about half the keys per round.
-TEST_CASE("lsh beats the mean(V) baseline on clustered inputs (n = 1024, 8 rounds of 256 keys)", "[adaptive][lsh]") {
+// The clustered family's attention is diffuse (keys ~ N(0,1), scores' sd ~1.5: the top 256 keys
+// hold too little mass to beat mean(V) at n = 4096, docs/adaptive.md), so a key subset beats the
+// baseline only where the budget is a fair part of the keys: here the quick suite's 1024-key
+// setting at n = 1024, both masks.
+TEST_CASE("lsh beats the mean(V) baseline on clustered inputs (n = 1024, the suite's 1024-key setting)", "[adaptive][lsh]") {
   const Inputs in = generate(InputFamily::Clustered, 1, 4, 1024, 64, 3);
   Tensor out(1, 4, 1024, 64), base(1, 4, 1024, 64);
-  const Problem p{in.q.view(), in.k.view(), in.v.view(), out.view(), std::nullopt, {}};
-  const Tensor ref = attnkit::test::reference_of(p);
-  LshBackend({16, 8, 128, 0}).forward(p);
-  mean_value_baseline(p, base.view());
-  const double e = compare(ConstView(p.out), ref.cview()).rel_fro;
-  const double eb = compare(base.cview(), ref.cview()).rel_fro;
-  INFO("lsh " << e << " mean(V) " << eb);
-  CHECK(e < 0.9 * eb);
+  for (bool causal : {false, true}) {
+    const Problem p{in.q.view(), in.k.view(), in.v.view(), out.view(), std::nullopt, {causal, {}}};
+    const Tensor ref = attnkit::test::reference_of(p);
+    make_backend("lsh:buckets=16,rounds=16,chunk=32")->forward(p);
+    mean_value_baseline(p, base.view());
+    const double e = compare(ConstView(p.out), ref.cview()).rel_fro;
+    const double eb = compare(base.cview(), ref.cview()).rel_fro;
+    INFO("causal " << causal << ": lsh " << e << " mean(V) " << eb);
+    CHECK(e < 0.7 * eb);  // measured 0.49 / 0.40 against 0.92 / 0.86 (seed 1)
+  }
 }
 
 TEST_CASE("adaptive specs: canonical form and bad values rejected", "[adaptive]") {
@@ -376,7 +374,7 @@ TEST_CASE("adaptive specs: canonical form and bad values rejected", "[adaptive]"
     CHECK_THROWS_AS(make_backend(bad), Error);
 }
 
-TEST_CASE("trained attention (w0, causal, n = 2048): topk equals the issue's numpy oracle; pruned beats the window",
+TEST_CASE("trained attention (w0, n = 2048): topk equals the issue's numpy oracle; pruned beats the window; lsh beats mean(V)",
           "[adaptive][data]") {
   const std::string dir = attnkit::test::data_dir() + "/trained-attention/";
   if (attnkit::test::data_dir().empty() || !std::ifstream(dir + "w0_layer2_q.npy")) {
@@ -408,12 +406,24 @@ TEST_CASE("trained attention (w0, causal, n = 2048): topk equals the issue's num
     INFO(base << ": topk 256 " << t256 << ", topk 1024 " << t1024);
     CHECK(std::abs(t256 - table[layer - 1][0]) <= 1e-3 + 5e-4);  // the table has 3 decimals
     CHECK(std::abs(t1024 - table[layer - 1][1]) <= 1e-3 + 5e-4);
-    {
-      Tensor mv(1, 4, 2048, 64);
-      mean_value_baseline(p, mv.view());
-      const double l = err("lsh"), base = compare(mv.cview(), ref.cview()).rel_fro;
-      INFO("lsh " << l << ", mean(V) " << base);
-      CHECK(l < base);
+    // lsh with the quick suite's settings beats mean(V) clearly at both budgets, both masks.
+    for (bool causal : {true, false}) {
+      Problem pl = p;
+      pl.mask.causal = causal;
+      Tensor mv(1, 4, 2048, 64), ref_l(1, 4, 2048, 64);
+      Problem pe = pl;
+      pe.out = ref_l.view();
+      ExactBackend().forward(pe);
+      mean_value_baseline(pl, mv.view());
+      const double base_l = compare(mv.cview(), ref_l.cview()).rel_fro;
+      auto lsh_err = [&](const char* spec) {
+        make_backend(spec)->forward(pl);
+        return compare(ConstView(pl.out), ref_l.cview()).rel_fro;
+      };
+      const double l256 = lsh_err("lsh:buckets=16,rounds=8,chunk=16"), l1024 = lsh_err("lsh:buckets=16,rounds=16,chunk=32");
+      INFO("causal " << causal << ": lsh 256 " << l256 << ", lsh 1024 " << l1024 << ", mean(V) " << base_l);
+      CHECK(l256 < 0.5 * base_l);    // measured 0.36-0.39 against 0.90-0.96
+      CHECK(l1024 < 0.25 * base_l);  // measured 0.11-0.16
     }
     if (layer >= 2) {  // layer 1's diffuse heads: see the report's headroom table
       const double pr1024 = err("pruned:keep=1024,window=128,sinks=0"), w1024 = err("local:window=1024");

@@ -55,27 +55,32 @@
 //   its kv head (j < key_lengths[b]) are sorted by (bucket, position) separately, and the sorted
 //   queries are cut into chunks of C.
 //   Unequal queries and keys (Reformer shares Q = K; these inputs do not): a chunk of queries is
-//   matched to keys by rank, not by bucket. Let s be the number of sorted keys that come before
-//   the chunk's first query in (bucket, position) order (a key before a query at equal bucket and
-//   position); the chunk attends to the sorted keys of ranks [s − C, s + C) clipped to the keys
-//   that exist — with Q = K that is exactly Reformer's "own chunk and the previous one". So every
-//   chunk sees at most 2C keys (bounded cost even when buckets are unbalanced), mostly from the
-//   buckets of its own queries; keys of a neighbouring bucket inside the range are not masked
-//   out. Causal: a query sees only keys at positions <= its own (bottom-right aligned); the
-//   query's own position is not excluded (Reformer excludes self only because q = k there).
+//   matched to a range of 2C consecutive sorted keys through the merged (bucket, position) order.
+//   Let s0 = the number of sorted keys strictly before the chunk's first query and s1 = the number
+//   at or before its last query (a key at the query's own position counts as before it). The
+//   range ends at hi = s1 under a causal mask (every later key of the last query's bucket is at a
+//   later position, invisible to the whole chunk) and at hi = max(s1, s0 + C) otherwise (the
+//   chunk's own span, and at least C keys from its first query on); it is [hi − 2C, hi), shifted
+//   inside [0, number of keys) when it crosses an end, so every chunk sees min(2C, keys) keys —
+//   bounded cost however unbalanced the buckets. With Q = K (s1 = s0 + C) both are exactly
+//   Reformer's "own chunk and the previous one". Keys of a neighbouring bucket inside the range
+//   are not masked out. Causal: a query sees only keys at positions <= its own (bottom-right
+//   aligned); its own position is not excluded (Reformer excludes self only because q = k there).
 //   Under a causal mask the *choice* of keys still depends on future keys: every visible key is
-//   sorted among all of them, so a future key's bucket can take a rank in a chunk's range and push
-//   a visible key out. A query never attends to a future key, but its output is not independent
+//   ranked among all of them, so a future key can take a place in a chunk's range and push a
+//   visible key out. A query never attends to a future key, but its output is not independent
 //   of the keys it cannot see (as in Reformer's causal LSH). Use it for measurement, not as a
 //   strictly causal decoder.
-//   Each round gives per query an output o_r and log-sum-exp lse_r over its keys; the rounds are
-//   combined as o = Σ_r exp(lse_r − LSE) o_r, LSE = log Σ_r exp(lse_r) (a key seen in several
-//   rounds counts in each, as in Reformer without its duplicate correction). A query that sees
-//   no key in any round gets zeros. Defaults: buckets 64 (even, in [2, 4096]: the rotations take
-//   rounds · kv_heads · d · buckets/2 floats), rounds 4
-//   ([1, 64]), chunk 64 ([1, 2^20]), seed 0 ([0, 2^53]).
-//   Supports causal, key_lengths, cross-attention, GQA and weights() (the mixture of the
-//   rounds' softmax rows). No error bound.
+//   Rounds: each round gives per query an output and a log-sum-exp over its keys; the rounds are
+//   combined by their log-sum-exp, o = Σ_r exp(lse_r − LSE) o_r, with Reformer's duplicate
+//   correction: a key that the query sees in n of the rounds has its score lowered by log n in
+//   each of them, so that the combination is exactly the softmax over the union of the rounds' key
+//   sets (no key counts twice). A query that sees no key in any round gets zeros. Many small
+//   rounds beat few large ones at the same key budget R·2C on the trained inputs (docs/adaptive.md).
+//   Defaults: buckets 64 (even, in [2, 4096]: the rotations take rounds · kv_heads · d · buckets/2
+//   floats), rounds 4 ([1, 64]), chunk 64 ([1, 2^20]), seed 0 ([0, 2^53]); n_q and n_k at most
+//   2^31 − 1. Supports causal, key_lengths, cross-attention, GQA and weights() (the softmax over
+//   the union of the rounds' key sets). No error bound.
 //
 // Shapes and layout: those of attnkit::Problem (any strides, last axis contiguous). forward(),
 // error_bound() and weights() are const and thread-safe; forward() is bit-identical for any

@@ -1,16 +1,17 @@
 // lsh: Reformer-style LSH attention. Per (batch, head): buckets and sorted orders of every round
-// (lsh_plan), then per (round, chunk) task softmax attention of the chunk's queries over its
-// key-rank range (gathered, sgemm), written with its log-sum-exp to the round's buffers; then the
-// rounds are merged row by row with weights exp(lse_r - LSE).
-#include <cblas.h>
+// (lsh_plan_round, rounds in parallel), then round by round one task per chunk: softmax of the
+// chunk's queries over its key-rank range (gathered rows on exact's tile engine, keys an earlier
+// round gave the query masked out), merged into the output rows by a running log-sum-exp.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <span>
 
 #include "../core/blas_threads.hpp"
+#include "../simd/attend.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/simd.hpp"
@@ -25,89 +26,156 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct ChunkScratch {
-  std::vector<float> q, k, v, s, o;
-  std::vector<int64_t> keys;
+  std::vector<float> q, k, v, o, m, l;
+  std::vector<int32_t> hidden, lo;
+  std::vector<uint32_t> width;
+  simd::Workspace ws;
 };
 
-// One chunk of one round: out rows (chunk's queries, in q_order) and their lse.
-void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const adaptive::LshRound& lr, int64_t c,
-                  int64_t C, float scale, float* o_round, float* lse_round, ChunkScratch& sc) {
+// Every round's view of one (batch, head), laid out per key / per query so that the duplicate
+// test reads contiguous memory: key_rank[j·R + r] = rank of key j in round r's key order;
+// q_lo / q_width[i·R + r] = key-rank range [lo, lo + width) that query row i sees in round r.
+struct RoundTables {
+  std::vector<int32_t> key_rank, q_lo, q_width;
+};
+
+// Running log-sum-exp merge of the rounds per query row (the rows of p.out hold the sum):
+// out_i = Σ_r exp(lse_r − M_i) o_r / W_i with M_i the largest lse so far, W_i = Σ_r exp(lse_r − M_i).
+struct Merge {
+  std::vector<double> m, w;
+  std::vector<uint8_t> nan;
+};
+
+// The mask of one gathered chunk (query lanes x, keys y in rank order), stored key-major like the
+// engine's transposed score tile: hidden[y·nq + x] != 0 for a key after the query's position or
+// padding, and for a key an earlier round already gave the query.
+class ChunkMask final : public simd::TileMask {
+ public:
+  ChunkMask(const int32_t* hidden, int64_t nq, bool any) : hidden_(hidden), nq_(nq), any_(any) {}
+  simd::TileKind classify(int64_t, int64_t, int64_t, int64_t) const override {
+    return any_ ? simd::TileKind::Partial : simd::TileKind::Full;
+  }
+  void apply(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* S, int64_t lds) const override {
+    for (int64_t r = 0; r < nq; ++r)
+      for (int64_t c = 0; c < nk; ++c)
+        if (hidden_[(k0 + c) * nq_ + q0 + r]) S[r * lds + c] = kNegInf;
+  }
+  void apply_transposed(int64_t q0, int64_t nq, int64_t k0, int64_t nk, float* St, int64_t ldt) const override {
+    for (int64_t c = 0; c < nk; ++c) {
+      const int32_t* hid = hidden_ + (k0 + c) * nq_ + q0;
+      float* st = St + c * ldt;
+      for (int64_t r = 0; r < nq; ++r) st[r] = hid[r] ? kNegInf : st[r];
+    }
+  }
+
+ private:
+  const int32_t* hidden_;
+  int64_t nq_;
+  bool any_;
+};
+
+// One chunk of round r: softmax of its queries (rows, in q_order) over its key range on the tile
+// engine of `exact` (gathered rows), merged into the rows' running sums. Duplicates: a key the
+// query already saw in an earlier round is masked out here, so the merged rounds are the softmax
+// over the union of the rounds' key sets (the same result as Reformer's log-count correction).
+// Rows of one round belong to one chunk each: tasks of one round never touch the same row.
+void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const adaptive::LshRound& lr,
+                  const RoundTables& tab, int64_t R, int64_t r, int64_t c, int64_t C, float scale, Merge& mg,
+                  ChunkScratch& sc) {
   const int64_t g = h / d.group();
   const int64_t q0 = c * C, nq = std::min(C, d.n_q - q0);
   const int64_t lo = lr.lo[static_cast<size_t>(c)], nk = lr.hi[static_cast<size_t>(c)] - lo;
-  if (nk <= 0) {
-    for (int64_t r = 0; r < nq; ++r) lse_round[lr.q_order[static_cast<size_t>(q0 + r)]] = kNegInf;
-    return;
-  }
+  if (nk <= 0) return;  // no key: nothing to merge
+  const int64_t* rows = lr.q_order.data() + q0;
+  const int64_t* keys = lr.k_order.data() + lo;
   sc.q.resize(static_cast<size_t>(nq * d.d));
   sc.k.resize(static_cast<size_t>(nk * d.d));
   sc.v.resize(static_cast<size_t>(nk * d.d_v));
-  sc.s.resize(static_cast<size_t>(nq * nk));
   sc.o.resize(static_cast<size_t>(nq * d.d_v));
-  for (int64_t r = 0; r < nq; ++r)
-    std::memcpy(sc.q.data() + r * d.d, p.q.row(b, h, lr.q_order[static_cast<size_t>(q0 + r)]), sizeof(float) * d.d);
-  for (int64_t x = 0; x < nk; ++x) {
-    const int64_t j = lr.k_order[static_cast<size_t>(lo + x)];
-    std::memcpy(sc.k.data() + x * d.d, p.k.row(b, g, j), sizeof(float) * d.d);
-    std::memcpy(sc.v.data() + x * d.d_v, p.v.row(b, g, j), sizeof(float) * d.d_v);
+  sc.m.resize(static_cast<size_t>(nq));
+  sc.l.resize(static_cast<size_t>(nq));
+  for (int64_t x = 0; x < nq; ++x) std::memcpy(sc.q.data() + x * d.d, p.q.row(b, h, rows[x]), sizeof(float) * d.d);
+  for (int64_t y = 0; y < nk; ++y) {
+    std::memcpy(sc.k.data() + y * d.d, p.k.row(b, g, keys[y]), sizeof(float) * d.d);
+    std::memcpy(sc.v.data() + y * d.d_v, p.v.row(b, g, keys[y]), sizeof(float) * d.d_v);
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq), static_cast<int>(nk),
-              static_cast<int>(d.d), scale, sc.q.data(), static_cast<int>(d.d), sc.k.data(), static_cast<int>(d.d), 0.0f,
-              sc.s.data(), static_cast<int>(nk));
-  std::vector<float> lse(static_cast<size_t>(nq)), inv(static_cast<size_t>(nq));
-  for (int64_t r = 0; r < nq; ++r) {
-    const int64_t i = lr.q_order[static_cast<size_t>(q0 + r)];
-    const int64_t ke = p.key_end(b, i);
-    float* s = sc.s.data() + r * nk;
-    float m = kNegInf;
-    bool nan = false;
-    for (int64_t x = 0; x < nk; ++x) {
-      if (lr.k_order[static_cast<size_t>(lo + x)] >= ke) {
-        s[x] = kNegInf;  // causal (key after the query's position) or padding
-        continue;
+  // hidden: causal / padding, then keys seen in an earlier round (rank inside that round's range).
+  sc.hidden.assign(static_cast<size_t>(nq * nk), 0);
+  int32_t any = 0;
+  const int64_t key_max = *std::max_element(keys, keys + nk);
+  for (int64_t x = 0; x < nq; ++x) {
+    const int64_t ke = p.key_end(b, rows[x]);
+    if (ke > key_max) continue;  // sees every key of the chunk
+    for (int64_t y = 0; y < nk; ++y) sc.hidden[static_cast<size_t>(y * nq + x)] = keys[y] >= ke;
+    any = 1;
+  }
+  if (r > 0) {
+    // the ranges of earlier rounds per query lane: range[r2·nq + x]
+    sc.lo.resize(static_cast<size_t>(r * nq));
+    sc.width.resize(static_cast<size_t>(r * nq));
+    for (int64_t x = 0; x < nq; ++x)
+      for (int64_t r2 = 0; r2 < r; ++r2) {
+        sc.lo[static_cast<size_t>(r2 * nq + x)] = tab.q_lo[static_cast<size_t>(rows[x] * R + r2)];
+        sc.width[static_cast<size_t>(r2 * nq + x)] = static_cast<uint32_t>(tab.q_width[static_cast<size_t>(rows[x] * R + r2)]);
       }
-      nan |= std::isnan(s[x]);
-      if (s[x] > m) m = s[x];
+    int32_t hits = 0;
+    for (int64_t y = 0; y < nk; ++y) {
+      const int32_t* kr = tab.key_rank.data() + keys[y] * R;
+      int32_t* hid = sc.hidden.data() + y * nq;
+      for (int64_t r2 = 0; r2 < r; ++r2) {
+        const int32_t rank = kr[r2];
+        const int32_t* olo = sc.lo.data() + r2 * nq;
+        const uint32_t* width = sc.width.data() + r2 * nq;
+        for (int64_t x = 0; x < nq; ++x) {  // olo <= rank < olo + width as one unsigned compare
+          const int32_t in = static_cast<uint32_t>(rank - olo[x]) < width[x];
+          hid[x] |= in;
+          hits |= in;
+        }
+      }
     }
-    if (m == kNegInf && !nan) {  // the row sees none of the chunk's keys
-      std::fill(s, s + nk, 0.0f);
-      lse[static_cast<size_t>(r)] = kNegInf;
-      inv[static_cast<size_t>(r)] = 0;
+    any |= hits;
+  }
+  simd::AttendArgs a;
+  a.q = sc.q.data();
+  a.q_stride = d.d;
+  a.rows = nq;
+  a.k = sc.k.data();
+  a.k_stride = d.d;
+  a.v = sc.v.data();
+  a.v_stride = d.d_v;
+  a.d = d.d;
+  a.d_v = d.d_v;
+  a.scale = scale;
+  a.out = sc.o.data();
+  a.out_stride = d.d_v;
+  a.row_max = sc.m.data();
+  a.row_sum = sc.l.data();
+  const ChunkMask mask(sc.hidden.data(), nq, any != 0);
+  const simd::KeySpan span{0, nk};
+  simd::attend(a, std::span<const simd::KeySpan>(&span, 1), &mask, nk, sc.ws);
+  for (int64_t x = 0; x < nq; ++x) {
+    const size_t i = static_cast<size_t>(rows[x]);
+    const float* o = sc.o.data() + x * d.d_v;  // a NaN value reaches the sum by itself
+    const float sum = sc.l[static_cast<size_t>(x)];
+    if (std::isnan(sum) || std::isnan(sc.m[static_cast<size_t>(x)])) {  // a NaN score
+      mg.nan[i] = 1;
       continue;
     }
-    for (int64_t x = 0; x < nk; ++x) s[x] -= m;  // masked keys stay -inf: exp gives 0
-    simd_exp(s, s, nk);                          // the softmax kernels' vectorised exp
-    float l = 0;
-    for (int64_t x = 0; x < nk; ++x) l += s[x];
-    lse[static_cast<size_t>(r)] = nan ? std::numeric_limits<float>::quiet_NaN() : m + std::log(l);
-    inv[static_cast<size_t>(r)] = 1.0f / l;
+    if (sum == 0) continue;  // the row sees no key of this chunk (or only ones seen before)
+    const float l = sc.m[static_cast<size_t>(x)] + std::log(sum);
+    float* acc = p.out.row(b, h, rows[x]);
+    if (l > mg.m[i]) {  // new largest lse: rescale the sum so far
+      const float shrink = static_cast<float>(std::exp(mg.m[i] - l));
+      for (int64_t y = 0; y < d.d_v; ++y) acc[y] = acc[y] * shrink + o[y];
+      mg.w[i] = mg.w[i] * shrink + 1.0;
+      mg.m[i] = l;
+    } else {
+      const double e = std::exp(static_cast<double>(l) - mg.m[i]);
+      const float f = static_cast<float>(e);
+      for (int64_t y = 0; y < d.d_v; ++y) acc[y] += o[y] * f;
+      mg.w[i] += e;
+    }
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nq), static_cast<int>(d.d_v),
-              static_cast<int>(nk), 1.0f, sc.s.data(), static_cast<int>(nk), sc.v.data(), static_cast<int>(d.d_v), 0.0f,
-              sc.o.data(), static_cast<int>(d.d_v));
-  for (int64_t r = 0; r < nq; ++r) {
-    const int64_t i = lr.q_order[static_cast<size_t>(q0 + r)];
-    lse_round[i] = lse[static_cast<size_t>(r)];
-    float* o = o_round + i * d.d_v;
-    for (int64_t x = 0; x < d.d_v; ++x) o[x] = sc.o[static_cast<size_t>(r * d.d_v + x)] * inv[static_cast<size_t>(r)];
-  }
-}
-
-// Mixture weights of the rounds for one row: w[r] = exp(lse_r - LSE); returns false when the row
-// sees no key in any round (w all zero) and sets nan when a round's lse is NaN.
-bool round_weights(const float* lse, int64_t stride, int64_t R, double* w, bool& nan) {
-  double m = -std::numeric_limits<double>::infinity();
-  nan = false;
-  for (int64_t r = 0; r < R; ++r) {
-    const double x = lse[r * stride];
-    nan |= std::isnan(x);
-    if (x > m) m = x;
-  }
-  if (nan || m == -std::numeric_limits<double>::infinity()) return false;
-  double sum = 0;
-  for (int64_t r = 0; r < R; ++r) sum += (w[r] = std::exp(static_cast<double>(lse[r * stride]) - m));
-  for (int64_t r = 0; r < R; ++r) w[r] /= sum;
-  return true;
 }
 
 constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
@@ -147,40 +215,63 @@ void LshBackend::forward(const Problem& p) const {
   const float scale = p.effective_scale();
   const int64_t R = opt_.rounds, C = opt_.chunk, chunks = (d.n_q + C - 1) / C;
   simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
+  adaptive::lsh_check_sizes(d);  // as do sizes beyond the int32 ranks
   SingleThreadedBlas blas;
   const std::vector<std::vector<float>> rot = adaptive::lsh_rotations(opt_, d.kv_heads, d.d);
-  std::vector<adaptive::LshRound> rounds;
-  std::vector<float> o_rounds(static_cast<size_t>(R * d.n_q * d.d_v)), lse(static_cast<size_t>(R * d.n_q));
-  for (int64_t b = 0; b < d.batch; ++b)
+  std::vector<adaptive::LshRound> rounds(static_cast<size_t>(R));
+  RoundTables tab;
+  Merge mg;
+  tab.q_lo.resize(static_cast<size_t>(d.n_q * R));
+  tab.q_width.resize(static_cast<size_t>(d.n_q * R));
+  for (int64_t b = 0; b < d.batch; ++b) {
+    const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
+    tab.key_rank.resize(static_cast<size_t>(limit * R));
     for (int64_t h = 0; h < d.heads; ++h) {
-      adaptive::lsh_plan(p, d, opt_, rot, b, h, rounds);
+      mg.m.assign(static_cast<size_t>(d.n_q), -std::numeric_limits<double>::infinity());
+      mg.w.assign(static_cast<size_t>(d.n_q), 0.0);
+      mg.nan.assign(static_cast<size_t>(d.n_q), 0);
 #pragma omp parallel
       {
         ChunkScratch sc;
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t t = 0; t < R * chunks; ++t) {
-          const int64_t r = t / chunks, c = t % chunks;
-          chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], c, C, scale, o_rounds.data() + r * d.n_q * d.d_v,
-                       lse.data() + r * d.n_q, sc);
+        for (int64_t r = 0; r < R; ++r)
+          adaptive::lsh_plan_round(p, d, opt_, rot, b, h, r, rounds[static_cast<size_t>(r)]);
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < limit; ++j)
+          for (int64_t r = 0; r < R; ++r)
+            tab.key_rank[static_cast<size_t>(j * R + r)] = rounds[static_cast<size_t>(r)].key_rank[static_cast<size_t>(j)];
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < d.n_q; ++i) {
+          float* o = p.out.row(b, h, i);
+          std::fill(o, o + d.d_v, 0.0f);
+          for (int64_t r = 0; r < R; ++r) {
+            const adaptive::LshRound& lr = rounds[static_cast<size_t>(r)];
+            const size_t c = static_cast<size_t>(lr.query_chunk[static_cast<size_t>(i)]);
+            tab.q_lo[static_cast<size_t>(i * R + r)] = static_cast<int32_t>(lr.lo[c]);
+            tab.q_width[static_cast<size_t>(i * R + r)] = static_cast<int32_t>(lr.hi[c] - lr.lo[c]);
+          }
+        }
+        // Round by round (the barrier after each keeps the merge order, so the result is the
+        // same for any thread count); within a round every row belongs to one chunk.
+        for (int64_t r = 0; r < R; ++r) {
+#pragma omp for schedule(dynamic, 1)
+          for (int64_t c = 0; c < chunks; ++c)
+            chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, mg, sc);
         }
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < d.n_q; ++i) {
-          double w[64];
-          bool nan = false;
           float* o = p.out.row(b, h, i);
-          if (!round_weights(lse.data() + i, d.n_q, R, w, nan)) {
-            std::fill(o, o + d.d_v, nan ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
+          const size_t x = static_cast<size_t>(i);
+          if (mg.nan[x] || mg.w[x] == 0) {  // NaN scores, or no key in any round: zeros
+            std::fill(o, o + d.d_v, mg.nan[x] ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
             continue;
           }
-          for (int64_t x = 0; x < d.d_v; ++x) {
-            double acc = 0;
-            for (int64_t r = 0; r < R; ++r)
-              if (w[r] > 0) acc += w[r] * o_rounds[static_cast<size_t>((r * d.n_q + i) * d.d_v + x)];
-            o[x] = static_cast<float>(acc);
-          }
+          const float inv = static_cast<float>(1.0 / mg.w[x]);
+          for (int64_t y = 0; y < d.d_v; ++y) o[y] *= inv;
         }
       }
     }
+  }
 }
 
 Cost LshBackend::cost(const Shape& s) const {
@@ -195,66 +286,40 @@ Cost LshBackend::cost(const Shape& s) const {
 
 void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
   const Shape d = check_weights(p, b, h, w);
-  const int64_t R = opt_.rounds, C = opt_.chunk, chunks = (d.n_q + C - 1) / C;
   std::vector<adaptive::LshRound> rounds;
   {
     SingleThreadedBlas blas;
     adaptive::lsh_plan(p, d, opt_, adaptive::lsh_rotations(opt_, d.kv_heads, d.d), b, h, rounds);
   }
-  // Per round and row: the key range's fp64 softmax (as lse and the row of keys).
-  std::vector<double> s, lse(static_cast<size_t>(R * d.n_q), -std::numeric_limits<double>::infinity());
-  std::vector<int64_t> chunk_of(static_cast<size_t>(R * d.n_q));
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t c = 0; c < chunks; ++c)
-      for (int64_t x = c * C; x < std::min(d.n_q, c * C + C); ++x)
-        chunk_of[static_cast<size_t>(r * d.n_q + rounds[static_cast<size_t>(r)].q_order[static_cast<size_t>(x)])] = c;
+  // With the duplicate correction the merged rounds are the fp64 softmax over the union of the
+  // keys the row sees in any round.
   std::fill(w, w + d.n_q * d.n_k, 0.0f);
-  std::vector<double> row(static_cast<size_t>(d.n_k));
+  std::vector<double> s;
+  std::vector<int64_t> keys;
   for (int64_t i = 0; i < d.n_q; ++i) {
-    const int64_t ke = p.key_end(b, i);
-    numerics::score_row_fp64(p, d, b, h, i, ke, s);
-    std::vector<double> l(static_cast<size_t>(R), -std::numeric_limits<double>::infinity());
-    bool nan = false;
-    for (int64_t r = 0; r < R; ++r) {
-      const adaptive::LshRound& lr = rounds[static_cast<size_t>(r)];
-      const int64_t c = chunk_of[static_cast<size_t>(r * d.n_q + i)];
-      double m = -std::numeric_limits<double>::infinity(), sum = 0;
-      for (int64_t x = lr.lo[static_cast<size_t>(c)]; x < lr.hi[static_cast<size_t>(c)]; ++x) {
-        const int64_t j = lr.k_order[static_cast<size_t>(x)];
-        if (j < ke) {
-          nan |= std::isnan(s[static_cast<size_t>(j)]);
-          m = std::max(m, s[static_cast<size_t>(j)]);
+    const int64_t ke = std::min(p.key_end(b, i), static_cast<int64_t>(rounds[0].key_rank.size()));
+    keys.clear();
+    for (int64_t j = 0; j < ke; ++j)
+      for (const adaptive::LshRound& lr : rounds)
+        if (lr.sees(i, j)) {
+          keys.push_back(j);
+          break;
         }
-      }
-      if (m == -std::numeric_limits<double>::infinity()) continue;
-      for (int64_t x = lr.lo[static_cast<size_t>(c)]; x < lr.hi[static_cast<size_t>(c)]; ++x) {
-        const int64_t j = lr.k_order[static_cast<size_t>(x)];
-        if (j < ke) sum += std::exp(s[static_cast<size_t>(j)] - m);
-      }
-      l[static_cast<size_t>(r)] = m + std::log(sum);
-    }
+    if (keys.empty()) continue;
+    numerics::score_row_fp64(p, d, b, h, i, ke, s);
     float* wr = w + i * d.n_k;
+    double m = -std::numeric_limits<double>::infinity(), sum = 0;
+    bool nan = false;
+    for (int64_t j : keys) {
+      nan |= std::isnan(s[static_cast<size_t>(j)]);
+      m = std::max(m, s[static_cast<size_t>(j)]);
+    }
     if (nan) {
       for (int64_t j = 0; j < ke; ++j) wr[j] = std::numeric_limits<float>::quiet_NaN();
       continue;
     }
-    double M = -std::numeric_limits<double>::infinity(), tot = 0;
-    for (double x : l) M = std::max(M, x);
-    if (M == -std::numeric_limits<double>::infinity()) continue;
-    for (double x : l) tot += std::exp(x - M);
-    const double LSE = M + std::log(tot);
-    std::fill(row.begin(), row.end(), 0.0);
-    for (int64_t r = 0; r < R; ++r) {
-      if (l[static_cast<size_t>(r)] == -std::numeric_limits<double>::infinity()) continue;
-      const adaptive::LshRound& lr = rounds[static_cast<size_t>(r)];
-      const int64_t c = chunk_of[static_cast<size_t>(r * d.n_q + i)];
-      // weight of round r times its softmax row: exp(lse_r - LSE) · exp(s_j - lse_r)
-      for (int64_t x = lr.lo[static_cast<size_t>(c)]; x < lr.hi[static_cast<size_t>(c)]; ++x) {
-        const int64_t j = lr.k_order[static_cast<size_t>(x)];
-        if (j < ke) row[static_cast<size_t>(j)] += std::exp(s[static_cast<size_t>(j)] - LSE);
-      }
-    }
-    for (int64_t j = 0; j < ke; ++j) wr[j] = static_cast<float>(row[static_cast<size_t>(j)]);
+    for (int64_t j : keys) sum += std::exp(s[static_cast<size_t>(j)] - m);
+    for (int64_t j : keys) wr[j] = static_cast<float>(std::exp(s[static_cast<size_t>(j)] - m) / sum);
   }
 }
 

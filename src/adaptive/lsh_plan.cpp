@@ -1,9 +1,12 @@
 #include "lsh_plan.hpp"
 
+#include "attnkit/error.hpp"
+
 #include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace attnkit {
@@ -66,45 +69,75 @@ void hash_rows(const float* src, int64_t stride, int64_t n, int64_t d, const std
   }
 }
 
+// Rows sorted by (bucket, row): a counting sort, stable, so rows of one bucket keep their order.
+void bucket_order(const std::vector<int64_t>& bucket, int64_t buckets, std::vector<int64_t>& count,
+                  std::vector<int64_t>& order) {
+  count.assign(static_cast<size_t>(buckets) + 1, 0);
+  for (int64_t x : bucket) ++count[static_cast<size_t>(x) + 1];
+  for (int64_t c = 0; c < buckets; ++c) count[static_cast<size_t>(c) + 1] += count[static_cast<size_t>(c)];
+  order.resize(bucket.size());
+  for (size_t x = 0; x < bucket.size(); ++x) order[static_cast<size_t>(count[static_cast<size_t>(bucket[x])]++)] = static_cast<int64_t>(x);
+}
+
 }  // namespace
+
+void lsh_check_sizes(const Shape& d) {
+  if (std::max(d.n_q, d.n_k) > std::numeric_limits<int32_t>::max())
+    detail::fail("lsh: n_q=", d.n_q, " n_k=", d.n_k, "; expected at most 2^31 - 1 (int32 ranks)");
+}
 
 void lsh_plan(const Problem& p, const Shape& d, const LshOptions& o, const std::vector<std::vector<float>>& rot,
               int64_t b, int64_t h, std::vector<LshRound>& rounds) {
+  lsh_check_sizes(d);
+  rounds.resize(static_cast<size_t>(o.rounds));
+  for (int64_t r = 0; r < o.rounds; ++r) lsh_plan_round(p, d, o, rot, b, h, r, rounds[static_cast<size_t>(r)]);
+}
+
+void lsh_plan_round(const Problem& p, const Shape& d, const LshOptions& o, const std::vector<std::vector<float>>& rot,
+                    int64_t b, int64_t h, int64_t r, LshRound& lr) {
   const int64_t g = h / d.group(), half = o.buckets / 2, C = o.chunk;
   const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
   const int64_t off = d.n_k - d.n_q;
-  rounds.resize(static_cast<size_t>(o.rounds));
   std::vector<float> proj;
-  std::vector<int64_t> qb, kb;
-  for (int64_t r = 0; r < o.rounds; ++r) {
+  std::vector<int64_t> qb, kb, count;
+  {
     const std::vector<float>& R = rot[static_cast<size_t>(r * d.kv_heads + g)];
     hash_rows(p.q.row(b, h, 0), p.q.stride[2], d.n_q, d.d, R, half, proj, qb);
     hash_rows(p.k.row(b, g, 0), p.k.stride[2], limit, d.d, R, half, proj, kb);
-    LshRound& lr = rounds[static_cast<size_t>(r)];
-    lr.q_order.resize(static_cast<size_t>(d.n_q));
-    std::iota(lr.q_order.begin(), lr.q_order.end(), int64_t{0});
-    std::sort(lr.q_order.begin(), lr.q_order.end(), [&](int64_t x, int64_t y) {
-      return qb[static_cast<size_t>(x)] != qb[static_cast<size_t>(y)] ? qb[static_cast<size_t>(x)] < qb[static_cast<size_t>(y)] : x < y;
-    });
-    lr.k_order.resize(static_cast<size_t>(limit));
-    std::iota(lr.k_order.begin(), lr.k_order.end(), int64_t{0});
-    std::sort(lr.k_order.begin(), lr.k_order.end(), [&](int64_t x, int64_t y) {
-      return kb[static_cast<size_t>(x)] != kb[static_cast<size_t>(y)] ? kb[static_cast<size_t>(x)] < kb[static_cast<size_t>(y)] : x < y;
-    });
+    bucket_order(qb, o.buckets, count, lr.q_order);
+    bucket_order(kb, o.buckets, count, lr.k_order);
+    lr.key_rank.resize(static_cast<size_t>(limit));
+    for (int64_t x = 0; x < limit; ++x)
+      lr.key_rank[static_cast<size_t>(lr.k_order[static_cast<size_t>(x)])] = static_cast<int32_t>(x);
     const int64_t chunks = (d.n_q + C - 1) / C;
     lr.lo.resize(static_cast<size_t>(chunks));
     lr.hi.resize(static_cast<size_t>(chunks));
-    for (int64_t c = 0; c < chunks; ++c) {
-      // s = keys strictly before the chunk's first query in (bucket, position) order.
-      const int64_t i = lr.q_order[static_cast<size_t>(c * C)];
+    // Rank of a query among the sorted keys: the keys before it in (bucket, position) order;
+    // `or_equal` also counts the key at the query's own position (a query sees its own position).
+    auto rank = [&](int64_t i, bool or_equal) {
       const int64_t bq = qb[static_cast<size_t>(i)], pos = i + off;
-      const auto it = std::lower_bound(lr.k_order.begin(), lr.k_order.end(), 0, [&](int64_t j, int) {
+      const auto it = std::partition_point(lr.k_order.begin(), lr.k_order.end(), [&](int64_t j) {
         const int64_t bk = kb[static_cast<size_t>(j)];
-        return bk < bq || (bk == bq && j < pos);
+        return bk < bq || (bk == bq && (or_equal ? j <= pos : j < pos));
       });
-      const int64_t s = it - lr.k_order.begin();
-      lr.lo[static_cast<size_t>(c)] = std::max<int64_t>(0, s - C);
-      lr.hi[static_cast<size_t>(c)] = std::min(limit, s + C);
+      return static_cast<int64_t>(it - lr.k_order.begin());
+    };
+    const int64_t width = std::min(2 * C, limit);
+    lr.query_chunk.resize(static_cast<size_t>(d.n_q));
+    for (int64_t x = 0; x < d.n_q; ++x)
+      lr.query_chunk[static_cast<size_t>(lr.q_order[static_cast<size_t>(x)])] = static_cast<int32_t>(x / C);
+    for (int64_t c = 0; c < chunks; ++c) {
+      // s0: keys strictly before the chunk's first query; s1: keys up to its last query.
+      const int64_t first = lr.q_order[static_cast<size_t>(c * C)];
+      const int64_t last = lr.q_order[static_cast<size_t>(std::min(d.n_q, c * C + C) - 1)];
+      const int64_t s0 = rank(first, false), s1 = rank(last, true);
+      // Causal: the 2C keys that end at the last query (later keys of its bucket are all in the
+      // chunk's future). Otherwise: they end at the last query or C keys after the first, whichever
+      // is later. With Q = K both are Reformer's "own chunk and the previous one".
+      int64_t hi = p.mask.causal ? s1 : std::max(s1, s0 + C);
+      hi = std::clamp(hi, width, limit);  // shifted inside the key order: always min(2C, keys) keys
+      lr.lo[static_cast<size_t>(c)] = hi - width;
+      lr.hi[static_cast<size_t>(c)] = hi;
     }
   }
 }

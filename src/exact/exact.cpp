@@ -60,8 +60,9 @@ void forward_lowp(const Problem& p, const Shape& d, const simd::Blocks& blocks, 
                   ComputePrecision prec) {
   // 64 query rows unless block_q says otherwise: the reduced-precision step keeps its scores,
   // probabilities and accumulator (rows x 128 keys, rows x d_v) in L1 then, and on AMX 64 rows
-  // measured faster than 128 (n = 4096, d = 64, 2 threads).
-  const int64_t bq = want_q ? blocks.q : std::min<int64_t>(blocks.q, 64);
+  // measured faster than 128 (n = 4096, d = 64, 2 threads). Never from the thread count (as
+  // choose_blocks' may be): int8 has one query scale per block, so the block is part of the result.
+  const int64_t bq = want_q ? blocks.q : 64;
   const int64_t qblocks = (d.n_q + bq - 1) / bq;
   const int64_t tasks = d.batch * d.heads * qblocks;
   const float scale = p.effective_scale();

@@ -44,30 +44,45 @@ inline int64_t lo(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t hi(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 
-// The packed query block; returns its int8 scale (1 for bf16).
+// The packed query block; returns its int8 scale (1 for bf16). Branch-free loops that vectorise:
+// exact calls this once per 64 rows and n keys, but local once per 64 rows and a few hundred keys.
 inline float pack_queries(const AttendArgs& a, Precision prec, int64_t rp, int64_t dp, void* buf) {
+  const int64_t d = a.d;
   if (prec == Precision::bf16) {
     uint16_t* qb = static_cast<uint16_t*>(buf);
-    std::memset(qb, 0, static_cast<size_t>(rp * dp) * 2);
     for (int64_t r = 0; r < a.rows; ++r) {
       const float* q = a.q + r * a.q_stride;
-      for (int64_t c = 0; c < a.d; ++c) qb[r * dp + c] = to_bf16(q[c]);
+      uint16_t* o = qb + r * dp;
+      for (int64_t c = 0; c < d; ++c) {
+        uint32_t u;
+        std::memcpy(&u, q + c, 4);
+        const uint32_t rn = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        o[c] = static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? ((u >> 16) | 0x40u) : rn);
+      }
+      std::memset(o + d, 0, static_cast<size_t>(dp - d) * 2);
     }
+    std::memset(qb + a.rows * dp, 0, static_cast<size_t>((rp - a.rows) * dp) * 2);
     return 1.0f;
   }
   int8_t* q8 = static_cast<int8_t*>(buf);
-  std::memset(q8, 0, static_cast<size_t>(rp * dp));
-  float amax = 0.0f;
-  bool finite = true;
-  for (int64_t r = 0; r < a.rows; ++r)
-    for (int64_t c = 0; c < a.d; ++c) {
-      const float x = a.q[r * a.q_stride + c];
-      if (!std::isfinite(x)) finite = false;
-      amax = amax > std::fabs(x) ? amax : std::fabs(x);
+  float amax = 0.0f, bad = 0.0f;  // bad: NaN when any element is NaN or infinite (x · 0)
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const float* q = a.q + r * a.q_stride;
+    for (int64_t c = 0; c < d; ++c) {
+      const float x = std::fabs(q[c]);
+      amax = amax > x ? amax : x;
+      bad += q[c] * 0.0f;
     }
+  }
+  const bool finite = bad == 0.0f;
   const float inv = (finite && amax > 0.0f) ? 127.0f / amax : 0.0f;
-  for (int64_t r = 0; r < a.rows; ++r)
-    for (int64_t c = 0; c < a.d; ++c) q8[r * dp + c] = quantize_int8(a.q[r * a.q_stride + c], inv);
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const float* q = a.q + r * a.q_stride;
+    int8_t* o = q8 + r * dp;
+    for (int64_t c = 0; c < d; ++c) o[c] = quantize_int8(q[c], inv);
+    std::memset(o + d, 0, static_cast<size_t>(dp - d));
+  }
+  std::memset(q8 + a.rows * dp, 0, static_cast<size_t>((rp - a.rows) * dp));
   return finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
 }
 
@@ -103,13 +118,17 @@ inline float hmax(const B& x) {
 // e^x for the softmax of the fast sets (x <= the slack below, -inf or NaN): 2^t as 2^f · 2^round(t)
 // with a degree-5 polynomial for 2^f, |f| <= 1/2 (relative error < 3e-6: P is rounded to bf16,
 // 2^-9, anyway) and vscalefps for the exponent: 10 instructions instead of exp()'s 24, which
-// matters because the AMX products leave the softmax as the bulk of the work. -inf gives 2^-127,
-// a subnormal that the bf16 products flush to zero. The portable set keeps exp() everywhere.
+// matters because the AMX products leave the softmax as the bulk of the work. Below 2^-125 (and
+// for -inf, masked keys) the result is exactly 0, never a subnormal: on Intel cores every fp32
+// operation that reads or makes a subnormal takes a microcode assist of ~100 cycles, and masked
+// keys (causal diagonal, local windows) would make one per key. The portable set keeps exp().
 inline B softmax_exp(const B& x) {
 #if defined(__AVX512BF16__)
   if constexpr (W == 16) {
     __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-    t = _mm512_max_ps(_mm512_set1_ps(-127.0f), t);  // the second operand (NaN) wins when either is NaN
+    // keep: t >= -125 or NaN (unordered compares true), so NaN still reaches the sum
+    const __mmask16 keep = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.0f), _CMP_NLT_UQ);
+    t = _mm512_max_ps(_mm512_set1_ps(-125.0f), t);  // the second operand (NaN) wins when either is NaN
     const __m512 ti = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(t, ti);
     __m512 p = _mm512_set1_ps(1.333355814e-3f);
@@ -118,7 +137,7 @@ inline B softmax_exp(const B& x) {
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402265070e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471806e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, ti);
+    return _mm512_maskz_scalef_ps(keep, p, ti);
   }
 #endif
   return exp<A>(x);
@@ -148,7 +167,8 @@ void attend_tiles(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan
   uint16_t* P = reinterpret_cast<uint16_t*>(raw + qbytes);
 
   const float qscale = pack_queries(a, prec, rp, dp, qbuf);
-  std::memset(P, 0, static_cast<size_t>(pbytes));  // rows >= rows stay zero: they add nothing
+  // Padding rows of P stay zero (they add nothing); the real rows are written for each step's keys.
+  std::memset(P + rows * kStepKeys, 0, static_cast<size_t>((rp - rows) * kStepKeys) * 2);
   std::memset(acc, 0, static_cast<size_t>(rp * dvp) * 4);
   std::memset(lsum, 0, static_cast<size_t>(rp * W) * 4);
   for (int64_t r = 0; r < rp; ++r) m[r] = kNegInf;
