@@ -98,9 +98,11 @@ inline void store_bf16(const B& p, uint16_t* dst) {
   using I = xsimd::batch<int32_t, A>;
   const I u = xsimd::bitwise_cast<I>(p);
   const I r = (u + I(0x7fff) + ((u >> 16) & I(1))) >> 16;
-  const auto nan = (u & I(0x7fffffff)) > I(0x7f800000);
+  // All ones in NaN lanes, from the sign of 0x7f800000 - |u| (no overflow: both in [0, 2^31)).
+  // Arithmetic, not xsimd::select: xsimd 8.1's AVX-512 select on int32 does not compile at -O0.
+  const I nan = (I(0x7f800000) - (u & I(0x7fffffff))) >> 31;
   alignas(64) int32_t tmp[W];
-  xsimd::select(nan, (u >> 16) | I(0x40), r).store_aligned(tmp);
+  (r ^ ((r ^ ((u >> 16) | I(0x40))) & nan)).store_aligned(tmp);
   for (int64_t i = 0; i < W; ++i) dst[i] = static_cast<uint16_t>(tmp[i]);
 }
 
