@@ -2,7 +2,7 @@
 # The test command. Installs missing Debian packages, then:
 #   1. release build, every test suite (meson test);
 #   2. the same suites built with AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. each libFuzzer target (clang) for ATTNKIT_FUZZ_SECONDS (default 60) seconds on a copy of
+#   3. each libFuzzer target (clang) for ATTNKIT_FUZZ_SECONDS (default 45) seconds on a copy of
 #      tests/fuzz/corpus/.
 # Ends with one line "N passed, N failed" over all of it; exits non-zero when anything failed or
 # nothing ran. ATTNKIT_TEST_QUICK=1 runs stage 1 only.
@@ -28,15 +28,18 @@ if [ "${ATTNKIT_TEST_QUICK:-0}" != 1 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   if [ ! -f build-asan/build.ninja ]; then
+    # no Python module: its tests do not run under the sanitizer (it would have to be preloaded)
     meson setup build-asan --buildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false \
-      -Dbench=false >/dev/null || exit 1
+      -Dbench=false -Dpython=disabled >/dev/null || exit 1
   fi
   ninja -C build-asan >/dev/null || exit 1
-  # the install test builds other configurations: the release stage already ran it
-  meson test -C build-asan --num-processes 2 --print-errorlogs --timeout-multiplier 3 --no-suite install || status=1
+  # the install test builds other configurations: the release stage already ran it; so did the
+  # per-SIMD-path reruns (suite per-path), whose code paths the default run's memory checks share
+  meson test -C build-asan --num-processes 2 --print-errorlogs --timeout-multiplier 3 --no-suite install \
+    --no-suite per-path || status=1
   logs+=(build-asan/meson-logs/testlog.json)
 
-  stage "fuzzers (${ATTNKIT_FUZZ_SECONDS:-60} s each)"
+  stage "fuzzers (${ATTNKIT_FUZZ_SECONDS:-45} s each)"
   if [ ! -f build-fuzz/build.ninja ]; then
     CXX=clang++ meson setup build-fuzz --buildtype=debugoptimized -Dfuzz=true -Dtests=false -Dbench=false \
       -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
@@ -45,7 +48,7 @@ if [ "${ATTNKIT_TEST_QUICK:-0}" != 1 ]; then
   for target in npy spec forward; do
     corpus=$(mktemp -d)
     cp tests/fuzz/corpus/$target/* "$corpus"/
-    if build-fuzz/tests/fuzz/fuzz_$target -max_total_time="${ATTNKIT_FUZZ_SECONDS:-60}" -rss_limit_mb=2048 \
+    if build-fuzz/tests/fuzz/fuzz_$target -max_total_time="${ATTNKIT_FUZZ_SECONDS:-45}" -rss_limit_mb=2048 \
         -timeout=20 -print_final_stats=1 -artifact_prefix="build-fuzz/crash-$target-" "$corpus" \
         >"build-fuzz/fuzz_$target.log" 2>&1; then
       echo "fuzz_$target: OK ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/fuzz_$target.log" | grep -o '[0-9]*$') runs)"

@@ -9,6 +9,17 @@
 
 namespace attnkit::test {
 
+// True in the AddressSanitizer build of the test command's second stage. A few full-length
+// trained-input cases (n = 2048, O(n²) fp64 oracles) run only in the release stage: under the
+// sanitizer they take minutes and check no memory access that the smaller cases do not.
+inline constexpr bool sanitized() {
+#if defined(__SANITIZE_ADDRESS__)
+  return true;
+#else
+  return false;
+#endif
+}
+
 // Owns q, k, v, out for a problem of the given sizes (dense [B,H,N,D] layout).
 struct Owned {
   Tensor q, k, v, out;

@@ -381,6 +381,10 @@ TEST_CASE("trained attention (w0, n = 2048): topk equals the issue's numpy oracl
     WARN("trained-attention data not found (ATTNKIT_DATA_DIR=" << attnkit::test::data_dir() << "); skipped");
     return;
   }
+  if (attnkit::test::sanitized()) {
+    WARN("n = 2048 trained-input case: run in the release stage only (attnkit::test::sanitized())");
+    return;
+  }
   auto load = [&](const std::string& name) {
     NpyArray a = read_npy(dir + name);
     REQUIRE(a.shape == std::vector<int64_t>{1, 4, 2048, 64});
