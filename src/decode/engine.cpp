@@ -93,6 +93,35 @@ int64_t Queries::min_begin(int64_t i) const {
   return s;
 }
 
+void quantize_q16(const float* q, int64_t rows, int64_t d, int16_t* q16, float* scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = q + r * d;
+    int16_t* o = q16 + r * d;
+    float amax = 0;
+    bool finite = true;
+    for (int64_t c = 0; c < d; ++c) {
+      finite &= std::isfinite(x[c]);
+      amax = std::max(amax, std::fabs(x[c]));
+    }
+    if (!finite) {
+      std::fill(o, o + d, int16_t{0});
+      scale[r] = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    if (amax == 0) {
+      std::fill(o, o + d, int16_t{0});
+      scale[r] = 0;
+      continue;
+    }
+    const float inv = 32767.0f / amax;
+    for (int64_t c = 0; c < d; ++c) {
+      const float v = std::nearbyint(x[c] * inv);  // the default rounding mode: half to even
+      o[c] = static_cast<int16_t>(std::clamp(v, -32767.0f, 32767.0f));
+    }
+    scale[r] = amax / 32767.0f;
+  }
+}
+
 void run(const KvCache& cache, const Queries& qs, const Plan& plan, MutView out) {
   const Kernels& kern = kernels();  // outside the parallel region: a bad ATTNKIT_SIMD throws here
   const int64_t rows = qs.rows, dv = cache.d_v(), d = cache.d(), G = cache.kv_heads();
@@ -101,6 +130,14 @@ void run(const KvCache& cache, const Queries& qs, const Plan& plan, MutView out)
   const auto part = aligned_floats(static_cast<size_t>(std::max<int64_t>(1, nitems * per)));
   const int64_t eb = kv_storage_elem_bytes(cache.storage());
   const int64_t scratch_n = scratch_floats(rows, d, dv);
+  // int8: q as int16 once per attend (integer dot products in the kernel).
+  std::vector<int16_t> q16;
+  std::vector<float> q16_scale;
+  if (cache.storage() == KvStorage::Int8 && d <= kInt16MaxD) {
+    q16.resize(static_cast<size_t>(qs.bg * rows * d));
+    q16_scale.resize(static_cast<size_t>(qs.bg * rows));
+    quantize_q16(qs.q.data(), qs.bg * rows, d, q16.data(), q16_scale.data());
+  }
 
 #pragma omp parallel
   {
@@ -122,6 +159,10 @@ void run(const KvCache& cache, const Queries& qs, const Plan& plan, MutView out)
       R.end = qs.end.data() + item.bg * rows;
       R.d = d;
       R.d_v = dv;
+      if (!q16.empty()) {
+        R.q16 = q16.data() + item.bg * rows * d;
+        R.q16_scale = q16_scale.data() + item.bg * rows;
+      }
       const auto* kb = static_cast<const unsigned char*>(cache.keys(b, g));
       const auto* vb = static_cast<const unsigned char*>(cache.values(b, g));
       const float* ks = cache.key_scales(b, g);

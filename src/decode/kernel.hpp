@@ -15,7 +15,21 @@ struct Rows {
   const int64_t* begin = nullptr;  // per row: visible positions are [begin[r], end[r])
   const int64_t* end = nullptr;
   int64_t d = 0, d_v = 0;
+  // int8 storage with d <= kInt16MaxD: q quantised once per attend (quantize_q16), rows x d int16,
+  // and per row its scale. Null otherwise (the float kernel runs).
+  const int16_t* q16 = nullptr;
+  const float* q16_scale = nullptr;
 };
+
+// int8 storage computes its dot products in integers (see kernel_arch.cpp): q as int16 times the
+// int8 keys, summed in int32. |q16| <= 32767 and |k| <= 127, so d <= 516 terms fit in an int32;
+// above kInt16MaxD the float kernel runs instead.
+constexpr int64_t kInt16MaxD = 512;
+
+// Row r of q (rows x d floats) as int16: scale = max|q_r| / 32767 (float), q16 = round-half-even(
+// q · (32767 / max|q_r|)) clamped to [-32767, 32767]; a row of zeros has scale 0; a row with a
+// non-finite element gets q16 = 0 and scale NaN (its scores are NaN, as the float kernel's).
+void quantize_q16(const float* q, int64_t rows, int64_t d, int16_t* q16, float* scale);
 
 // Contiguous cache slots of one (batch, kv head), holding positions pos0 .. pos0 + count - 1.
 struct Block {
@@ -42,7 +56,8 @@ constexpr int64_t kTileKeys = 32;  // cache rows per tile
 inline int64_t scratch_floats(int64_t rows, int64_t d, int64_t d_v) {
   (void)d;
   (void)d_v;
-  return rows * kTileKeys + 64;  // the tile's scores / probabilities
+  // the tile's scores / probabilities; int8: their int16 weights and per row one scale
+  return rows * kTileKeys + rows * (kTileKeys / 2 + 1) + rows + 64;
 }
 
 struct Kernels {

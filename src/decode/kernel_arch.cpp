@@ -11,9 +11,11 @@
 //   The rows of the next tile are prefetched (into L2) during this tile's arithmetic.
 // Per cache row that is 4 x (d + d_v) FMAs = 64 cycles at d = 128 on Zen 2 (two 8-wide FMAs per
 // cycle); measured in L1 at 3.3 GHz: ~40 ns per row (f32), i.e. about half the FMA peak.
-// bf16 / int8 elements are widened to float in registers as they are loaded (one vpmovzx/vpmovsx
-// per vector: a widened copy in L1 scratch cost a store per vector, the bottleneck on Zen 2);
-// int8 scales multiply the scores (keys) and the probabilities (values), never the elements.
+// bf16 elements are widened to float in registers as they are loaded (one vpmovzx per vector: a
+// widened copy in L1 scratch cost a store per vector, the bottleneck on Zen 2). int8 storage runs
+// integer dot products instead (q quantised to int16, see "int8 storage" below) where d <= 512,
+// the float kernel with widened elements above; its scales multiply the scores (keys) and the
+// probabilities (values), never the elements.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <xsimd/xsimd.hpp>
@@ -231,12 +233,173 @@ inline void pv4(const float* p, const E* vp, int64_t nk, int64_t dv, float* acc,
     }
 }
 
+// ---- int8 storage: integer dot products (Rows::q16 set) ----
+// QK: q as int16 (quantised once per attend, engine.cpp) times the int8 keys, summed exactly in
+// int32 (vpmaddwd: 16 products per instruction, no int8 -> float conversion of the keys);
+// score = float(sum) · q scale · key scale. PV: per tile and row the weights p · v_scale as int16
+// (scale = max / 32767, round half to even), two cache rows at a time: their bytes interleaved
+// (v_j[c], v_j+1[c]) and one vpmaddwd with the pair of weights (w_j, w_j+1) gives
+// w_j·v_j[c] + w_j+1·v_j+1[c] for 8 channels, summed exactly in int32 over the tile (<= 32 x 32767
+// x 127 < 2^31), then acc += float(sum) · weight scale. Both halve the instructions per cache row
+// of the float kernel (which widened every element to float). Integer sums are exact, so every
+// SIMD path computes the same sums; the portable path runs the same arithmetic in scalar code.
+
+// sums[r * K + i] += Σ_{c0 <= c < d} q16[r][c] · k_i[c]: the channels past the last whole vector.
+template <int K>
+[[gnu::noinline]] void dot4i_tail(const int16_t* q, int64_t d, const int8_t* k0, int64_t c0, int32_t* sums) {
+  for (int r = 0; r < 4; ++r)
+    for (int i = 0; i < K; ++i) {
+      int32_t s = 0;
+      for (int64_t c = c0; c < d; ++c) s += int32_t{q[r * d + c]} * int32_t{k0[i * d + c]};
+      sums[r * K + i] += s;
+    }
+}
+
+// out[r * K + i] = float(Σ_c q16[r][c] · k_i[c]) (exact int32 sum) for the 4 rows and K <= 2 keys.
+template <int K>
+inline void dot4i(const int16_t* q, int64_t d, const int8_t* k0, float* out, Prefetch& pf) {
+  static_assert(K == 1 || K == 2);
+  int64_t c = 0;
+  alignas(32) int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#if defined(__AVX2__)
+  // Named accumulators (an array of them made GCC shuffle registers every step).
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  const int8_t* k1 = k0 + (K == 2 ? d : 0);
+  pf.step();  // once per call: a step per 16 channels cost more instructions than the madds' slack
+  for (; c + 16 <= d; c += 16) {
+    const __m256i x0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k0 + c)));
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + c));
+    const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + d + c));
+    const __m256i q2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 2 * d + c));
+    const __m256i q3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 3 * d + c));
+    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(q0, x0));
+    a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(q1, x0));
+    a4 = _mm256_add_epi32(a4, _mm256_madd_epi16(q2, x0));
+    a6 = _mm256_add_epi32(a6, _mm256_madd_epi16(q3, x0));
+    if constexpr (K == 2) {
+      const __m256i x1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k1 + c)));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(q0, x1));
+      a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(q1, x1));
+      a5 = _mm256_add_epi32(a5, _mm256_madd_epi16(q2, x1));
+      a7 = _mm256_add_epi32(a7, _mm256_madd_epi16(q3, x1));
+    }
+  }
+  // Horizontal sums with a hadd tree (exact int32): sums[2r + i] = row r, key i.
+  const __m256i h01 = _mm256_hadd_epi32(a0, a1), h23 = _mm256_hadd_epi32(a2, a3);
+  const __m256i h45 = _mm256_hadd_epi32(a4, a5), h67 = _mm256_hadd_epi32(a6, a7);
+  const __m256i h03 = _mm256_hadd_epi32(h01, h23), h47 = _mm256_hadd_epi32(h45, h67);
+  const __m256i t = _mm256_add_epi32(_mm256_permute2x128_si256(h03, h47, 0x20), _mm256_permute2x128_si256(h03, h47, 0x31));
+  if (c == d) {  // no tail: convert in the vector (the common case)
+    _mm256_storeu_ps(out, _mm256_cvtepi32_ps(t));
+    if constexpr (K == 1)  // the K = 1 sums sit at 0, 2, 4, 6
+      for (int r = 1; r < 4; ++r) out[r] = out[2 * r];
+    return;
+  }
+  _mm256_store_si256(reinterpret_cast<__m256i*>(sums), t);
+  if constexpr (K == 1)
+    for (int r = 1; r < 4; ++r) sums[r] = sums[2 * r];
+#else
+  (void)pf;
+#endif
+  if (c < d) dot4i_tail<K>(q, d, k0, c, sums);
+  for (int i = 0; i < 4 * K; ++i) out[i] = static_cast<float>(sums[i]);
+}
+
+// w16[j] (j < nk, then one 0 if nk is odd) = round-half-even(w[j] · 32767 / max w) for the
+// weights w >= 0 of one row; returns the row's weight scale max w / 32767 (0 if every w is 0).
+inline float quantize_weights(const float* w, int64_t nk, int16_t* w16) {
+  float mx = 0;
+  for (int64_t j = 0; j < nk; ++j) mx = w[j] > mx ? w[j] : mx;
+  if (nk % 2) w16[nk] = 0;
+  if (!(mx > 0)) {
+    for (int64_t j = 0; j < nk; ++j) w16[j] = 0;
+    return 0.0f;
+  }
+  const float inv = 32767.0f / mx;
+  int64_t j = 0;
+#if defined(__AVX2__)
+  // _mm256_cvtps_epi32 rounds in the current (default: nearest-even) mode, like std::nearbyint.
+  const __m256 iv = _mm256_set1_ps(inv), top = _mm256_set1_ps(32767.0f);
+  for (; j + 8 <= nk; j += 8) {
+    const __m256i x = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(w + j), iv), top));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(w16 + j),
+                     _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
+  }
+#endif
+  for (; j < nk; ++j) {
+    const float x = std::nearbyint(std::min(w[j] * inv, 32767.0f));
+    w16[j] = static_cast<int16_t>(x);
+  }
+  return mx / 32767.0f;
+}
+
+// acc[r * dv + c] += float(Σ_j w16[r][j] · v_j[c]) · ws[r] for c in [c0, dv): past the last whole block.
+[[gnu::noinline]] void pv4i_tail(const int16_t* w16, const float* ws, const int8_t* vp, int64_t nk, int64_t dv, float* acc,
+                                 int64_t c0) {
+  for (int64_t c = c0; c < dv; ++c)
+    for (int r = 0; r < 4; ++r) {
+      int32_t s = 0;
+      for (int64_t j = 0; j < nk; ++j) s += int32_t{w16[r * TK + j]} * int32_t{vp[j * dv + c]};
+      acc[r * dv + c] += static_cast<float>(s) * ws[r];
+    }
+}
+
+// acc rows 0..3 (stride dv) += float(Σ_j w16[r][j] · v_j) · ws[r] for j < nk (w16 row stride TK,
+// padded with a 0 weight to an even count).
+inline void pv4i(const int16_t* w16, const float* ws, const int8_t* vp, int64_t nk, int64_t dv, float* acc, Prefetch& pf) {
+  int64_t c = 0;
+#if defined(__AVX2__)
+  for (; c + 16 <= dv; c += 16) {
+    __m256i o0 = _mm256_setzero_si256(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
+    // Whole pairs; an odd last row pairs with itself (weight 0 for the second).
+    const int64_t whole = nk / 2;
+    auto step = [&](const int8_t* a, const int8_t* b, int64_t jp) {
+      pf.step();
+      const __m128i A = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
+      const __m128i Bv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+      const __m256i L = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(A, Bv));
+      const __m256i H = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(A, Bv));
+      const int16_t* wp = w16 + 2 * jp;
+      auto pair = [&](int64_t r) {  // (w_2jp, w_2jp+1) of row r as one int32 (memcpy: no aliasing)
+        int32_t x;
+        std::memcpy(&x, wp + r * TK, 4);
+        return _mm256_set1_epi32(x);
+      };
+      const __m256i w0 = pair(0), w1 = pair(1);
+      o0 = _mm256_add_epi32(o0, _mm256_madd_epi16(L, w0));
+      o1 = _mm256_add_epi32(o1, _mm256_madd_epi16(H, w0));
+      o2 = _mm256_add_epi32(o2, _mm256_madd_epi16(L, w1));
+      o3 = _mm256_add_epi32(o3, _mm256_madd_epi16(H, w1));
+      const __m256i w2 = pair(2), w3 = pair(3);
+      o4 = _mm256_add_epi32(o4, _mm256_madd_epi16(L, w2));
+      o5 = _mm256_add_epi32(o5, _mm256_madd_epi16(H, w2));
+      o6 = _mm256_add_epi32(o6, _mm256_madd_epi16(L, w3));
+      o7 = _mm256_add_epi32(o7, _mm256_madd_epi16(H, w3));
+    };
+    const int8_t* a = vp + c;
+    for (int64_t jp = 0; jp < whole; ++jp, a += 2 * dv) step(a, a + dv, jp);
+    if (nk % 2) step(a, a, whole);
+    const __m256i o[8] = {o0, o1, o2, o3, o4, o5, o6, o7};
+    for (int r = 0; r < 4; ++r) {
+      const __m256 f = _mm256_set1_ps(ws[r]);
+      float* ar = acc + r * dv + c;
+      _mm256_storeu_ps(ar, _mm256_fmadd_ps(_mm256_cvtepi32_ps(o[2 * r]), f, _mm256_loadu_ps(ar)));
+      _mm256_storeu_ps(ar + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(o[2 * r + 1]), f, _mm256_loadu_ps(ar + 8)));
+    }
+  }
+#else
+  (void)pf;
+#endif
+  if (c < dv) pv4i_tail(w16, ws, vp, nk, dv, acc, c);
+}
+
 template <class E>
 void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* acc, float* s) {
   const int64_t d = R.d, dv = R.d_v, rows = R.rows;
   const E* kb = static_cast<const E*>(blk.k);
   const E* vb = static_cast<const E*>(blk.v);
-  const bool int8 = std::is_same_v<E, int8_t>;
+  constexpr bool int8 = std::is_same_v<E, int8_t>;
+  const bool use_int = int8 && R.q16;  // the integer kernel (int8, d <= kInt16MaxD)
   const int64_t kbytes = d * int64_t(sizeof(E)), vbytes = dv * int64_t(sizeof(E));
   // The first tiles: nobody requested them yet.
   Prefetch pf;
@@ -272,27 +435,45 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
     const E* vp = vb + j0 * dv;
 
     float dots[12];
-    for (int64_t rb = 0; rb < rows; rb += 4) {
-      const float* q = R.q + rb * d;
-      float* srow = s + rb * TK;
-      int64_t j = 0;
-      // Triples, then pairs (a remainder of one key would run the latency-bound single-key loop:
-      // 16 keys = 4 triples + 2 pairs).
-      const int64_t n3 = kWide<E> ? nk / 3 - (nk % 3 == 1 && nk >= 4 ? 1 : 0) : 0;
-      if constexpr (kWide<E>)
-        for (; j < 3 * n3; j += 3) {
-          dot4<3>(q, d, kp + j * d, dots, pf);
+    if (use_int) {  // int8, integer dot products
+      for (int64_t rb = 0; rb < rows; rb += 4) {
+        const int16_t* q = R.q16 + rb * d;
+        float* srow = s + rb * TK;
+        const float* qs = R.q16_scale + rb;
+        int64_t j = 0;
+        for (; j + 2 <= nk; j += 2) {
+          dot4i<2>(q, d, reinterpret_cast<const int8_t*>(kp + j * d), dots, pf);
           for (int r = 0; r < 4; ++r)
-            for (int i = 0; i < 3; ++i) srow[r * TK + j + i] = dots[r * 3 + i];
+            for (int i = 0; i < 2; ++i) srow[r * TK + j + i] = dots[r * 2 + i] * qs[r];
         }
-      for (; j + 2 <= nk; j += 2) {
-        dot4<2>(q, d, kp + j * d, dots, pf);
-        for (int r = 0; r < 4; ++r)
-          for (int i = 0; i < 2; ++i) srow[r * TK + j + i] = dots[r * 2 + i];
+        for (; j < nk; ++j) {
+          dot4i<1>(q, d, reinterpret_cast<const int8_t*>(kp + j * d), dots, pf);
+          for (int r = 0; r < 4; ++r) srow[r * TK + j] = dots[r] * qs[r];
+        }
       }
-      for (; j < nk; ++j) {
-        dot4<1>(q, d, kp + j * d, dots, pf);
-        for (int r = 0; r < 4; ++r) srow[r * TK + j] = dots[r];
+    } else {
+      for (int64_t rb = 0; rb < rows; rb += 4) {
+        const float* q = R.q + rb * d;
+        float* srow = s + rb * TK;
+        int64_t j = 0;
+        // Triples, then pairs (a remainder of one key would run the latency-bound single-key loop:
+        // 16 keys = 4 triples + 2 pairs).
+        const int64_t n3 = kWide<E> ? nk / 3 - (nk % 3 == 1 && nk >= 4 ? 1 : 0) : 0;
+        if constexpr (kWide<E>)
+          for (; j < 3 * n3; j += 3) {
+            dot4<3>(q, d, kp + j * d, dots, pf);
+            for (int r = 0; r < 4; ++r)
+              for (int i = 0; i < 3; ++i) srow[r * TK + j + i] = dots[r * 3 + i];
+          }
+        for (; j + 2 <= nk; j += 2) {
+          dot4<2>(q, d, kp + j * d, dots, pf);
+          for (int r = 0; r < 4; ++r)
+            for (int i = 0; i < 2; ++i) srow[r * TK + j + i] = dots[r * 2 + i];
+        }
+        for (; j < nk; ++j) {
+          dot4<1>(q, d, kp + j * d, dots, pf);
+          for (int r = 0; r < 4; ++r) srow[r * TK + j] = dots[r];
+        }
       }
     }
 
@@ -357,6 +538,15 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
         for (int64_t j = 0; j < nk; ++j) sr[j] *= blk.vs[j0 + j];
     }
 
+    if (use_int) {
+      // The weights as int16 (after the scores: s + rows * TK), one scale per row after them.
+      int16_t* w16 = reinterpret_cast<int16_t*>(s + rows * TK);
+      float* ws = s + rows * TK + rows * (TK / 2 + 1);
+      for (int64_t r = 0; r < rows; ++r) ws[r] = quantize_weights(s + r * TK, nk, w16 + r * TK);
+      for (int64_t rb = 0; rb < rows; rb += 4)
+        pv4i(w16 + rb * TK, ws + rb, reinterpret_cast<const int8_t*>(vp), nk, dv, acc + rb * dv, pf);
+      continue;
+    }
     for (int64_t rb = 0; rb < rows; rb += 4) pv4(s + rb * TK, vp, nk, dv, acc + rb * dv, pf);
   }
 }
