@@ -40,6 +40,17 @@ uint16_t bf16_round(float x, bool up) {
   return (up != neg) ? static_cast<uint16_t>(t + 1) : t;
 }
 
+// Sort key of a page: ascending keys = descending score, then ascending page index (a NaN score
+// sorts last). Page indices fit in 32 bits (the constructor checks).
+uint64_t page_key(float score, int64_t page) {
+  uint32_t u;
+  if (score == 0.0f) score = 0.0f;  // -0 and +0 are the same score
+  std::memcpy(&u, &score, 4);
+  uint32_t asc = (u & 0x80000000u) ? ~u : (u | 0x80000000u);  // ascending with the float order
+  if (std::isnan(score)) asc = 0;                                // the lowest score
+  return (static_cast<uint64_t>(~asc) << 32) | static_cast<uint32_t>(page);
+}
+
 class PagesDecode final : public CacheImpl {
  public:
   PagesDecode(const DecodeConfig& cfg, int64_t page, int64_t keep)
@@ -48,7 +59,10 @@ class PagesDecode final : public CacheImpl {
         keep_pages_((keep + page - 1) / page),
         npages_((cfg.capacity + page - 1) / page),
         bounds_(static_cast<size_t>(cfg.batch * cfg.kv_heads * npages_ * 2 * cfg.d)),
-        selected_(static_cast<size_t>(cfg.batch * cfg.kv_heads)) {}
+        selected_(static_cast<size_t>(cfg.batch * cfg.kv_heads)) {
+    if (npages_ > int64_t{0xffffffff})
+      detail::fail("pages: capacity=", cfg.capacity, " makes ", npages_, " pages of ", page, "; expected < 2^32 pages");
+  }
 
   // Appends, then widens the bounds of the pages the new positions fall in with their stored
   // (dequantised) keys, so the bound holds for what attention will read.
@@ -133,7 +147,7 @@ class PagesDecode final : public CacheImpl {
 #pragma omp parallel
     {
       std::vector<float> score;
-      std::vector<int64_t> idx;
+      std::vector<uint64_t> key;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t i = 0; i < bg; ++i) {
         std::vector<int64_t>& sel = selected_[static_cast<size_t>(i)];
@@ -146,19 +160,20 @@ class PagesDecode final : public CacheImpl {
           score.assign(static_cast<size_t>(nc), -std::numeric_limits<float>::infinity());
           for (int64_t r = 0; r < real_rows; ++r) {
             const float* br = bound.data() + (i * rows + r) * npages_;
-            const float top = *std::max_element(br, br + nc);
+            float top = -std::numeric_limits<float>::infinity();
+            for (int64_t p = 0; p < nc; ++p) top = br[p] > top ? br[p] : top;
             for (int64_t p = 0; p < nc; ++p)
               score[static_cast<size_t>(p)] = std::max(score[static_cast<size_t>(p)], br[p] - top);
           }
-          idx.resize(static_cast<size_t>(nc));
-          for (int64_t p = 0; p < nc; ++p) idx[static_cast<size_t>(p)] = p;
-          // Ties broken by page index: the selection is a function of the input only.
-          auto better = [&](int64_t a, int64_t b) {
-            const float sa = score[static_cast<size_t>(a)], sb = score[static_cast<size_t>(b)];
-            return sa > sb || (sa == sb && a < b);
-          };
-          std::nth_element(idx.begin(), idx.begin() + keep_pages_, idx.end(), better);
-          sel.assign(idx.begin(), idx.begin() + keep_pages_);
+          // The best keep_pages by score, ties broken by page index (the selection is a function of
+          // the input only): a partial selection over 64-bit keys (descending score, then ascending
+          // page) instead of page indices compared through the scores (selection 0.59 -> 0.48 ms
+          // per attend at N = 65536, 1 thread).
+          key.resize(static_cast<size_t>(nc));
+          for (int64_t p = 0; p < nc; ++p) key[static_cast<size_t>(p)] = page_key(score[static_cast<size_t>(p)], p);
+          std::nth_element(key.begin(), key.begin() + keep_pages_, key.end());
+          sel.resize(static_cast<size_t>(keep_pages_));
+          for (int64_t k = 0; k < keep_pages_; ++k) sel[static_cast<size_t>(k)] = static_cast<int64_t>(key[static_cast<size_t>(k)] & 0xffffffffu);
           std::sort(sel.begin(), sel.end());
         }
         for (int64_t p = nc; p <= last[static_cast<size_t>(i)]; ++p) sel.push_back(p);
