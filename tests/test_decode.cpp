@@ -229,16 +229,17 @@ TEST_CASE("key_lengths masks hold for every storage of every cache backend", "[d
 TEST_CASE("exact and pages decode are bit-identical for 1 and 2 threads", "[decode][exact][pages]") {
   const Seq s = make_seq(1, 4, 2, 3000, 64, 5);
   const int saved = omp_get_max_threads();
-  for (const std::string spec : {"exact", "pages:page=16,keep=512"}) {
+  for (const std::string spec : {"exact", "pages:page=16,keep=512"})
+    for (KvStorage st : {KvStorage::BF16, KvStorage::Int8}) {
     std::vector<Tensor> outs;
     std::vector<std::vector<int64_t>> sel;
     for (int th : {1, 2}) {
       omp_set_num_threads(th);
-      Decoder dec(spec, config_for(s, KvStorage::BF16));
+      Decoder dec(spec, config_for(s, st));
       outs.push_back(decode_last(dec, s, 3));
       sel.push_back(dec.selected_pages(0, 1));
     }
-    INFO(spec);
+    INFO(spec << " " << kv_storage_name(st));
     CHECK(std::memcmp(outs[0].data(), outs[1].data(), static_cast<size_t>(outs[0].numel()) * 4) == 0);
     CHECK(sel[0] == sel[1]);
   }
@@ -359,6 +360,92 @@ TEST_CASE("bf16 and int8 storage: error vs fp64 within 1e-2 and 3e-2", "[decode]
       if (st != KvStorage::F32) CHECK(err > 0);  // the storage really is compressed
     }
   }
+}
+
+// fp64 re-implementation of the int8 decode arithmetic (include/attnkit/decode.hpp, "int8
+// storage"), for the last position N - 1 of (b, h) of exact decode over a cache of N positions:
+// q·scale as int16 (scale max|q| / 32767, half to even), integer dot products with the stored int8
+// keys times both scales; per tile of 32 positions (tiles start at multiples of 32) the weights
+// exp(s - max) · v_scale as int16 (scale: the tile's largest weight / 32767) times the int8 values.
+// quantize_weights = false: the weights unrounded (what a float kernel would compute).
+std::vector<double> int8_reference(const KvCache& c, const Tensor& q, int64_t b, int64_t h, int64_t H,
+                                   bool quantize_weights = true) {
+  const int64_t N = c.size(), d = c.d(), dv = c.d_v(), g = h / (H / c.kv_heads());
+  const auto* k8 = static_cast<const int8_t*>(c.keys(b, g));
+  const auto* v8 = static_cast<const int8_t*>(c.values(b, g));
+  const float *ks = c.key_scales(b, g), *vs = c.value_scales(b, g);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  std::vector<float> qs(static_cast<size_t>(d));
+  float amax = 0;
+  for (int64_t i = 0; i < d; ++i) {
+    qs[static_cast<size_t>(i)] = q.view().at(b, h, N - 1, i) * scale;
+    amax = std::max(amax, std::fabs(qs[static_cast<size_t>(i)]));
+  }
+  const float inv = 32767.0f / amax, qscale = amax / 32767.0f;
+  std::vector<int32_t> q16(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; ++i) q16[static_cast<size_t>(i)] = static_cast<int32_t>(std::nearbyint(qs[static_cast<size_t>(i)] * inv));
+  std::vector<double> sc(static_cast<size_t>(N));
+  double mx = -INFINITY;
+  for (int64_t j = 0; j < N; ++j) {
+    int64_t dot = 0;
+    for (int64_t i = 0; i < d; ++i) dot += q16[static_cast<size_t>(i)] * int64_t{k8[j * d + i]};
+    sc[static_cast<size_t>(j)] = static_cast<double>(dot) * qscale * ks[j];
+    mx = std::max(mx, sc[static_cast<size_t>(j)]);
+  }
+  double l = 0;
+  std::vector<double> out(static_cast<size_t>(dv), 0.0);
+  for (int64_t t0 = 0; t0 < N; t0 += 32) {
+    const int64_t t1 = std::min(N, t0 + 32);
+    double wmax = 0;
+    for (int64_t j = t0; j < t1; ++j) {
+      const double e = std::exp(sc[static_cast<size_t>(j)] - mx);
+      l += e;
+      wmax = std::max(wmax, e * vs[j]);
+    }
+    for (int64_t j = t0; j < t1; ++j) {
+      const double w = std::exp(sc[static_cast<size_t>(j)] - mx) * vs[j];
+      const double wq = quantize_weights ? std::nearbyint(w / wmax * 32767.0) * (wmax / 32767.0) : w;
+      for (int64_t i = 0; i < dv; ++i) out[static_cast<size_t>(i)] += wq * v8[j * dv + i];
+    }
+  }
+  for (double& x : out) x /= l;
+  return out;
+}
+
+TEST_CASE("int8 decode computes the documented integer arithmetic", "[decode][storage][int8]") {
+  // N = 2100: three split-K chunks and a partial last tile; d = 64, d_v = 40 (a scalar channel tail
+  // of 8 in PV); peaked attention (InputFamily::Peaky).
+  const int64_t N = 2100, H = 8, G = 2;
+  Seq s = make_seq(1, H, G, N, 64, 71, InputFamily::Peaky);
+  s.v = generate(InputFamily::Gaussian, 1, G, N, 40, 72).v;
+  Decoder dec("exact", config_for(s, KvStorage::Int8));
+  const Tensor out = decode_last(dec, s, 1);
+  KvCache c(1, G, N, 64, 40, KvStorage::Int8);
+  c.append(s.k.cview(), s.v.cview());
+  double err = 0, err_float_weights = 0, ref_max = 0;
+  for (int64_t h = 0; h < H; ++h) {
+    const std::vector<double> ref = int8_reference(c, s.q, 0, h, H), reff = int8_reference(c, s.q, 0, h, H, false);
+    for (int64_t i = 0; i < 40; ++i) {
+      const double o = out.view().at(0, h, 0, i);
+      err = std::max(err, std::fabs(o - ref[static_cast<size_t>(i)]));
+      err_float_weights = std::max(err_float_weights, std::fabs(reff[static_cast<size_t>(i)] - ref[static_cast<size_t>(i)]));
+      ref_max = std::max(ref_max, std::fabs(ref[static_cast<size_t>(i)]));
+    }
+  }
+  INFO("max |out - ref| " << err << ", max |ref| " << ref_max << ", unrounded weights differ by " << err_float_weights);
+  CHECK(err <= 2e-6 * ref_max);  // float rounding of the scores and accumulators only
+  CHECK(err_float_weights > 5e-6 * ref_max);  // the bound would notice unrounded weights
+}
+
+TEST_CASE("int8 decode with d above the integer kernel's limit runs the float kernel", "[decode][storage][int8]") {
+  const int64_t N = 70, S = 3;
+  const Seq s = make_seq(1, 4, 1, N, 520, 73);  // d = 520 > 512: int32 sums could overflow
+  Decoder dec("exact", config_for(s, KvStorage::Int8));
+  const Tensor out = decode_last(dec, s, S);
+  const double err = rel_err_fp64(out, s, S);
+  INFO("rel err " << err);
+  CHECK(err <= 3e-2);
+  CHECK(err > 0);
 }
 
 TEST_CASE("KvCache: storages round-trip, bytes, ring", "[decode][cache]") {
