@@ -32,8 +32,11 @@ REPS=${REPS:-3}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 data=../shared/data/trained-attention
 
-# Each JSON line gets the 1-minute load average at its start: the machine state it was measured in.
-load() { sed "s|^{|{\"loadavg\": $(cut -d' ' -f1 /proc/loadavg), |"; }
+# Each JSON line gets the 1-minute load average at its start (the machine state it was measured in)
+# and the commit of the code measured (with "+" if the work tree differed from it).
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src include 2>/dev/null || rev="$rev+"
+load() { sed "s|^{|{\"loadavg\": $(cut -d' ' -f1 /proc/loadavg), \"commit\": \"$rev\", |"; }
 
 speed() {  # speed NS STORAGES
   for n in $1; do
