@@ -5,6 +5,7 @@
 //   bf16  bfloat16, rounded to nearest even (2 bytes; relative rounding error <= 2^-9);
 //   int8  symmetric int8, one fp32 scale per (token, kv head) for K and one for V:
 //         scale = max|x| / 127, x ≈ scale · round(x / scale) (1 byte + 4 bytes per row).
+//         Decode computes with the integers (attnkit/decode.hpp, "int8 storage arithmetic").
 //
 // Layout: per (batch b, kv head g) a contiguous block of `slots` rows, row = d (keys) or d_v
 // (values) elements of the storage type, plus (int8) one float scale per row in a separate array.
