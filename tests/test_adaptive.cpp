@@ -409,6 +409,23 @@ TEST_CASE("lsh beats the mean(V) baseline on clustered inputs (n = 4096, the sui
   }
 }
 
+// A NaN value in a visible key reaches every row with rest=mean (through v̄, as exact's output
+// would), and only the rows whose rounds saw that key with rest=none.
+TEST_CASE("lsh: a NaN value of an unseen visible key reaches the row with rest=mean only", "[adaptive][lsh]") {
+  Owned o(1, 1, 1, 64, 64, 16, 8, 71);
+  o.v.view().at(0, 0, 5, 3) = std::numeric_limits<float>::quiet_NaN();
+  auto nan_rows = [&](LshRest rest) {
+    LshBackend(LshOptions{8, 1, 4, 0, rest}).forward(o.p);
+    int64_t n = 0;
+    for (int64_t i = 0; i < 64; ++i) n += std::isnan(o.out.view().at(0, 0, i, 3)) ? 1 : 0;
+    return n;
+  };
+  CHECK(nan_rows(LshRest::Mean) == 64);
+  const int64_t none = nan_rows(LshRest::None);  // one round of 8 keys per query: most rows miss key 5
+  CHECK(none > 0);
+  CHECK(none < 64);
+}
+
 TEST_CASE("adaptive specs: canonical form and bad values rejected", "[adaptive]") {
   CHECK(make_backend("topk")->spec() == "topk:k=256");
   CHECK(make_backend("pruned:keep=256")->spec() == "pruned:block=64,keep=256,window=64,sinks=64,score=mean");

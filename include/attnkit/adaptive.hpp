@@ -75,7 +75,8 @@
 //   combined by their log-sum-exp, o = Σ_r exp(lse_r − LSE) o_r, with Reformer's duplicate
 //   correction: a key that the query sees in n of the rounds has its score lowered by log n in
 //   each of them, so that the combination is exactly the softmax over the union of the rounds' key
-//   sets (no key counts twice). A query that sees no key in any round gets zeros. Many small
+//   sets (no key counts twice). A query that sees no key in any round gets zeros with rest=none
+//   (or when it has no visible key at all), v̄ with rest=mean (below). Many small
 //   rounds beat few large ones at the same key budget R·2C on the trained inputs (docs/adaptive.md).
 //   rest=mean (default; an attnkit extension, not in Reformer): the visible keys a row sees in no
 //   round (m_i = key_end(b, i) − |U_i| of them, U_i the union) are not dropped but summarised by
@@ -87,7 +88,8 @@
 //   Plain Reformer drops that mass and renormalises over U_i, which on diffuse attention (the
 //   clustered and gaussian families: few keys hold little mass) gives errors above 1; the rest
 //   term costs O(d) per query and O((d + d_v)·n_k) sums per (batch, head) and thread, and lowers
-//   the error on every input measured (docs/adaptive.md). rest=none is Reformer's softmax over U_i.
+//   the error on every input measured but one (a tie, docs/adaptive.md). rest=none is Reformer's
+//   softmax over U_i.
 //   Defaults: buckets 64 (even, in [2, 4096]: the rotations take rounds · kv_heads · d · buckets/2
 //   floats), rounds 4 ([1, 64]), chunk 64 ([1, 2^20]), seed 0 ([0, 2^53]); n_q and n_k at most
 //   2^31 − 1. Supports causal, key_lengths, cross-attention, GQA and weights() (the softmax over

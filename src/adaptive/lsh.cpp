@@ -173,15 +173,17 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
       continue;
     }
     if (sum == 0) continue;  // the row sees no key of this chunk (or only ones seen before)
-    const float l = sc.m[static_cast<size_t>(x)] + std::log(sum);
+    // the chunk's lse in fp64: the rest term's log-mass is compared with it at full precision
+    const double l = static_cast<double>(sc.m[static_cast<size_t>(x)]) + std::log(static_cast<double>(sum));
     float* acc = p.out.row(b, h, rows[x]);
     if (l > mg.m[i]) {  // new largest lse: rescale the sum so far
-      const float shrink = static_cast<float>(std::exp(mg.m[i] - l));
-      for (int64_t y = 0; y < d.d_v; ++y) acc[y] = acc[y] * shrink + o[y];
+      const double shrink = std::exp(mg.m[i] - l);
+      const float sf = static_cast<float>(shrink);
+      for (int64_t y = 0; y < d.d_v; ++y) acc[y] = acc[y] * sf + o[y];
       mg.w[i] = mg.w[i] * shrink + 1.0;
       mg.m[i] = l;
     } else {
-      const double e = std::exp(static_cast<double>(l) - mg.m[i]);
+      const double e = std::exp(l - mg.m[i]);
       const float f = static_cast<float>(e);
       for (int64_t y = 0; y < d.d_v; ++y) acc[y] += o[y] * f;
       mg.w[i] += e;
@@ -323,9 +325,12 @@ Cost LshBackend::cost(const Shape& s) const {
   c.flops = static_cast<double>(s.batch * s.heads) *
             (R * (s.n_q + s.n_k) * s.d * static_cast<double>(opt_.buckets) +
              R * static_cast<double>(s.n_q) * keys * 2.0 * (s.d + s.d_v));
-  if (opt_.rest == LshRest::Mean)  // the key sums (one pass) and the rest term per query
+  // rest=mean: one pass of key sums (k, k², v) and per query q·k̄, |q|², the prefix reductions
+  // (causal: a new prefix per row) and the folded-in term. Useful work only: the threads that
+  // repeat the key pass (each sums from key 0, for thread-count independent bits) are not counted.
+  if (opt_.rest == LshRest::Mean)
     c.flops += static_cast<double>(s.batch * s.heads) *
-               (static_cast<double>(s.n_k) * (2.0 * s.d + s.d_v) + static_cast<double>(s.n_q) * (6.0 * s.d + 3.0 * s.d_v));
+               (static_cast<double>(s.n_k) * (3.0 * s.d + s.d_v) + static_cast<double>(s.n_q) * (7.0 * s.d + 3.0 * s.d_v));
   return c;
 }
 

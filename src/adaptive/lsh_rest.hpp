@@ -17,9 +17,11 @@ class RestSums {
       : k_(static_cast<size_t>(d), 0.0), kk_(static_cast<size_t>(d), 0.0), kbar_(static_cast<size_t>(d), 0.0),
         v_(static_cast<size_t>(d_v), 0.0) {}
 
-  // Sums over keys [0, end), added in key order from key 0 whatever rows came before, so a row's
-  // sums have the same bits for any split of the rows across threads. Per-channel sums (also of
-  // k²) so that the loops vectorise; the channel reductions happen once per new prefix.
+  // Sums over keys [0, end), added in key order from key 0 whatever rows came before,
+  // so a row's sums have the same bits for any split of the rows across threads. Per-channel
+  // sums (also of k²) so that the loops vectorise; the channel reductions happen once per new
+  // prefix. Precondition end >= 1 (callers pass rows with an unseen visible key; it runs inside
+  // OpenMP regions, so it does not throw).
   void advance(const Problem& p, int64_t b, int64_t g, int64_t end) {
     if (end < upto_) {
       std::fill(k_.begin(), k_.end(), 0.0);
@@ -27,7 +29,7 @@ class RestSums {
       std::fill(v_.begin(), v_.end(), 0.0);
       upto_ = 0;
     }
-    if (end == upto_) return;
+    if (end == upto_) return;  // the reductions below are those of this prefix
     for (; upto_ < end; ++upto_) {
       const float* kr = p.k.row(b, g, upto_);
       const float* vr = p.v.row(b, g, upto_);
