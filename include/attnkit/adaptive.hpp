@@ -45,7 +45,7 @@
 //   tile choice is the fp32 one. Such a backend has no weights and no error bound (nullopt: the
 //   bound above is exact arithmetic's on the kept tiles).
 //
-// lsh:buckets=NB,rounds=R,chunk=C,seed=S
+// lsh:buckets=NB,rounds=R,chunk=C,seed=S,rest=mean|none
 //   Reformer-style LSH attention (Kitaev et al. 2020). Per round r and kv head g a random
 //   rotation R_rg (d × NB/2, standard normal entries from lsh_rotation(seed, r, g, ...)); the
 //   bucket of a vector x is argmax over the NB entries of [xR, −xR]. Queries and keys use the same
@@ -75,12 +75,26 @@
 //   combined by their log-sum-exp, o = Σ_r exp(lse_r − LSE) o_r, with Reformer's duplicate
 //   correction: a key that the query sees in n of the rounds has its score lowered by log n in
 //   each of them, so that the combination is exactly the softmax over the union of the rounds' key
-//   sets (no key counts twice). A query that sees no key in any round gets zeros. Many small
+//   sets (no key counts twice). A query that sees no key in any round gets zeros with rest=none
+//   (or when it has no visible key at all), v̄ with rest=mean (below). Many small
 //   rounds beat few large ones at the same key budget R·2C on the trained inputs (docs/adaptive.md).
+//   rest=mean (default; an attnkit extension, not in Reformer): the visible keys a row sees in no
+//   round (m_i = key_end(b, i) − |U_i| of them, U_i the union) are not dropped but summarised by
+//   one extra term: with k̄, v̄ the means of k and v over all the row's visible keys [0, key_end)
+//   and τ² = (mean of |k|² − |k̄|²)/d their per-channel variance, the rest's softmax mass is
+//   estimated as m_i·exp(scale·q·k̄ + ½·scale²·|q|²·τ²) (the mean of exp(s) over keys whose scores
+//   are normal with the isotropic variance), and its value as v̄:
+//     o_i = (Σ_{j∈U_i} e^{s_ij} v_j + w_i v̄) / (Σ_{j∈U_i} e^{s_ij} + w_i),  w_i that mass.
+//   Plain Reformer drops that mass and renormalises over U_i, which on diffuse attention (the
+//   clustered and gaussian families: few keys hold little mass) gives errors above 1; the rest
+//   term costs O(d) per query and O((d + d_v)·n_k) sums per (batch, head) and thread, and lowers
+//   the error on every input measured but one (a tie, docs/adaptive.md). rest=none is Reformer's
+//   softmax over U_i.
 //   Defaults: buckets 64 (even, in [2, 4096]: the rotations take rounds · kv_heads · d · buckets/2
 //   floats), rounds 4 ([1, 64]), chunk 64 ([1, 2^20]), seed 0 ([0, 2^53]); n_q and n_k at most
 //   2^31 − 1. Supports causal, key_lengths, cross-attention, GQA and weights() (the softmax over
-//   the union of the rounds' key sets). No error bound.
+//   the union of the rounds' key sets; with rest=mean every visible key also gets w_i/key_end of
+//   the row, before the common normalisation). No error bound.
 //
 // Shapes and layout: those of attnkit::Problem (any strides, last axis contiguous). forward(),
 // error_bound() and weights() are const and thread-safe; forward() is bit-identical for any
@@ -148,11 +162,15 @@ class PrunedBackend final : public Backend {
   PrunedOptions opt_;
 };
 
+// What lsh does with the visible keys a row sees in no round (see rest= above).
+enum class LshRest { Mean, None };
+
 struct LshOptions {
   int64_t buckets = 64;
   int64_t rounds = 4;
   int64_t chunk = 64;
   int64_t seed = 0;
+  LshRest rest = LshRest::Mean;
 };
 
 class LshBackend final : public Backend {

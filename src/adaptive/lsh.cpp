@@ -16,6 +16,7 @@
 #include "attnkit/error.hpp"
 #include "attnkit/simd.hpp"
 #include "lsh_plan.hpp"
+#include "lsh_rest.hpp"
 #include "../core/numerics.hpp"
 #include "sets.hpp"
 
@@ -27,7 +28,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct ChunkScratch {
   std::vector<float> q, k, v, o, m, l;
-  std::vector<int32_t> hidden, lo;
+  std::vector<int32_t> hidden, lo, seen;
   std::vector<uint32_t> width;
   simd::Workspace ws;
 };
@@ -40,10 +41,12 @@ struct RoundTables {
 };
 
 // Running log-sum-exp merge of the rounds per query row (the rows of p.out hold the sum):
-// out_i = Σ_r exp(lse_r − M_i) o_r / W_i with M_i the largest lse so far, W_i = Σ_r exp(lse_r − M_i).
+// out_i = Σ_r exp(lse_r − M_i) o_r / W_i with M_i the largest lse so far, W_i = Σ_r exp(lse_r − M_i);
+// seen_i = |U_i|, the visible keys row i has seen in the rounds so far (for the rest term).
 struct Merge {
   std::vector<double> m, w;
   std::vector<uint8_t> nan;
+  std::vector<int32_t> seen;
 };
 
 // The mask of one gathered chunk (query lanes x, keys y in rank order), stored key-major like the
@@ -135,6 +138,13 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
     }
     any |= hits;
   }
+  // keys each lane sees for the first time in this chunk: the ones neither masked nor seen before
+  sc.seen.assign(static_cast<size_t>(nq), static_cast<int32_t>(nk));
+  if (any)
+    for (int64_t y = 0; y < nk; ++y) {
+      const int32_t* hid = sc.hidden.data() + y * nq;
+      for (int64_t x = 0; x < nq; ++x) sc.seen[static_cast<size_t>(x)] -= hid[x];
+    }
   simd::AttendArgs a;
   a.q = sc.q.data();
   a.q_stride = d.d;
@@ -155,6 +165,7 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
   simd::attend(a, std::span<const simd::KeySpan>(&span, 1), &mask, nk, sc.ws);
   for (int64_t x = 0; x < nq; ++x) {
     const size_t i = static_cast<size_t>(rows[x]);
+    mg.seen[i] += sc.seen[static_cast<size_t>(x)];
     const float* o = sc.o.data() + x * d.d_v;  // a NaN value reaches the sum by itself
     const float sum = sc.l[static_cast<size_t>(x)];
     if (std::isnan(sum) || std::isnan(sc.m[static_cast<size_t>(x)])) {  // a NaN score
@@ -162,20 +173,51 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
       continue;
     }
     if (sum == 0) continue;  // the row sees no key of this chunk (or only ones seen before)
-    const float l = sc.m[static_cast<size_t>(x)] + std::log(sum);
+    // the chunk's lse in fp64: the rest term's log-mass is compared with it at full precision
+    const double l = static_cast<double>(sc.m[static_cast<size_t>(x)]) + std::log(static_cast<double>(sum));
     float* acc = p.out.row(b, h, rows[x]);
     if (l > mg.m[i]) {  // new largest lse: rescale the sum so far
-      const float shrink = static_cast<float>(std::exp(mg.m[i] - l));
-      for (int64_t y = 0; y < d.d_v; ++y) acc[y] = acc[y] * shrink + o[y];
+      const double shrink = std::exp(mg.m[i] - l);
+      const float sf = static_cast<float>(shrink);
+      for (int64_t y = 0; y < d.d_v; ++y) acc[y] = acc[y] * sf + o[y];
       mg.w[i] = mg.w[i] * shrink + 1.0;
       mg.m[i] = l;
     } else {
-      const double e = std::exp(static_cast<double>(l) - mg.m[i]);
+      const double e = std::exp(l - mg.m[i]);
       const float f = static_cast<float>(e);
       for (int64_t y = 0; y < d.d_v; ++y) acc[y] += o[y] * f;
       mg.w[i] += e;
     }
   }
+}
+
+// Output row i from its merged rounds: acc / W, with rest=mean (rs given) the term of the
+// visible keys the row saw in no round folded in first at their estimated mass.
+void finish_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, float scale, const Merge& mg,
+                adaptive::RestSums* rs) {
+  float* o = p.out.row(b, h, i);
+  const size_t x = static_cast<size_t>(i);
+  if (mg.nan[x]) {  // a NaN score
+    std::fill(o, o + d.d_v, std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  const int64_t ke = p.key_end(b, i), rest = ke - mg.seen[x];
+  if (rs != nullptr && rest > 0) {
+    rs->advance(p, b, h / d.group(), ke);
+    const double L = rs->log_mass(p.q.row(b, h, i), scale, rest);
+    const double M = mg.w[x] > 0 ? mg.m[x] : L, top = std::max(M, L);
+    const double a = mg.w[x] > 0 ? std::exp(M - top) : 0.0, e = std::exp(L - top);
+    const double inv = 1.0 / (mg.w[x] * a + e);
+    for (int64_t y = 0; y < d.d_v; ++y)
+      o[y] = static_cast<float>((o[y] * a + e * rs->mean_v(static_cast<size_t>(y))) * inv);
+    return;
+  }
+  if (mg.w[x] == 0) {  // no key in any round: zeros
+    std::fill(o, o + d.d_v, 0.0f);
+    return;
+  }
+  const float inv = static_cast<float>(1.0 / mg.w[x]);
+  for (int64_t y = 0; y < d.d_v; ++y) o[y] *= inv;
 }
 
 constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
@@ -187,7 +229,9 @@ const std::vector<ParamDef>& lsh_params() {
       {"buckets", ParamType::Int, "64", 2, 4096, "hash buckets per round (even; rotation d x buckets/2)"},
       {"rounds", ParamType::Int, "4", 1, 64, "hash rounds, merged by their log-sum-exp"},
       {"chunk", ParamType::Int, "64", 1, 1048576, "queries per chunk; each chunk sees 2*chunk sorted keys"},
-      {"seed", ParamType::Int, "0", 0, 9007199254740992.0, "seed of the rotations"}};
+      {"seed", ParamType::Int, "0", 0, 9007199254740992.0, "seed of the rotations"},
+      {"rest", ParamType::String, "mean", 0, 0,
+       "keys a query sees in no round: mean (one term from their mean key and value) or none (dropped, as Reformer)"}};
   return defs;
 }
 
@@ -196,7 +240,8 @@ Params lsh_resolve(const LshOptions& o) {
                 {{"buckets", std::to_string(o.buckets)},
                  {"rounds", std::to_string(o.rounds)},
                  {"chunk", std::to_string(o.chunk)},
-                 {"seed", std::to_string(o.seed)}});
+                 {"seed", std::to_string(o.seed)},
+                 {"rest", o.rest == LshRest::Mean ? "mean" : "none"}});
 }
 
 }  // namespace
@@ -230,6 +275,7 @@ void LshBackend::forward(const Problem& p) const {
       mg.m.assign(static_cast<size_t>(d.n_q), -std::numeric_limits<double>::infinity());
       mg.w.assign(static_cast<size_t>(d.n_q), 0.0);
       mg.nan.assign(static_cast<size_t>(d.n_q), 0);
+      mg.seen.assign(static_cast<size_t>(d.n_q), 0);
 #pragma omp parallel
       {
         ChunkScratch sc;
@@ -258,16 +304,14 @@ void LshBackend::forward(const Problem& p) const {
           for (int64_t c = 0; c < chunks; ++c)
             chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, mg, sc);
         }
+        if (opt_.rest == LshRest::Mean) {
+          // contiguous rows per thread: the key prefix sums run forward with the row
+          const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
+          adaptive::RestSums rs(d.d, d.d_v);
+          for (int64_t i = d.n_q * t / T; i < d.n_q * (t + 1) / T; ++i) finish_row(p, d, b, h, i, scale, mg, &rs);
+        } else {
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < d.n_q; ++i) {
-          float* o = p.out.row(b, h, i);
-          const size_t x = static_cast<size_t>(i);
-          if (mg.nan[x] || mg.w[x] == 0) {  // NaN scores, or no key in any round: zeros
-            std::fill(o, o + d.d_v, mg.nan[x] ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
-            continue;
-          }
-          const float inv = static_cast<float>(1.0 / mg.w[x]);
-          for (int64_t y = 0; y < d.d_v; ++y) o[y] *= inv;
+          for (int64_t i = 0; i < d.n_q; ++i) finish_row(p, d, b, h, i, scale, mg, nullptr);
         }
       }
     }
@@ -281,6 +325,12 @@ Cost LshBackend::cost(const Shape& s) const {
   c.flops = static_cast<double>(s.batch * s.heads) *
             (R * (s.n_q + s.n_k) * s.d * static_cast<double>(opt_.buckets) +
              R * static_cast<double>(s.n_q) * keys * 2.0 * (s.d + s.d_v));
+  // rest=mean: one pass of key sums (k, k², v) and per query q·k̄, |q|², the prefix reductions
+  // (causal: a new prefix per row) and the folded-in term. Useful work only: the threads that
+  // repeat the key pass (each sums from key 0, for thread-count independent bits) are not counted.
+  if (opt_.rest == LshRest::Mean)
+    c.flops += static_cast<double>(s.batch * s.heads) *
+               (static_cast<double>(s.n_k) * (3.0 * s.d + s.d_v) + static_cast<double>(s.n_q) * (7.0 * s.d + 3.0 * s.d_v));
   return c;
 }
 
@@ -292,10 +342,12 @@ void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const
     adaptive::lsh_plan(p, d, opt_, adaptive::lsh_rotations(opt_, d.kv_heads, d.d), b, h, rounds);
   }
   // With the duplicate correction the merged rounds are the fp64 softmax over the union of the
-  // keys the row sees in any round.
+  // keys the row sees in any round; rest=mean adds its term spread evenly over the visible keys.
   std::fill(w, w + d.n_q * d.n_k, 0.0f);
   std::vector<double> s;
   std::vector<int64_t> keys;
+  adaptive::RestSums rs(d.d, d.d_v);
+  const double scale = p.effective_scale();
   for (int64_t i = 0; i < d.n_q; ++i) {
     const int64_t ke = std::min(p.key_end(b, i), static_cast<int64_t>(rounds[0].key_rank.size()));
     keys.clear();
@@ -305,7 +357,8 @@ void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const
           keys.push_back(j);
           break;
         }
-    if (keys.empty()) continue;
+    const int64_t rest = opt_.rest == LshRest::Mean ? ke - static_cast<int64_t>(keys.size()) : 0;
+    if (keys.empty() && rest <= 0) continue;
     numerics::score_row_fp64(p, d, b, h, i, ke, s);
     float* wr = w + i * d.n_k;
     double m = -std::numeric_limits<double>::infinity(), sum = 0;
@@ -318,8 +371,19 @@ void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const
       for (int64_t j = 0; j < ke; ++j) wr[j] = std::numeric_limits<float>::quiet_NaN();
       continue;
     }
+    double e_rest = 0;  // the rest term's mass relative to exp(m)
+    if (rest > 0) {
+      rs.advance(p, b, h / d.group(), ke);
+      const double L = rs.log_mass(p.q.row(b, h, i), scale, rest);
+      if (keys.empty() || L > m) m = L;
+      e_rest = std::exp(L - m);
+    }
     for (int64_t j : keys) sum += std::exp(s[static_cast<size_t>(j)] - m);
-    for (int64_t j : keys) wr[j] = static_cast<float>(std::exp(s[static_cast<size_t>(j)] - m) / sum);
+    sum += e_rest;
+    const double spread = e_rest / static_cast<double>(std::max<int64_t>(ke, 1)) / sum;
+    if (rest > 0)
+      for (int64_t j = 0; j < ke; ++j) wr[j] = static_cast<float>(spread);
+    for (int64_t j : keys) wr[j] = static_cast<float>(std::exp(s[static_cast<size_t>(j)] - m) / sum + spread);
   }
 }
 
@@ -329,8 +393,11 @@ BackendInfo lsh_info() {
           lsh_params(),
           kCaps,
           [](const Params& pr) {
-            return std::make_unique<LshBackend>(
-                LshOptions{pr.get_int("buckets"), pr.get_int("rounds"), pr.get_int("chunk"), pr.get_int("seed")});
+            const std::string& rest = pr.get_string("rest");
+            if (rest != "mean" && rest != "none") detail::fail("lsh: rest=", rest, "; expected mean or none");
+            return std::make_unique<LshBackend>(LshOptions{pr.get_int("buckets"), pr.get_int("rounds"), pr.get_int("chunk"),
+                                                           pr.get_int("seed"),
+                                                           rest == "mean" ? LshRest::Mean : LshRest::None});
           }};
 }
 

@@ -55,19 +55,14 @@ Cost ExactBackend::cost(const Shape& s) const {
 
 namespace {
 
-// precision=bf16|int8: the same tasks as the fp32 loop below, on K/V packed once per call.
-void forward_lowp(const Problem& p, const Shape& d, const simd::Blocks& blocks, int64_t want_q,
-                  ComputePrecision prec) {
-  // 64 query rows unless block_q says otherwise: the reduced-precision step keeps its scores,
-  // probabilities and accumulator (rows x 128 keys, rows x d_v) in L1 then, and on AMX 64 rows
-  // measured faster than 128 (n = 4096, d = 64, 2 threads). Never from the thread count (as
-  // choose_blocks' may be): int8 has one query scale per block, so the block is part of the result.
-  const int64_t bq = want_q ? blocks.q : 64;
+// Every (batch, head, query block of bq rows) task on the OpenMP threads, heaviest (last, under
+// causal) query blocks first: a dynamic schedule over a reversed order. body(args, spans, mask,
+// kv_index, workspace) computes one block; kv_index = b · kv_heads + g.
+template <class Body>
+void for_each_block(const Problem& p, const Shape& d, int64_t bq, Body body) {
   const int64_t qblocks = (d.n_q + bq - 1) / bq;
   const int64_t tasks = d.batch * d.heads * qblocks;
   const float scale = p.effective_scale();
-  simd::lowp_path_name();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
-  const std::vector<simd::LowpKV> kv = lowp::pack_heads(p, d, prec);
 #pragma omp parallel
   {
     simd::Workspace ws;
@@ -80,10 +75,26 @@ void forward_lowp(const Problem& p, const Shape& d, const simd::Blocks& blocks, 
       const simd::PrefixMask mask(limit, d.n_k - d.n_q, p.mask.causal);
       const simd::KeySpan span{0, mask.end(r0 + rows - 1)};
       const simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, r0, rows, scale);
-      simd::attend_lowp(a, kv[static_cast<size_t>(b * d.kv_heads + g)], std::span<const simd::KeySpan>(&span, 1),
-                        &mask, ws);
+      body(a, std::span<const simd::KeySpan>(&span, 1), mask, b * d.kv_heads + g, ws);
     }
   }
+}
+
+// precision=bf16|int8: the same tasks as the fp32 path, on K/V packed once per call.
+void forward_lowp(const Problem& p, const Shape& d, const simd::Blocks& blocks, int64_t want_q,
+                  ComputePrecision prec) {
+  // 64 query rows unless block_q says otherwise: the reduced-precision step keeps its scores,
+  // probabilities and accumulator (rows x 128 keys, rows x d_v) in L1 then, and on AMX 64 rows
+  // measured faster than 128 (n = 4096, d = 64, 2 threads). Never from the thread count (as
+  // choose_blocks' may be): int8 has one query scale per block, so the block is part of the result.
+  const int64_t bq = want_q ? blocks.q : 64;
+  simd::lowp_path_name();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
+  const std::vector<simd::LowpKV> kv = lowp::pack_heads(p, d, prec);
+  for_each_block(p, d, bq,
+                 [&](const simd::AttendArgs& a, std::span<const simd::KeySpan> spans, const simd::PrefixMask& mask,
+                     int64_t kv_index, simd::Workspace& ws) {
+                   simd::attend_lowp(a, kv[static_cast<size_t>(kv_index)], spans, &mask, ws);
+                 });
 }
 
 }  // namespace
@@ -92,27 +103,10 @@ void ExactBackend::forward(const Problem& p) const {
   const Shape d = check(p);
   const simd::Blocks blocks = simd::choose_blocks(d, opt_.block_q, opt_.block_k);
   if (opt_.precision != ComputePrecision::fp32) return forward_lowp(p, d, blocks, opt_.block_q, opt_.precision);
-  const int64_t bq = blocks.q, bk = blocks.k;
-  const int64_t qblocks = (d.n_q + bq - 1) / bq;
-  const int64_t tasks = d.batch * d.heads * qblocks;
-  const float scale = p.effective_scale();
   simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
-#pragma omp parallel
-  {
-    simd::Workspace ws;
-    // Heaviest (last, under causal) query blocks first: dynamic schedule over a reversed order.
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t qb = qblocks - 1 - t % qblocks;
-      const int64_t bh = t / qblocks, b = bh / d.heads, h = bh % d.heads, g = h / d.group();
-      const int64_t r0 = qb * bq, rows = std::min(bq, d.n_q - r0);
-      const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
-      const simd::PrefixMask mask(limit, d.n_k - d.n_q, p.mask.causal);
-      const simd::KeySpan span{0, mask.end(r0 + rows - 1)};
-      const simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, r0, rows, scale);
-      simd::attend(a, std::span<const simd::KeySpan>(&span, 1), &mask, bk, ws);
-    }
-  }
+  for_each_block(p, d, blocks.q,
+                 [&](const simd::AttendArgs& a, std::span<const simd::KeySpan> spans, const simd::PrefixMask& mask,
+                     int64_t, simd::Workspace& ws) { simd::attend(a, spans, &mask, blocks.k, ws); });
 }
 
 void ExactBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
