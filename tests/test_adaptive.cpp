@@ -387,6 +387,10 @@ TEST_CASE("lsh: one chunk holding every key is exact attention; rotations are st
 // docs/adaptive.md). The rest term (rest=mean, the default) brings both suite settings below the
 // mean(V) baseline at n = 4096, both masks; rest=none does not.
 TEST_CASE("lsh beats the mean(V) baseline on clustered inputs (n = 4096, the suite's settings)", "[adaptive][lsh]") {
+  if (attnkit::test::sanitized()) {  // 19 s under ASan; the oracle cases cover the same code there
+    WARN("n = 4096 accuracy case: run in the release stage only (attnkit::test::sanitized())");
+    return;
+  }
   const Inputs in = generate(InputFamily::Clustered, 1, 2, 4096, 64, 3);
   Tensor out(1, 2, 4096, 64), base(1, 2, 4096, 64), ref(1, 2, 4096, 64);
   for (bool causal : {false, true}) {
