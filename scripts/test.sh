@@ -2,7 +2,7 @@
 # The test command. Installs missing Debian packages, then:
 #   1. release build, every test suite (meson test);
 #   2. the same suites built with AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. each libFuzzer target (clang) for ATTNKIT_FUZZ_SECONDS (default 45) seconds on a copy of
+#   3. each libFuzzer target (clang) for ATTNKIT_FUZZ_SECONDS (default 35) seconds on a copy of
 #      tests/fuzz/corpus/.
 # Ends with one line "N passed, N failed" over all of it; exits non-zero when anything failed or
 # nothing ran. ATTNKIT_TEST_QUICK=1 runs stage 1 only.
@@ -39,7 +39,7 @@ if [ "${ATTNKIT_TEST_QUICK:-0}" != 1 ]; then
     --no-suite per-path || status=1
   logs+=(build-asan/meson-logs/testlog.json)
 
-  stage "fuzzers (${ATTNKIT_FUZZ_SECONDS:-45} s each)"
+  stage "fuzzers (${ATTNKIT_FUZZ_SECONDS:-35} s each)"
   if [ ! -f build-fuzz/build.ninja ]; then
     CXX=clang++ meson setup build-fuzz --buildtype=debugoptimized -Dfuzz=true -Dtests=false -Dbench=false \
       -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
@@ -48,7 +48,7 @@ if [ "${ATTNKIT_TEST_QUICK:-0}" != 1 ]; then
   for target in npy spec forward; do
     corpus=$(mktemp -d)
     cp tests/fuzz/corpus/$target/* "$corpus"/
-    if build-fuzz/tests/fuzz/fuzz_$target -max_total_time="${ATTNKIT_FUZZ_SECONDS:-45}" -rss_limit_mb=2048 \
+    if build-fuzz/tests/fuzz/fuzz_$target -max_total_time="${ATTNKIT_FUZZ_SECONDS:-35}" -rss_limit_mb=2048 \
         -timeout=20 -print_final_stats=1 -artifact_prefix="build-fuzz/crash-$target-" "$corpus" \
         >"build-fuzz/fuzz_$target.log" 2>&1; then
       echo "fuzz_$target: OK ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/fuzz_$target.log" | grep -o '[0-9]*$') runs)"
