@@ -325,6 +325,83 @@ TEST_CASE("pages: the Quest bound keeps the page of a planted matching key", "[d
   }
 }
 
+// The bfloat16 at or below (up = false) / above (up = true) a finite x: how pages stores a page's
+// per-channel min and max.
+double bf16_bracket(float x, bool up) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  uint32_t t = u & 0xffff0000u;  // toward zero
+  if (t != u && (up == (x > 0))) t += 0x10000u;
+  float f;
+  std::memcpy(&f, &t, 4);
+  return f;
+}
+
+TEST_CASE("pages: the kept pages are the best by the Quest bound (fp64 oracle of the bf16 bounds)", "[decode][pages]") {
+  // 62 competing pages of 16 (blocks of 16 pages in the bound layout, the last one partial), the
+  // cache filled 7 positions per append (pages widened across calls), then one attend of t tokens.
+  const int64_t N = 1000, d = 32, P = 16, keep_pages = 10;
+  const Seq s = make_seq(2, 8, 2, N, d, 61);
+  for (int64_t t : {1, 3}) {
+    Decoder dec("pages:page=16,keep=160", config_for(s, KvStorage::F32, t));
+    for (int64_t a = 0; a < N - t; a += 7) {
+      const int64_t e = std::min(a + 7, N - t);
+      dec.append(slice(s.k.cview(), a, e), slice(s.v.cview(), a, e));
+    }
+    Tensor o(2, 8, t, d);
+    dec.append(slice(s.k.cview(), N - t, N), slice(s.v.cview(), N - t, N));
+    dec.attend(slice(s.q.cview(), N - t, N), o.view());
+    const int64_t cand = (N - t) / P;  // the pages of the new tokens are always read
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t g = 0; g < 2; ++g) {
+        // score(page) = max over the group's rows of (bound − the row's best bound); tol covers
+        // the float sums (scale: Σ_c |q_c|·max(|lo_c|, |hi_c|)).
+        std::vector<double> score(static_cast<size_t>(cand), -INFINITY);
+        double tol = 0;
+        for (int64_t hl = 0; hl < 4; ++hl)
+          for (int64_t i = 0; i < t; ++i) {
+            std::vector<double> bound(static_cast<size_t>(cand));
+            for (int64_t p = 0; p < cand; ++p) {
+              double sum = 0, mag = 0;
+              for (int64_t c = 0; c < d; ++c) {
+                float lo = INFINITY, hi = -INFINITY;
+                for (int64_t j = p * P; j < p * P + P; ++j) {
+                  lo = std::min(lo, s.k.view().at(b, g, j, c));
+                  hi = std::max(hi, s.k.view().at(b, g, j, c));
+                }
+                const double l = bf16_bracket(lo, false), h = bf16_bracket(hi, true);
+                const double qc = s.q.view().at(b, g * 4 + hl, N - t + i, c) / std::sqrt(double(d));
+                sum += std::max(qc * l, qc * h);
+                mag += std::fabs(qc) * std::max(std::fabs(l), std::fabs(h));
+              }
+              bound[size_t(p)] = sum;
+              tol = std::max(tol, 1e-5 * mag);
+            }
+            const double top = *std::max_element(bound.begin(), bound.end());
+            for (int64_t p = 0; p < cand; ++p) score[size_t(p)] = std::max(score[size_t(p)], bound[size_t(p)] - top);
+          }
+        const std::vector<int64_t> sel = dec.selected_pages(b, g);
+        INFO("t=" << t << " b=" << b << " g=" << g);
+        REQUIRE(int64_t(sel.size()) == keep_pages + (N - 1) / P - cand + 1);
+        std::vector<bool> kept(static_cast<size_t>(cand), false);
+        for (int64_t k = 0; k < keep_pages; ++k) {
+          REQUIRE(sel[size_t(k)] < cand);
+          kept[size_t(sel[size_t(k)])] = true;
+        }
+        for (int64_t k = keep_pages; k < int64_t(sel.size()); ++k) CHECK(sel[size_t(k)] == cand + k - keep_pages);
+        double worst_kept = INFINITY, best_dropped = -INFINITY;
+        for (int64_t p = 0; p < cand; ++p) {
+          if (kept[size_t(p)])
+            worst_kept = std::min(worst_kept, score[size_t(p)]);
+          else
+            best_dropped = std::max(best_dropped, score[size_t(p)]);
+        }
+        INFO("tol " << tol << " worst kept " << worst_kept << " best dropped " << best_dropped);
+        CHECK(best_dropped <= worst_kept + 2 * tol);
+      }
+  }
+}
+
 #if ATTNKIT_HAS_KERNELIZED
 TEST_CASE("performer and linear decode equal their causal forward", "[decode][kernelized]") {
   const int64_t N = 200, S = 9;

@@ -51,6 +51,7 @@ struct Block {
 
 constexpr int64_t kRowBlock = 4;   // query rows per register block
 constexpr int64_t kTileKeys = 32;  // cache rows per tile
+constexpr int64_t kBoundLanes = 16;  // pages per block of the page-bound layout (pages.cpp)
 
 // Floats of scratch one attend_block call needs.
 inline int64_t scratch_floats(int64_t rows, int64_t d, int64_t d_v) {
@@ -66,8 +67,12 @@ struct Kernels {
   // accumulator acc (rows x d_v, row stride d_v). Start from m = -inf, l = 0, acc = 0.
   void (*attend_block)(const Rows& r, const Block& blk, float* m, float* l, float* acc, float* scratch);
   // Quest page bounds of 4 query rows: out[r * out_stride + p] = Σ_c max(q_c·lo_c, q_c·hi_c)
-  // = Σ_c q⁺_c·hi_c + q⁻_c·lo_c for `pages` pages. qpn: per row q⁺ = max(q, 0) (d floats) then
-  // q⁻ = min(q, 0) (d floats); bounds page-major, bfloat16: lo (d) then hi (d) per page.
+  // = Σ_c q⁺_c·hi_c + q⁻_c·lo_c for the pages [0, pages) rounded up to whole blocks of
+  // kBoundLanes pages (out has room for them; lanes past the last appended page hold garbage the
+  // caller ignores). qpn: per row q⁺ = max(q, 0) (d floats) then q⁻ = min(q, 0) (d floats).
+  // bounds: blocks of kBoundLanes pages, each lo then hi, channel-major with the block's pages
+  // contiguous per channel ([2][d][kBoundLanes] bfloat16), so that one vector holds a channel of
+  // kBoundLanes pages and no horizontal sums are needed.
   void (*page_bounds)(const float* qpn, int64_t d, const uint16_t* bounds, int64_t pages, float* out,
                       int64_t out_stride);
   // Sum of n floats (the streaming read of the bandwidth measurement).

@@ -7,6 +7,8 @@
 // max rounded up (so the bound stays a true upper bound), 2·d·2 bytes per page — at P = 16 that is
 // 1/16 of an f32 page's keys and values; they are read once for all query rows of a group
 // (q split into its positive and negative parts: bound = Σ q⁺·hi + q⁻·lo, two FMAs per channel).
+// They are stored in blocks of kBoundLanes pages, channel-major within a block (kernel.hpp), so
+// the scan's vectors run over pages and need no horizontal sums.
 // The scan is split into blocks of pages across the threads, the choice is a partial selection
 // (nth_element), and the kept pages are read by the split-K engine, which prefetches the next page
 // while computing the current one.
@@ -27,6 +29,7 @@ namespace attnkit::decode {
 namespace {
 
 constexpr int64_t kScanPages = 256;  // pages per scan work item
+static_assert(kScanPages % kBoundLanes == 0, "scan items start at a block of bounds");
 
 // bfloat16 bits of x rounded toward -inf (down) or +inf (up): the rounded value brackets x. NaN stays NaN.
 uint16_t bf16_round(float x, bool up) {
@@ -58,7 +61,8 @@ class PagesDecode final : public CacheImpl {
         page_(page),
         keep_pages_((keep + page - 1) / page),
         npages_((cfg.capacity + page - 1) / page),
-        bounds_(static_cast<size_t>(cfg.batch * cfg.kv_heads * npages_ * 2 * cfg.d)),
+        nblocks_((npages_ + kBoundLanes - 1) / kBoundLanes),
+        bounds_(static_cast<size_t>(cfg.batch * cfg.kv_heads * nblocks_ * 2 * cfg.d * kBoundLanes)),
         selected_(static_cast<size_t>(cfg.batch * cfg.kv_heads)) {
     if (npages_ > int64_t{0xffffffff})
       detail::fail("pages: capacity=", cfg.capacity, " makes ", npages_, " pages of ", page, "; expected < 2^32 pages");
@@ -75,15 +79,17 @@ class PagesDecode final : public CacheImpl {
       std::vector<float> row(static_cast<size_t>(d));
       for (int64_t p = p0; p < p1; ++p) {
         cache_.key(i / cfg_.kv_heads, i % cfg_.kv_heads, p, row.data());
-        uint16_t* lo = bounds_.data() + (i * npages_ + p / page_) * 2 * d;
-        uint16_t* hi = lo + d;
+        const int64_t pg = p / page_;
+        uint16_t* lo = bounds_.data() + (i * nblocks_ + pg / kBoundLanes) * 2 * d * kBoundLanes + pg % kBoundLanes;
+        uint16_t* hi = lo + d * kBoundLanes;
         const bool first = p % page_ == 0;
         for (int64_t c = 0; c < d; ++c) {
           const float x = row[static_cast<size_t>(c)];
-          const float l = first ? x : std::fmin(from_bf16(lo[c]), x);
-          const float h = first ? x : std::fmax(from_bf16(hi[c]), x);
-          lo[c] = bf16_round(l, false);
-          hi[c] = bf16_round(h, true);
+          const int64_t o = c * kBoundLanes;
+          const float l = first ? x : std::fmin(from_bf16(lo[o]), x);
+          const float h = first ? x : std::fmax(from_bf16(hi[o]), x);
+          lo[o] = bf16_round(l, false);
+          hi[o] = bf16_round(h, true);
         }
       }
     }
@@ -123,7 +129,8 @@ class PagesDecode final : public CacheImpl {
         qpn[static_cast<size_t>(i * 2 * d + c)] = std::max(x, 0.0f);
         qpn[static_cast<size_t>(i * 2 * d + d + c)] = std::min(x, 0.0f);
       }
-    std::vector<float> bound(static_cast<size_t>(bg * rows * npages_));  // [bg][row][page]
+    const int64_t bstride = nblocks_ * kBoundLanes;  // the scan writes whole blocks of pages
+    std::vector<float> bound(static_cast<size_t>(bg * rows * bstride));  // [bg][row][page]
     std::vector<std::pair<int64_t, int64_t>> scan;                     // (bg, first page)
     int64_t bound_pages = 0;
     for (int64_t i = 0; i < bg; ++i)
@@ -136,10 +143,10 @@ class PagesDecode final : public CacheImpl {
     for (int64_t w = 0; w < nscan; ++w) {
       const auto [i, p0] = scan[static_cast<size_t>(w)];
       const int64_t np = std::min(kScanPages, cand[static_cast<size_t>(i)] - p0);
-      const uint16_t* bnd = bounds_.data() + (i * npages_ + p0) * 2 * d;
+      const uint16_t* bnd = bounds_.data() + (i * nblocks_ + p0 / kBoundLanes) * 2 * d * kBoundLanes;
       for (int64_t rb = 0; rb < rows; rb += kRowBlock)
         kern.page_bounds(qpn.data() + (i * rows + rb) * 2 * d, d, bnd, np,
-                         bound.data() + (i * rows + rb) * npages_ + p0, npages_);
+                         bound.data() + (i * rows + rb) * bstride + p0, bstride);
     }
 
     // 2. Per (batch, kv head): score(page) = max over the rows of (bound − that row's best bound),
@@ -159,7 +166,7 @@ class PagesDecode final : public CacheImpl {
         } else {
           score.assign(static_cast<size_t>(nc), -std::numeric_limits<float>::infinity());
           for (int64_t r = 0; r < real_rows; ++r) {
-            const float* br = bound.data() + (i * rows + r) * npages_;
+            const float* br = bound.data() + (i * rows + r) * bstride;
             float top = -std::numeric_limits<float>::infinity();
             for (int64_t p = 0; p < nc; ++p) top = br[p] > top ? br[p] : top;
             for (int64_t p = 0; p < nc; ++p)
@@ -208,8 +215,9 @@ class PagesDecode final : public CacheImpl {
   }
 
  private:
-  int64_t page_, keep_pages_, npages_;
-  std::vector<uint16_t> bounds_;                // [bg][page][lo d | hi d], bfloat16 (lo rounded down, hi up)
+  int64_t page_, keep_pages_, npages_, nblocks_;
+  // [bg][block of kBoundLanes pages][lo, hi][d][page in block], bfloat16 (lo rounded down, hi up)
+  std::vector<uint16_t> bounds_;
   std::vector<std::vector<int64_t>> selected_;  // per bg, the last attend's pages
 };
 
