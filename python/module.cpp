@@ -1,6 +1,6 @@
 // The Python module `attnkit`: attention, Backend, backends, reference, metrics (and
-// MultiheadAttention, in mha.cpp). Every computation runs with the GIL released, on the caller's
-// memory (arrays.hpp says what is accepted without a copy).
+// MultiheadAttention, in mha.cpp; Decoder, in decode.cpp). Every computation runs with the GIL
+// released, on the caller's memory (arrays.hpp says what is accepted without a copy).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -304,5 +304,8 @@ PYBIND11_MODULE(attnkit, m) {
   attnkit::python::bind_core(m);
 #if ATTNKIT_HAS_LAYER
   attnkit::python::bind_mha(m);
+#endif
+#if ATTNKIT_HAS_DECODE
+  attnkit::python::bind_decode(m);
 #endif
 }

@@ -19,5 +19,7 @@ struct PyBackend {
 void bind_core(py::module_& m);
 // MultiheadAttention (mha.cpp; only when the layer family is built).
 void bind_mha(py::module_& m);
+// Decoder (decode.cpp; only when the decode family is built).
+void bind_decode(py::module_& m);
 
 }  // namespace attnkit::python
