@@ -57,8 +57,9 @@ constexpr int64_t kBoundLanes = 16;  // pages per block of the page-bound layout
 inline int64_t scratch_floats(int64_t rows, int64_t d, int64_t d_v) {
   (void)d;
   (void)d_v;
-  // the tile's scores / probabilities; int8: their int16 weights and per row one scale
-  return rows * kTileKeys + rows * (kTileKeys / 2 + 1) + rows + 64;
+  // the tile's scores / probabilities; int8: their int16 weights, per row one scale and the tile's
+  // largest weight
+  return rows * kTileKeys + rows * (kTileKeys / 2 + 1) + 2 * rows + 64;
 }
 
 struct Kernels {

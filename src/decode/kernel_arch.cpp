@@ -307,9 +307,15 @@ inline void dot4i(const int16_t* q, int64_t d, const int8_t* k0, float* out, Pre
 
 // w16[j] (j < nk, then one 0 if nk is odd) = round-half-even(w[j] · 32767 / max w) for the
 // weights w >= 0 of one row; returns the row's weight scale max w / 32767 (0 if every w is 0).
-inline float quantize_weights(const float* w, int64_t nk, int16_t* w16) {
-  float mx = 0;
-  for (int64_t j = 0; j < nk; ++j) mx = w[j] > mx ? w[j] : mx;
+// known_max: the largest weight of w (a NaN never wins, the max starts at 0) if the caller has it
+// (the softmax loop's vectors: a serial scalar max over a row's tile cost ~10% of the int8 kernel),
+// else negative.
+inline float quantize_weights(const float* w, int64_t nk, int16_t* w16, float known_max) {
+  float mx = known_max;
+  if (mx < 0) {
+    mx = 0;
+    for (int64_t j = 0; j < nk; ++j) mx = w[j] > mx ? w[j] : mx;
+  }
   if (nk % 2) w16[nk] = 0;
   if (!(mx > 0)) {
     for (int64_t j = 0; j < nk; ++j) w16[j] = 0;
@@ -479,6 +485,10 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
     // Scores are processed in whole vectors: [nk, nkw) is padding (-inf, probability 0).
     const int64_t nkw = (nk + W - 1) / W * W;
     const bool vec_scales = int8 && nk == nkw;  // a partial vector of scales would read past the block
+    // int8: per row the tile's largest weight (for its int16 scale), from the softmax loop's
+    // vectors where it has the final weights; -1: quantize_weights finds it.
+    float* wmax = s + rows * TK + rows * (TK / 2 + 1) + rows;
+    if (use_int) std::fill(wmax, wmax + rows, -1.0f);
     for (int64_t r = 0; r < rows; ++r) {
       float* sr = s + r * TK;
       if (!(R.begin[r] < p1 && R.end[r] > p0)) {
@@ -525,14 +535,24 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
         m[r] = mt;
       }
       const B mb(mt);
-      B sum(0.0f);
+      B sum(0.0f), wm(0.0f);
       for (int64_t j = 0; j < nkw; j += W) {
         B e = simd::ATTNKIT_SIMD_NS::exp(B::load_unaligned(sr + j) - mb);
         sum += e;
-        if (vec_scales) e = e * B::load_unaligned(blk.vs + j0 + j);
+        if (vec_scales) {
+          e = e * B::load_unaligned(blk.vs + j0 + j);
+          wm = xsimd::select(e > wm, e, wm);  // like quantize_weights' loop: a NaN never wins
+        }
         e.store_unaligned(sr + j);
       }
       l[r] += xsimd::hadd(sum);
+      if (use_int && vec_scales) {
+        alignas(64) float t[W];
+        wm.store_aligned(t);
+        float x = 0;
+        for (int64_t i = 0; i < W; ++i) x = t[i] > x ? t[i] : x;
+        wmax[r] = x;
+      }
       if (int8 && !vec_scales)
         for (int64_t j = 0; j < nk; ++j) sr[j] *= blk.vs[j0 + j];
     }
@@ -541,7 +561,7 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       // The weights as int16 (after the scores: s + rows * TK), one scale per row after them.
       int16_t* w16 = reinterpret_cast<int16_t*>(s + rows * TK);
       float* ws = s + rows * TK + rows * (TK / 2 + 1);
-      for (int64_t r = 0; r < rows; ++r) ws[r] = quantize_weights(s + r * TK, nk, w16 + r * TK);
+      for (int64_t r = 0; r < rows; ++r) ws[r] = quantize_weights(s + r * TK, nk, w16 + r * TK, wmax[r]);
       for (int64_t rb = 0; rb < rows; rb += 4)
         pv4i(w16 + rb * TK, ws + rb, reinterpret_cast<const int8_t*>(vp), nk, dv, acc + rb * dv);
       continue;
