@@ -2,8 +2,11 @@
 // algorithms written here from the spec in attnkit/adaptive.hpp (same seed for lsh: the test
 // uses the documented lsh_rotation() stream and redoes hashing, sorting, chunking and merging).
 #include <catch2/catch.hpp>
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <numeric>
@@ -380,6 +383,75 @@ TEST_CASE("lsh: one chunk holding every key is exact attention; rotations are st
   CHECK(lsh_rotation(8, 1, 0, 64, 512) != r);
   CHECK(lsh_rotation(7, 2, 0, 64, 512) != r);
   CHECK(lsh_rotation(7, 1, 1, 64, 512) != r);
+}
+
+// rest=mean's key sums are computed once per (batch, kv head) in blocks of 256 keys, the blocks
+// on any thread, and shared by the kv head's query heads (src/adaptive/lsh_rest.hpp): the output
+// must have the same bits for any thread count, and weights() (blocks summed on one thread) must
+// describe the same attention. Sizes: several key blocks, key_lengths ending inside a block,
+// tasks of rows split inside one block (600 rows > 512) and causal prefixes that start inside a
+// block (n_q < n_k).
+TEST_CASE("lsh rest=mean: bit-identical for 1, 2 and 3 threads (GQA 8/2, key_lengths); weights() match forward",
+          "[adaptive][lsh]") {
+  struct Case {
+    const char* name;
+    int64_t nq, nk;
+    bool causal;
+    std::vector<int32_t> lengths;
+  };
+  const Case cases[] = {{"non-causal", 600, 700, false, {700, 555}},
+                        {"causal", 700, 700, true, {700, 555}},
+                        {"causal cross n_q < n_k", 450, 900, true, {900, 777}}};
+  const int saved = omp_get_max_threads();
+  for (const Case& c : cases)
+    for (const LshOptions& lo : {LshOptions{4, 3, 8, 5}}) {
+      INFO(c.name << " buckets=" << lo.buckets << " rounds=" << lo.rounds << " chunk=" << lo.chunk);
+      Owned o(2, 8, 2, c.nq, c.nk, 16, 8, 81 + static_cast<uint64_t>(c.nq + lo.chunk));
+      o.p.mask.causal = c.causal;
+      o.p.mask.key_lengths = c.lengths;
+      const LshBackend be(lo);
+      std::vector<Tensor> outs;
+      for (int threads : {1, 2, 3}) {
+        omp_set_num_threads(threads);
+        be.forward(o.p);
+        outs.push_back(o.out.clone());
+      }
+      omp_set_num_threads(saved);
+      const size_t bytes = static_cast<size_t>(outs[0].numel()) * sizeof(float);
+      CHECK(std::memcmp(outs[0].data(), outs[1].data(), bytes) == 0);
+      CHECK(std::memcmp(outs[0].data(), outs[2].data(), bytes) == 0);
+      // forward and weights() against the fp64 oracle (forward's rows = weights · V)
+      check_against(be, o.p, lsh_oracle(o.p, lo), 2e-5);
+      // weights(): every row with a visible key sums to 1; a row with more visible keys than its
+      // rounds can show it (R·2C) gets the rest term, which gives every visible key a weight
+      const Shape d = o.p.dims();
+      std::vector<float> w(static_cast<size_t>(d.n_q * d.n_k));
+      double worst = 0;
+      int64_t rows = 0, rest_rows = 0, spread = 0;
+      for (int64_t b = 0; b < d.batch; ++b)
+        for (int64_t h = 0; h < d.heads; ++h) {
+          be.weights(o.p, b, h, w.data());
+          for (int64_t i = 0; i < d.n_q; ++i) {
+            const int64_t ke = o.p.key_end(b, i);
+            if (ke == 0) continue;
+            const float* wr = w.data() + i * d.n_k;
+            double sum = 0;
+            bool all = true;
+            for (int64_t j = 0; j < ke; ++j) sum += wr[j], all &= wr[j] > 0;
+            worst = std::max(worst, std::abs(sum - 1));
+            ++rows;
+            if (ke > lo.rounds * 2 * lo.chunk) {
+              ++rest_rows;
+              spread += all;
+            }
+          }
+        }
+      INFO("max |row sum - 1| " << worst << "; rows with a rest term " << rest_rows << " of " << rows
+                                 << ", of them with every visible key weighted " << spread);
+      CHECK(worst <= 1e-5);
+      CHECK(rest_rows > rows / 2);
+      CHECK(spread == rest_rows);
+    }
 }
 
 // The clustered family's attention is diffuse (keys ~ N(0,1), scores' sd ~1.5: the top 256 of

@@ -2,8 +2,8 @@
 // (lsh_plan_round, rounds in parallel), then round by round one task per chunk: softmax of the
 // chunk's queries over its key-rank range (gathered rows on exact's tile engine, keys an earlier
 // round gave the query masked out), merged into the output rows by a running log-sum-exp.
-#include <omp.h>
-
+// rest=mean then finishes the rows of all query heads of one kv head together (finish_rest), so
+// that the key prefix sums of its term are computed once per (batch, kv head).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -42,7 +42,8 @@ struct RoundTables {
 
 // Running log-sum-exp merge of the rounds per query row (the rows of p.out hold the sum):
 // out_i = Σ_r exp(lse_r − M_i) o_r / W_i with M_i the largest lse so far, W_i = Σ_r exp(lse_r − M_i);
-// seen_i = |U_i|, the visible keys row i has seen in the rounds so far (for the rest term).
+// seen_i = |U_i|, the visible keys row i has seen in the rounds so far (rest=mean only: the rest
+// term's key count; left empty with rest=none).
 struct Merge {
   std::vector<double> m, w;
   std::vector<uint8_t> nan;
@@ -83,8 +84,8 @@ class ChunkMask final : public simd::TileMask {
 // over the union of the rounds' key sets (the same result as Reformer's log-count correction).
 // Rows of one round belong to one chunk each: tasks of one round never touch the same row.
 void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const adaptive::LshRound& lr,
-                  const RoundTables& tab, int64_t R, int64_t r, int64_t c, int64_t C, float scale, Merge& mg,
-                  ChunkScratch& sc) {
+                  const RoundTables& tab, int64_t R, int64_t r, int64_t c, int64_t C, float scale, bool count_seen,
+                  Merge& mg, ChunkScratch& sc) {
   const int64_t g = h / d.group();
   const int64_t q0 = c * C, nq = std::min(C, d.n_q - q0);
   const int64_t lo = lr.lo[static_cast<size_t>(c)], nk = lr.hi[static_cast<size_t>(c)] - lo;
@@ -138,13 +139,16 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
     }
     any |= hits;
   }
-  // keys each lane sees for the first time in this chunk: the ones neither masked nor seen before
-  sc.seen.assign(static_cast<size_t>(nq), static_cast<int32_t>(nk));
-  if (any)
-    for (int64_t y = 0; y < nk; ++y) {
-      const int32_t* hid = sc.hidden.data() + y * nq;
-      for (int64_t x = 0; x < nq; ++x) sc.seen[static_cast<size_t>(x)] -= hid[x];
-    }
+  // rest=mean: keys each lane sees for the first time in this chunk, the ones neither masked nor
+  // seen before (the rest term counts the keys outside them)
+  if (count_seen) {
+    sc.seen.assign(static_cast<size_t>(nq), static_cast<int32_t>(nk));
+    if (any)
+      for (int64_t y = 0; y < nk; ++y) {
+        const int32_t* hid = sc.hidden.data() + y * nq;
+        for (int64_t x = 0; x < nq; ++x) sc.seen[static_cast<size_t>(x)] -= hid[x];
+      }
+  }
   simd::AttendArgs a;
   a.q = sc.q.data();
   a.q_stride = d.d;
@@ -165,7 +169,7 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
   simd::attend(a, std::span<const simd::KeySpan>(&span, 1), &mask, nk, sc.ws);
   for (int64_t x = 0; x < nq; ++x) {
     const size_t i = static_cast<size_t>(rows[x]);
-    mg.seen[i] += sc.seen[static_cast<size_t>(x)];
+    if (count_seen) mg.seen[i] += sc.seen[static_cast<size_t>(x)];
     const float* o = sc.o.data() + x * d.d_v;  // a NaN value reaches the sum by itself
     const float sum = sc.l[static_cast<size_t>(x)];
     if (std::isnan(sum) || std::isnan(sc.m[static_cast<size_t>(x)])) {  // a NaN score
@@ -191,8 +195,8 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
   }
 }
 
-// Output row i from its merged rounds: acc / W, with rest=mean (rs given) the term of the
-// visible keys the row saw in no round folded in first at their estimated mass.
+// Output row i from its merged rounds: acc / W, with rest=mean (rs given, mg.seen filled) the
+// term of the visible keys the row saw in no round folded in first at their estimated mass.
 void finish_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, float scale, const Merge& mg,
                 adaptive::RestSums* rs) {
   float* o = p.out.row(b, h, i);
@@ -201,9 +205,9 @@ void finish_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t 
     std::fill(o, o + d.d_v, std::numeric_limits<float>::quiet_NaN());
     return;
   }
-  const int64_t ke = p.key_end(b, i), rest = ke - mg.seen[x];
-  if (rs != nullptr && rest > 0) {
-    rs->advance(p, b, h / d.group(), ke);
+  const int64_t ke = p.key_end(b, i), rest = rs != nullptr ? ke - mg.seen[x] : 0;
+  if (rest > 0) {
+    rs->advance(ke);
     const double L = rs->log_mass(p.q.row(b, h, i), scale, rest);
     const double M = mg.w[x] > 0 ? mg.m[x] : L, top = std::max(M, L);
     const double a = mg.w[x] > 0 ? std::exp(M - top) : 0.0, e = std::exp(L - top);
@@ -218,6 +222,47 @@ void finish_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t 
   }
   const float inv = static_cast<float>(1.0 / mg.w[x]);
   for (int64_t y = 0; y < d.d_v; ++y) o[y] *= inv;
+}
+
+// rest=mean: the rows of every query head of kv head g (head g·group + x merged in mgs[x]),
+// finished together so that the key sums are computed once per (batch, kv head) and shared by
+// the group: the block sums in parallel, then tasks of consecutive rows whose prefixes lie in
+// one key block (at most kRestTaskRows rows), each task with its own RestSums. Every prefix's
+// sums follow lsh_rest.hpp's definition: the same bits for any thread count, and as weights().
+void finish_rest(const Problem& p, const Shape& d, int64_t b, int64_t g, float scale, const std::vector<Merge>& mgs,
+                 adaptive::RestBlocks& blocks, std::vector<int64_t>& tasks) {
+  const int64_t G = d.group();
+  // the longest prefix a row needs (rows that saw every visible key, or a NaN, need none)
+  int64_t need = 0;
+  for (int64_t i = 0; i < d.n_q; ++i) {
+    const int64_t ke = p.key_end(b, i);
+    const size_t x = static_cast<size_t>(i);
+    for (const Merge& mg : mgs)
+      if (!mg.nan[x] && ke > mg.seen[x]) need = std::max(need, ke);
+  }
+  blocks.reset(p, b, g, need);
+  // key_end is non-decreasing in the row, so a task's rows move forward through one block
+  tasks.clear();
+  int64_t prev = -1;
+  for (int64_t i = 0; i < d.n_q; ++i) {
+    const int64_t blk = p.key_end(b, i) / adaptive::kRestBlock;
+    if (blk != prev || i - tasks.back() == adaptive::kRestTaskRows) tasks.push_back(i);
+    prev = blk;
+  }
+  tasks.push_back(d.n_q);
+  const int64_t n_tasks = static_cast<int64_t>(tasks.size()) - 1;
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int64_t u = 0; u < blocks.full_blocks(); ++u) blocks.sum_block(u);
+#pragma omp single
+    blocks.accumulate();  // the barrier after it: every prefix is ready below
+    adaptive::RestSums rs(blocks);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < n_tasks; ++t)
+      for (int64_t i = tasks[static_cast<size_t>(t)]; i < tasks[static_cast<size_t>(t + 1)]; ++i)
+        for (int64_t x = 0; x < G; ++x) finish_row(p, d, b, g * G + x, i, scale, mgs[static_cast<size_t>(x)], &rs);
+  }
 }
 
 constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
@@ -265,17 +310,23 @@ void LshBackend::forward(const Problem& p) const {
   const std::vector<std::vector<float>> rot = adaptive::lsh_rotations(opt_, d.kv_heads, d.d);
   std::vector<adaptive::LshRound> rounds(static_cast<size_t>(R));
   RoundTables tab;
-  Merge mg;
+  // rest=mean finishes the rows of a kv head's query heads together (finish_rest): one merge
+  // state per head of the group
+  const bool mean = opt_.rest == LshRest::Mean;
+  std::vector<Merge> mgs(static_cast<size_t>(d.group()));
+  adaptive::RestBlocks blocks(d.d, d.d_v);
+  std::vector<int64_t> tasks;
   tab.q_lo.resize(static_cast<size_t>(d.n_q * R));
   tab.q_width.resize(static_cast<size_t>(d.n_q * R));
   for (int64_t b = 0; b < d.batch; ++b) {
     const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
     tab.key_rank.resize(static_cast<size_t>(limit * R));
     for (int64_t h = 0; h < d.heads; ++h) {
+      Merge& mg = mgs[static_cast<size_t>(h % d.group())];
       mg.m.assign(static_cast<size_t>(d.n_q), -std::numeric_limits<double>::infinity());
       mg.w.assign(static_cast<size_t>(d.n_q), 0.0);
       mg.nan.assign(static_cast<size_t>(d.n_q), 0);
-      mg.seen.assign(static_cast<size_t>(d.n_q), 0);
+      if (mean) mg.seen.assign(static_cast<size_t>(d.n_q), 0);
 #pragma omp parallel
       {
         ChunkScratch sc;
@@ -302,18 +353,14 @@ void LshBackend::forward(const Problem& p) const {
         for (int64_t r = 0; r < R; ++r) {
 #pragma omp for schedule(dynamic, 1)
           for (int64_t c = 0; c < chunks; ++c)
-            chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, mg, sc);
+            chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, mean, mg, sc);
         }
-        if (opt_.rest == LshRest::Mean) {
-          // contiguous rows per thread: the key prefix sums run forward with the row
-          const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
-          adaptive::RestSums rs(d.d, d.d_v);
-          for (int64_t i = d.n_q * t / T; i < d.n_q * (t + 1) / T; ++i) finish_row(p, d, b, h, i, scale, mg, &rs);
-        } else {
+        if (!mean) {
 #pragma omp for schedule(static)
           for (int64_t i = 0; i < d.n_q; ++i) finish_row(p, d, b, h, i, scale, mg, nullptr);
         }
       }
+      if (mean && h % d.group() == d.group() - 1) finish_rest(p, d, b, h / d.group(), scale, mgs, blocks, tasks);
     }
   }
 }
@@ -325,12 +372,22 @@ Cost LshBackend::cost(const Shape& s) const {
   c.flops = static_cast<double>(s.batch * s.heads) *
             (R * (s.n_q + s.n_k) * s.d * static_cast<double>(opt_.buckets) +
              R * static_cast<double>(s.n_q) * keys * 2.0 * (s.d + s.d_v));
-  // rest=mean: one pass of key sums (k, k², v) and per query q·k̄, |q|², the prefix reductions
-  // (causal: a new prefix per row) and the folded-in term. Useful work only: the threads that
-  // repeat the key pass (each sums from key 0, for thread-count independent bits) are not counted.
-  if (opt_.rest == LshRest::Mean)
-    c.flops += static_cast<double>(s.batch * s.heads) *
-               (static_cast<double>(s.n_k) * (3.0 * s.d + s.d_v) + static_cast<double>(s.n_q) * (7.0 * s.d + 3.0 * s.d_v));
+  // rest=mean, as finish_rest() does it (a key adds 3d + d_v: k, k·k + kk, v), per (batch, kv
+  // head): the block sums (one pass over the keys), the running sums inside the prefixes' blocks
+  // (causal: about one more pass, tasks start at block starts when the rows' prefixes advance
+  // with the rows; otherwise one prefix, its last partial block once per task of kRestTaskRows
+  // rows) and per prefix its reductions (6d + d_v); per query head and row q·k̄ and |q|² (4d)
+  // and the folded-in term (5d_v). Key lengths are not in the Shape: counted as n_k.
+  if (opt_.rest == LshRest::Mean) {
+    const double per_key = 3.0 * s.d + s.d_v, per_prefix = 6.0 * s.d + s.d_v;
+    const double tasks = std::ceil(static_cast<double>(s.n_q) / static_cast<double>(adaptive::kRestTaskRows));
+    const double kv = s.causal ? 2.0 * static_cast<double>(s.n_k) * per_key +
+                                     static_cast<double>(std::min(s.n_q, s.n_k)) * per_prefix
+                               : static_cast<double>(s.n_k) * per_key +
+                                     tasks * (static_cast<double>(s.n_k % adaptive::kRestBlock) * per_key + per_prefix);
+    c.flops += static_cast<double>(s.batch * s.kv_heads) * kv +
+               static_cast<double>(s.batch * s.heads * s.n_q) * (4.0 * s.d + 5.0 * s.d_v);
+  }
   return c;
 }
 
@@ -346,7 +403,15 @@ void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const
   std::fill(w, w + d.n_q * d.n_k, 0.0f);
   std::vector<double> s;
   std::vector<int64_t> keys;
-  adaptive::RestSums rs(d.d, d.d_v);
+  // the rest term's prefix sums by the definition forward() uses (lsh_rest.hpp); one thread:
+  // O(n_k·d) against this function's O(n_q·n_k·d)
+  adaptive::RestBlocks blocks(d.d, d.d_v);
+  if (opt_.rest == LshRest::Mean) {
+    blocks.reset(p, b, h / d.group(), static_cast<int64_t>(rounds[0].key_rank.size()));
+    for (int64_t u = 0; u < blocks.full_blocks(); ++u) blocks.sum_block(u);
+    blocks.accumulate();
+  }
+  adaptive::RestSums rs(blocks);
   const double scale = p.effective_scale();
   for (int64_t i = 0; i < d.n_q; ++i) {
     const int64_t ke = std::min(p.key_end(b, i), static_cast<int64_t>(rounds[0].key_rank.size()));
@@ -373,7 +438,7 @@ void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const
     }
     double e_rest = 0;  // the rest term's mass relative to exp(m)
     if (rest > 0) {
-      rs.advance(p, b, h / d.group(), ke);
+      rs.advance(ke);
       const double L = rs.log_mass(p.q.row(b, h, i), scale, rest);
       if (keys.empty() || L > m) m = L;
       e_rest = std::exp(L - m);
