@@ -311,9 +311,9 @@ void LshBackend::forward(const Problem& p) const {
   std::vector<adaptive::LshRound> rounds(static_cast<size_t>(R));
   RoundTables tab;
   // rest=mean finishes the rows of a kv head's query heads together (finish_rest): one merge
-  // state per head of the group
+  // state per head of the group (rest=none: one, each head finishes its own rows)
   const bool mean = opt_.rest == LshRest::Mean;
-  std::vector<Merge> mgs(static_cast<size_t>(d.group()));
+  std::vector<Merge> mgs(static_cast<size_t>(mean ? d.group() : 1));
   adaptive::RestBlocks blocks(d.d, d.d_v);
   std::vector<int64_t> tasks;
   tab.q_lo.resize(static_cast<size_t>(d.n_q * R));
@@ -322,7 +322,7 @@ void LshBackend::forward(const Problem& p) const {
     const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
     tab.key_rank.resize(static_cast<size_t>(limit * R));
     for (int64_t h = 0; h < d.heads; ++h) {
-      Merge& mg = mgs[static_cast<size_t>(h % d.group())];
+      Merge& mg = mgs[static_cast<size_t>(mean ? h % d.group() : 0)];
       mg.m.assign(static_cast<size_t>(d.n_q), -std::numeric_limits<double>::infinity());
       mg.w.assign(static_cast<size_t>(d.n_q), 0.0);
       mg.nan.assign(static_cast<size_t>(d.n_q), 0);
