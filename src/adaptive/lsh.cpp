@@ -2,8 +2,9 @@
 // (lsh_plan_round, rounds in parallel), then round by round one task per chunk: softmax of the
 // chunk's queries over its key-rank range (gathered rows on exact's tile engine, keys an earlier
 // round gave the query masked out), merged into the output rows by a running log-sum-exp.
-// rest=mean then finishes the rows of all query heads of one kv head together (finish_rest), so
-// that the key prefix sums of its term are computed once per (batch, kv head).
+// rest=mean: the key block sums of its term are computed once per (batch, kv head), in the
+// region of the kv head's first query head, and the rows of all its query heads are finished
+// together in the region of its last one.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -224,24 +225,11 @@ void finish_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t 
   for (int64_t y = 0; y < d.d_v; ++y) o[y] *= inv;
 }
 
-// rest=mean: the rows of every query head of kv head g (head g·group + x merged in mgs[x]),
-// finished together so that the key sums are computed once per (batch, kv head) and shared by
-// the group: the block sums in parallel, then tasks of consecutive rows whose prefixes lie in
-// one key block (at most kRestTaskRows rows), each task with its own RestSums. Every prefix's
-// sums follow lsh_rest.hpp's definition: the same bits for any thread count, and as weights().
-void finish_rest(const Problem& p, const Shape& d, int64_t b, int64_t g, float scale, const std::vector<Merge>& mgs,
-                 adaptive::RestBlocks& blocks, std::vector<int64_t>& tasks) {
-  const int64_t G = d.group();
-  // the longest prefix a row needs (rows that saw every visible key, or a NaN, need none)
-  int64_t need = 0;
-  for (int64_t i = 0; i < d.n_q; ++i) {
-    const int64_t ke = p.key_end(b, i);
-    const size_t x = static_cast<size_t>(i);
-    for (const Merge& mg : mgs)
-      if (!mg.nan[x] && ke > mg.seen[x]) need = std::max(need, ke);
-  }
-  blocks.reset(p, b, g, need);
-  // key_end is non-decreasing in the row, so a task's rows move forward through one block
+// rest=mean's finishing tasks for batch b: consecutive rows whose key prefixes [0, key_end) lie
+// in one key block, at most kRestTaskRows rows (key_end is non-decreasing in the row, so a
+// task's RestSums moves forward through one block); tasks[t] is task t's first row, and the
+// last entry n_q.
+void rest_tasks(const Problem& p, const Shape& d, int64_t b, std::vector<int64_t>& tasks) {
   tasks.clear();
   int64_t prev = -1;
   for (int64_t i = 0; i < d.n_q; ++i) {
@@ -250,19 +238,6 @@ void finish_rest(const Problem& p, const Shape& d, int64_t b, int64_t g, float s
     prev = blk;
   }
   tasks.push_back(d.n_q);
-  const int64_t n_tasks = static_cast<int64_t>(tasks.size()) - 1;
-#pragma omp parallel
-  {
-#pragma omp for schedule(static)
-    for (int64_t u = 0; u < blocks.full_blocks(); ++u) blocks.sum_block(u);
-#pragma omp single
-    blocks.accumulate();  // the barrier after it: every prefix is ready below
-    adaptive::RestSums rs(blocks);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < n_tasks; ++t)
-      for (int64_t i = tasks[static_cast<size_t>(t)]; i < tasks[static_cast<size_t>(t + 1)]; ++i)
-        for (int64_t x = 0; x < G; ++x) finish_row(p, d, b, g * G + x, i, scale, mgs[static_cast<size_t>(x)], &rs);
-  }
 }
 
 constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
@@ -310,10 +285,11 @@ void LshBackend::forward(const Problem& p) const {
   const std::vector<std::vector<float>> rot = adaptive::lsh_rotations(opt_, d.kv_heads, d.d);
   std::vector<adaptive::LshRound> rounds(static_cast<size_t>(R));
   RoundTables tab;
-  // rest=mean finishes the rows of a kv head's query heads together (finish_rest): one merge
-  // state per head of the group (rest=none: one, each head finishes its own rows)
+  // rest=mean finishes the rows of a kv head's query heads together: one merge state per head of
+  // the group (rest=none: one, each head finishes its own rows)
   const bool mean = opt_.rest == LshRest::Mean;
-  std::vector<Merge> mgs(static_cast<size_t>(mean ? d.group() : 1));
+  const int64_t G = d.group();
+  std::vector<Merge> mgs(static_cast<size_t>(mean ? G : 1));
   adaptive::RestBlocks blocks(d.d, d.d_v);
   std::vector<int64_t> tasks;
   tab.q_lo.resize(static_cast<size_t>(d.n_q * R));
@@ -321,18 +297,31 @@ void LshBackend::forward(const Problem& p) const {
   for (int64_t b = 0; b < d.batch; ++b) {
     const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
     tab.key_rank.resize(static_cast<size_t>(limit * R));
+    if (mean) rest_tasks(p, d, b, tasks);
+    const int64_t n_tasks = static_cast<int64_t>(tasks.size()) - 1;
     for (int64_t h = 0; h < d.heads; ++h) {
-      Merge& mg = mgs[static_cast<size_t>(mean ? h % d.group() : 0)];
+      const int64_t g = h / G;
+      const bool first = mean && h % G == 0, last = mean && h % G == G - 1;  // of the kv head's query heads
+      Merge& mg = mgs[static_cast<size_t>(mean ? h % G : 0)];
       mg.m.assign(static_cast<size_t>(d.n_q), -std::numeric_limits<double>::infinity());
       mg.w.assign(static_cast<size_t>(d.n_q), 0.0);
       mg.nan.assign(static_cast<size_t>(d.n_q), 0);
       if (mean) mg.seen.assign(static_cast<size_t>(d.n_q), 0);
+      if (first) blocks.reset(p, b, g, limit);
 #pragma omp parallel
       {
         ChunkScratch sc;
+        if (first) {  // the kv head's key block sums, next to the planning (no barrier of their own)
+#pragma omp for schedule(static) nowait
+          for (int64_t u = 0; u < blocks.full_blocks(); ++u) blocks.sum_block(u);
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t r = 0; r < R; ++r)
           adaptive::lsh_plan_round(p, d, opt_, rot, b, h, r, rounds[static_cast<size_t>(r)]);
+        if (first) {  // every block is summed (the barrier above); done before the next barrier
+#pragma omp single nowait
+          blocks.accumulate();
+        }
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < limit; ++j)
           for (int64_t r = 0; r < R; ++r)
@@ -358,9 +347,17 @@ void LshBackend::forward(const Problem& p) const {
         if (!mean) {
 #pragma omp for schedule(static)
           for (int64_t i = 0; i < d.n_q; ++i) finish_row(p, d, b, h, i, scale, mg, nullptr);
+        } else if (last) {
+          // the rows of every query head of kv head g (head g·G + x merged in mgs[x]); every
+          // prefix's sums follow lsh_rest.hpp's definition: the same bits for any thread count
+          // and task split, and as weights()
+          adaptive::RestSums rs(blocks);
+#pragma omp for schedule(dynamic, 1)
+          for (int64_t t = 0; t < n_tasks; ++t)
+            for (int64_t i = tasks[static_cast<size_t>(t)]; i < tasks[static_cast<size_t>(t + 1)]; ++i)
+              for (int64_t x = 0; x < G; ++x) finish_row(p, d, b, g * G + x, i, scale, mgs[static_cast<size_t>(x)], &rs);
         }
       }
-      if (mean && h % d.group() == d.group() - 1) finish_rest(p, d, b, h / d.group(), scale, mgs, blocks, tasks);
     }
   }
 }
@@ -372,14 +369,14 @@ Cost LshBackend::cost(const Shape& s) const {
   c.flops = static_cast<double>(s.batch * s.heads) *
             (R * (s.n_q + s.n_k) * s.d * static_cast<double>(opt_.buckets) +
              R * static_cast<double>(s.n_q) * keys * 2.0 * (s.d + s.d_v));
-  // rest=mean, as finish_rest() does it (a key adds 3d + d_v: k, k·k + kk, v), per (batch, kv
+  // rest=mean, as forward() does it (a key adds 3d + d_v: k, k·k + kk, v), per (batch, kv
   // head): the block sums (one pass over the keys), the running sums inside the prefixes' blocks
   // (causal: about one more pass, tasks start at block starts when the rows' prefixes advance
   // with the rows; otherwise one prefix, its last partial block once per task of kRestTaskRows
-  // rows) and per prefix its reductions (6d + d_v); per query head and row q·k̄ and |q|² (4d)
+  // rows) and per prefix its reductions (4d); per query head and row q·k̄ and |q|² (4d)
   // and the folded-in term (5d_v). Key lengths are not in the Shape: counted as n_k.
   if (opt_.rest == LshRest::Mean) {
-    const double per_key = 3.0 * s.d + s.d_v, per_prefix = 6.0 * s.d + s.d_v;
+    const double per_key = 3.0 * s.d + s.d_v, per_prefix = 4.0 * s.d;
     const double tasks = std::ceil(static_cast<double>(s.n_q) / static_cast<double>(adaptive::kRestTaskRows));
     const double kv = s.causal ? 2.0 * static_cast<double>(s.n_k) * per_key +
                                      static_cast<double>(std::min(s.n_q, s.n_k)) * per_prefix

@@ -50,13 +50,13 @@ void RestBlocks::accumulate() {
 }
 
 RestSums::RestSums(const RestBlocks& blocks)
-    : bl_(blocks), run_(static_cast<size_t>(blocks.width()), 0.0), kbar_(static_cast<size_t>(blocks.d()), 0.0),
-      v_(static_cast<size_t>(blocks.d_v()), 0.0) {}
+    : bl_(blocks), run_(static_cast<size_t>(blocks.width()), 0.0), kbar_(static_cast<size_t>(blocks.d()), 0.0) {}
 
 void RestSums::advance(int64_t end) {
   const int64_t u = end / kRestBlock;
-  if (u != block_ || end < upto_) {  // restart from the block's start
-    std::fill(run_.begin(), run_.end(), 0.0);
+  if (u != block_ || end < upto_) {  // restart from the block's start: S = P_u
+    const double* P = bl_.prefix(u);
+    std::copy(P, P + bl_.width(), run_.begin());
     block_ = u;
     upto_ = u * kRestBlock;
   } else if (end == upto_ && inv_ != 0) {
@@ -64,17 +64,14 @@ void RestSums::advance(int64_t end) {
   }
   bl_.add_keys(run_.data(), upto_, end);
   upto_ = end;
-  const int64_t d = bl_.d(), d_v = bl_.d_v();
-  const double* P = bl_.prefix(u);
+  const size_t d = kbar_.size();
   const double inv = 1.0 / static_cast<double>(end);
   double kbar2 = 0, kk = 0;
-  for (int64_t c = 0; c < d; ++c) {
-    const size_t x = static_cast<size_t>(c);
-    kbar_[x] = (P[c] + run_[x]) * inv;
-    kbar2 += kbar_[x] * kbar_[x];
-    kk += P[d + c] + run_[static_cast<size_t>(d + c)];
+  for (size_t c = 0; c < d; ++c) {
+    kbar_[c] = run_[c] * inv;
+    kbar2 += kbar_[c] * kbar_[c];
+    kk += run_[d + c];
   }
-  for (int64_t c = 0; c < d_v; ++c) v_[static_cast<size_t>(c)] = P[2 * d + c] + run_[static_cast<size_t>(2 * d + c)];
   tau2_ = std::max(0.0, kk * inv - kbar2) / static_cast<double>(d);
   inv_ = inv;
 }

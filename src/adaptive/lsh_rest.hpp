@@ -8,11 +8,11 @@
 // the keys are cut into blocks of kRestBlock (block u = keys [u·KB, (u+1)·KB));
 //   B_u  = the keys of block u added in key order, from 0;
 //   P_0  = 0,  P_{u+1} = P_u + B_u  (block order);
-//   S(e) = P_u + R(e),  u = ⌊e / KB⌋,  R(e) = the keys [u·KB, e) added in key order, from 0
-//          (the add P_u + R(e) is done even when R(e) is empty).
+//   S(e) = P_u with the keys [u·KB, e) added onto it one by one in key order, u = ⌊e / KB⌋.
 // So the block sums are computed once per (batch, kv head), blocks in parallel (RestBlocks), and
 // a prefix is finished from its block's start (RestSums: at most KB − 1 keys), with the same bits
-// on any thread and for every query head of the kv head.
+// on any thread and for every query head of the kv head. Rows whose prefixes grow one key at a
+// time (causal) add one key each, as a single running sum from key 0 would.
 #include <cstdint>
 #include <vector>
 
@@ -69,11 +69,11 @@ class RestSums {
   double log_mass(const float* q, double scale, int64_t m) const;
 
   // Mean value v̄ (channel c) over the keys [0, end).
-  double mean_v(size_t c) const { return v_[c] * inv_; }
+  double mean_v(size_t c) const { return run_[static_cast<size_t>(2 * bl_.d()) + c] * inv_; }
 
  private:
   const RestBlocks& bl_;
-  std::vector<double> run_, kbar_, v_;  // run_: R, the keys [block_·KB, upto_) (k | k² | v)
+  std::vector<double> run_, kbar_;  // run_: S(upto_) (k | k² | v), upto_ in block block_
   int64_t block_ = -1, upto_ = 0;
   double tau2_ = 0, inv_ = 0;
 };
