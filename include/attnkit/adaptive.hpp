@@ -91,8 +91,9 @@
 //   shared by its query heads, and lowers the error on every input measured but one (a tie,
 //   docs/adaptive.md). The sums of a prefix [0, e) are defined blockwise, so that they can be
 //   computed in parallel with the same bits on any thread count: blocks of 256 keys, each summed
-//   in key order, the block sums added in block order, then the keys of e's block before e in
-//   key order (src/adaptive/lsh_rest.hpp). rest=none is Reformer's softmax over U_i.
+//   in key order, the block sums added in block order, then the keys of e's block before e added
+//   onto that one by one in key order (src/adaptive/lsh_rest.hpp). rest=none is Reformer's
+//   softmax over U_i.
 //   Defaults: buckets 64 (even, in [2, 4096]: the rotations take rounds · kv_heads · d · buckets/2
 //   floats), rounds 4 ([1, 64]), chunk 64 ([1, 2^20]), seed 0 ([0, 2^53]); n_q and n_k at most
 //   2^31 − 1. Supports causal, key_lengths, cross-attention, GQA and weights() (the softmax over
