@@ -256,6 +256,13 @@ Rows lsh_oracle(const Problem& p, const LshOptions& o) {
   return rows;
 }
 
+// Sets the OpenMP thread count for its lifetime (restored even when a check throws).
+struct ThreadCount {
+  int saved = omp_get_max_threads();
+  explicit ThreadCount(int n) { omp_set_num_threads(n); }
+  ~ThreadCount() { omp_set_num_threads(saved); }
+};
+
 // The problem variants every backend is checked on: plain, causal, padding, cross + GQA.
 struct Variant {
   const char* name;
@@ -399,11 +406,11 @@ TEST_CASE("lsh rest=mean prefix sums: the same bits by any path; the fp64 means 
   for (int64_t u = 0; u < in_order.full_blocks(); ++u) in_order.sum_block(u);
   in_order.accumulate();
   threaded.reset(o.p, 0, 0, n);
-  const int saved = omp_get_max_threads();
-  omp_set_num_threads(3);
+  {
+    const ThreadCount three(3);
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t u = threaded.full_blocks() - 1; u >= 0; --u) threaded.sum_block(u);
-  omp_set_num_threads(saved);
+    for (int64_t u = threaded.full_blocks() - 1; u >= 0; --u) threaded.sum_block(u);
+  }
   threaded.accumulate();
   REQUIRE(in_order.full_blocks() == 3);
   for (int64_t u = 0; u <= 3; ++u)
@@ -475,7 +482,6 @@ TEST_CASE("lsh rest=mean: bit-identical for 1, 2 and 3 threads (GQA 8/2, key_len
   const Case cases[] = {{"non-causal", 600, 700, false, {700, 555}},
                         {"causal", 700, 700, true, {700, 555}},
                         {"causal cross n_q < n_k", 450, 900, true, {900, 777}}};
-  const int saved = omp_get_max_threads();
   for (const Case& c : cases)
     for (const LshOptions& lo : {LshOptions{4, 3, 8, 5}}) {
       INFO(c.name << " buckets=" << lo.buckets << " rounds=" << lo.rounds << " chunk=" << lo.chunk);
@@ -485,11 +491,10 @@ TEST_CASE("lsh rest=mean: bit-identical for 1, 2 and 3 threads (GQA 8/2, key_len
       const LshBackend be(lo);
       std::vector<Tensor> outs;
       for (int threads : {1, 2, 3}) {
-        omp_set_num_threads(threads);
+        const ThreadCount tc(threads);
         be.forward(o.p);
         outs.push_back(o.out.clone());
       }
-      omp_set_num_threads(saved);
       const size_t bytes = static_cast<size_t>(outs[0].numel()) * sizeof(float);
       CHECK(std::memcmp(outs[0].data(), outs[1].data(), bytes) == 0);
       CHECK(std::memcmp(outs[0].data(), outs[2].data(), bytes) == 0);
