@@ -2,12 +2,16 @@
 // algorithms written here from the spec in attnkit/adaptive.hpp (same seed for lsh: the test
 // uses the documented lsh_rotation() stream and redoes hashing, sorting, chunking and merging).
 #include <catch2/catch.hpp>
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <numeric>
 
+#include "../src/adaptive/lsh_rest.hpp"
 #include "attnkit/adaptive.hpp"
 #include "support.hpp"
 
@@ -252,6 +256,13 @@ Rows lsh_oracle(const Problem& p, const LshOptions& o) {
   return rows;
 }
 
+// Sets the OpenMP thread count for its lifetime (restored even when a check throws).
+struct ThreadCount {
+  int saved = omp_get_max_threads();
+  explicit ThreadCount(int n) { omp_set_num_threads(n); }
+  ~ThreadCount() { omp_set_num_threads(saved); }
+};
+
 // The problem variants every backend is checked on: plain, causal, padding, cross + GQA.
 struct Variant {
   const char* name;
@@ -380,6 +391,155 @@ TEST_CASE("lsh: one chunk holding every key is exact attention; rotations are st
   CHECK(lsh_rotation(8, 1, 0, 64, 512) != r);
   CHECK(lsh_rotation(7, 2, 0, 64, 512) != r);
   CHECK(lsh_rotation(7, 1, 1, 64, 512) != r);
+}
+
+// The rest term's prefix sums have one definition (src/adaptive/lsh_rest.hpp): whatever order
+// and threads the blocks are summed in, and whatever prefix a cursor comes from, the sums of a
+// prefix have the same bits; and they are the fp64 means of the keys [0, e).
+TEST_CASE("lsh rest=mean prefix sums: the same bits by any path; the fp64 means of the prefix", "[adaptive][lsh]") {
+  const int64_t n = 1000, d = 12, dv = 5;  // 3 full blocks of 256 and a partial one
+  Owned o(1, 1, 1, 1, n, d, dv, 91);
+  for (int64_t j = 0; j < n; ++j)  // keys off-centre: k̄ and τ² both matter
+    for (int64_t c = 0; c < d; ++c) o.k.view().at(0, 0, j, c) += 0.5f * static_cast<float>(c % 3);
+  adaptive::RestBlocks in_order(d, dv), threaded(d, dv);
+  in_order.reset(o.p, 0, 0, n);
+  for (int64_t u = 0; u < in_order.full_blocks(); ++u) in_order.sum_block(u);
+  in_order.accumulate();
+  threaded.reset(o.p, 0, 0, n);
+  {
+    const ThreadCount three(3);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t u = threaded.full_blocks() - 1; u >= 0; --u) threaded.sum_block(u);
+  }
+  threaded.accumulate();
+  REQUIRE(in_order.full_blocks() == 3);
+  for (int64_t u = 0; u <= 3; ++u)
+    CHECK(std::memcmp(in_order.prefix(u), threaded.prefix(u), sizeof(double) * (2 * d + dv)) == 0);
+  // a prefix's figures: log_mass for one query and v̄
+  const float* q = o.p.q.row(0, 0, 0);
+  auto figures = [&](const adaptive::RestSums& rs) {
+    std::vector<double> f{rs.log_mass(q, 0.3, 7)};
+    for (int64_t c = 0; c < dv; ++c) f.push_back(rs.mean_v(static_cast<size_t>(c)));
+    return f;
+  };
+  std::vector<std::vector<double>> fresh;  // a new cursor per prefix
+  for (int64_t e = 1; e <= n; ++e) {
+    adaptive::RestSums rs(threaded);
+    rs.advance(e);
+    fresh.push_back(figures(rs));
+  }
+  adaptive::RestSums walk(in_order), jump(in_order);
+  int64_t diff = 0;
+  double worst = 0;
+  for (int64_t e = 1; e <= n; ++e) {
+    walk.advance(e);  // every prefix in order: across block starts
+    const int64_t e2 = (e * 389) % n + 1;  // every prefix in a scrambled order: back and forth
+    jump.advance(e2);
+    diff += figures(walk) != fresh[static_cast<size_t>(e - 1)];
+    diff += figures(jump) != fresh[static_cast<size_t>(e2 - 1)];
+    // fp64 means of the keys [0, e) summed from key 0, and the mass formula of adaptive.hpp
+    std::vector<double> kbar(static_cast<size_t>(d), 0.0), vbar(static_cast<size_t>(dv), 0.0);
+    double kk = 0;
+    for (int64_t j = 0; j < e; ++j) {
+      for (int64_t c = 0; c < d; ++c) {
+        const double x = o.p.k.row(0, 0, j)[c];
+        kbar[static_cast<size_t>(c)] += x / static_cast<double>(e);
+        kk += x * x / static_cast<double>(e);
+      }
+      for (int64_t c = 0; c < dv; ++c) vbar[static_cast<size_t>(c)] += o.p.v.row(0, 0, j)[c] / static_cast<double>(e);
+    }
+    double qk = 0, qq = 0, kb2 = 0;
+    for (int64_t c = 0; c < d; ++c) {
+      qk += q[c] * kbar[static_cast<size_t>(c)];
+      qq += static_cast<double>(q[c]) * q[c];
+      kb2 += kbar[static_cast<size_t>(c)] * kbar[static_cast<size_t>(c)];
+    }
+    const double tau2 = std::max(0.0, kk - kb2) / static_cast<double>(d);
+    std::vector<double> want{0.3 * qk + 0.5 * 0.09 * qq * tau2 + std::log(7.0)};
+    want.insert(want.end(), vbar.begin(), vbar.end());
+    for (size_t x = 0; x < want.size(); ++x)
+      worst = std::max(worst, std::abs(fresh[static_cast<size_t>(e - 1)][x] - want[x]));
+  }
+  INFO("prefixes whose figures differ by the path: " << diff << "; max |figure - fp64 oracle| " << worst);
+  CHECK(diff == 0);
+  CHECK(worst <= 1e-12);
+}
+
+// rest=mean's key sums are computed once per (batch, kv head) in blocks of 256 keys, the blocks
+// on any thread, and shared by the kv head's query heads (src/adaptive/lsh_rest.hpp): the output
+// must have the same bits for any thread count, and weights() (blocks summed on one thread) must
+// describe the same attention. Sizes: several key blocks, key_lengths ending inside a block,
+// tasks of rows split inside one block (600 rows > 512) and causal prefixes that start inside a
+// block (n_q < n_k).
+TEST_CASE("lsh rest=mean: bit-identical for 1, 2 and 3 threads (GQA 8/2, key_lengths); weights() match forward",
+          "[adaptive][lsh]") {
+  struct Case {
+    const char* name;
+    int64_t nq, nk;
+    bool causal;
+    std::vector<int32_t> lengths;
+  };
+  const Case cases[] = {{"non-causal", 600, 700, false, {700, 555}},
+                        {"causal", 700, 700, true, {700, 555}},
+                        {"causal cross n_q < n_k", 450, 900, true, {900, 777}}};
+  for (const Case& c : cases)
+    for (const LshOptions& lo : {LshOptions{4, 3, 8, 5}}) {
+      INFO(c.name << " buckets=" << lo.buckets << " rounds=" << lo.rounds << " chunk=" << lo.chunk);
+      Owned o(2, 8, 2, c.nq, c.nk, 16, 8, 81 + static_cast<uint64_t>(c.nq + lo.chunk));
+      o.p.mask.causal = c.causal;
+      o.p.mask.key_lengths = c.lengths;
+      const LshBackend be(lo);
+      std::vector<Tensor> outs;
+      for (int threads : {1, 2, 3}) {
+        const ThreadCount tc(threads);
+        be.forward(o.p);
+        outs.push_back(o.out.clone());
+      }
+      const size_t bytes = static_cast<size_t>(outs[0].numel()) * sizeof(float);
+      CHECK(std::memcmp(outs[0].data(), outs[1].data(), bytes) == 0);
+      CHECK(std::memcmp(outs[0].data(), outs[2].data(), bytes) == 0);
+      // weights(): forward's rows are weights · V (fp64 here), every row with a visible key sums
+      // to 1, and a row with more visible keys than its rounds can show it (R·2C) gets the rest
+      // term, which gives every visible key a weight
+      const Shape d = o.p.dims();
+      std::vector<float> w(static_cast<size_t>(d.n_q * d.n_k));
+      std::vector<double> wv(static_cast<size_t>(d.d_v));
+      double worst = 0, worst_out = 0;
+      int64_t rows = 0, rest_rows = 0, spread = 0;
+      for (int64_t b = 0; b < d.batch; ++b)
+        for (int64_t h = 0; h < d.heads; ++h) {
+          be.weights(o.p, b, h, w.data());
+          for (int64_t i = 0; i < d.n_q; ++i) {
+            const int64_t ke = o.p.key_end(b, i);
+            if (ke == 0) continue;
+            const float* wr = w.data() + i * d.n_k;
+            double sum = 0;
+            bool all = true;
+            std::fill(wv.begin(), wv.end(), 0.0);
+            for (int64_t j = 0; j < ke; ++j) {
+              sum += wr[j];
+              all &= wr[j] > 0;
+              const float* vr = o.p.v.row(b, h / d.group(), j);
+              for (int64_t c = 0; c < d.d_v; ++c) wv[static_cast<size_t>(c)] += static_cast<double>(wr[j]) * vr[c];
+            }
+            const float* fr = outs[0].data() + ((b * d.heads + h) * d.n_q + i) * d.d_v;
+            for (int64_t c = 0; c < d.d_v; ++c) worst_out = std::max(worst_out, std::abs(wv[static_cast<size_t>(c)] - fr[c]));
+            worst = std::max(worst, std::abs(sum - 1));
+            ++rows;
+            if (ke > lo.rounds * 2 * lo.chunk) {
+              ++rest_rows;
+              spread += all;
+            }
+          }
+        }
+      INFO("max |forward - weights·V| " << worst_out << ", max |row sum - 1| " << worst << "; rows with a rest term "
+                                        << rest_rows << " of " << rows << ", of them with every visible key weighted "
+                                        << spread);
+      CHECK(worst_out <= 2e-5);
+      CHECK(worst <= 1e-5);
+      CHECK(rest_rows > rows / 2);
+      CHECK(spread == rest_rows);
+    }
 }
 
 // The clustered family's attention is diffuse (keys ~ N(0,1), scores' sd ~1.5: the top 256 of

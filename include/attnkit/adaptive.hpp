@@ -87,8 +87,12 @@
 //     o_i = (Σ_{j∈U_i} e^{s_ij} v_j + w_i v̄) / (Σ_{j∈U_i} e^{s_ij} + w_i),  w_i that mass.
 //   Plain Reformer drops that mass and renormalises over U_i, which on diffuse attention (the
 //   clustered and gaussian families: few keys hold little mass) gives errors above 1; the rest
-//   term costs O(d) per query and O((d + d_v)·n_k) sums per (batch, head) and thread, and lowers
-//   the error on every input measured but one (a tie, docs/adaptive.md). rest=none is Reformer's
+//   term costs O(d + d_v) per query row and O((d + d_v)·n_k) fp64 key sums per (batch, kv head),
+//   shared by its query heads, and lowers the error on every input measured but one (a tie,
+//   docs/adaptive.md). The sums of a prefix [0, e) are defined blockwise, so that they can be
+//   computed in parallel with the same bits on any thread count: blocks of 256 keys, each summed
+//   in key order, the block sums added in block order, then the keys of e's block before e added
+//   onto that one by one in key order (src/adaptive/lsh_rest.hpp). rest=none is Reformer's
 //   softmax over U_i.
 //   Defaults: buckets 64 (even, in [2, 4096]: the rotations take rounds · kv_heads · d · buckets/2
 //   floats), rounds 4 ([1, 64]), chunk 64 ([1, 2^20]), seed 0 ([0, 2^53]); n_q and n_k at most
@@ -179,7 +183,9 @@ class LshBackend final : public Backend {
   std::string spec() const override;
   Capabilities capabilities() const override;
   void forward(const Problem& p) const override;
-  // Hashing (2·R·(n_q + n_k)·d·NB/2) plus at most 2C keys per query and round.
+  // Hashing (2·R·(n_q + n_k)·d·NB/2) plus at most 2C keys per query and round; rest=mean adds
+  // its fp64 key sums (one or two passes over the keys per (batch, kv head): two under a causal
+  // mask, where the prefix moves with the row) and O(d + d_v) per query row.
   Cost cost(const Shape& s) const override;
   // The rounds' mixture of softmax rows (fp64 from the same key sets forward() uses).
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;

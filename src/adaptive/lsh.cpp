@@ -2,8 +2,9 @@
 // (lsh_plan_round, rounds in parallel), then round by round one task per chunk: softmax of the
 // chunk's queries over its key-rank range (gathered rows on exact's tile engine, keys an earlier
 // round gave the query masked out), merged into the output rows by a running log-sum-exp.
-#include <omp.h>
-
+// rest=mean: the key block sums of its term are computed once per (batch, kv head), in the
+// region of the kv head's first query head, and the rows of all its query heads are finished
+// together in the region of its last one.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -42,7 +43,8 @@ struct RoundTables {
 
 // Running log-sum-exp merge of the rounds per query row (the rows of p.out hold the sum):
 // out_i = Σ_r exp(lse_r − M_i) o_r / W_i with M_i the largest lse so far, W_i = Σ_r exp(lse_r − M_i);
-// seen_i = |U_i|, the visible keys row i has seen in the rounds so far (for the rest term).
+// seen_i = |U_i|, the visible keys row i has seen in the rounds so far (rest=mean only: the rest
+// term's key count; left empty with rest=none).
 struct Merge {
   std::vector<double> m, w;
   std::vector<uint8_t> nan;
@@ -83,8 +85,8 @@ class ChunkMask final : public simd::TileMask {
 // over the union of the rounds' key sets (the same result as Reformer's log-count correction).
 // Rows of one round belong to one chunk each: tasks of one round never touch the same row.
 void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const adaptive::LshRound& lr,
-                  const RoundTables& tab, int64_t R, int64_t r, int64_t c, int64_t C, float scale, Merge& mg,
-                  ChunkScratch& sc) {
+                  const RoundTables& tab, int64_t R, int64_t r, int64_t c, int64_t C, float scale, bool count_seen,
+                  Merge& mg, ChunkScratch& sc) {
   const int64_t g = h / d.group();
   const int64_t q0 = c * C, nq = std::min(C, d.n_q - q0);
   const int64_t lo = lr.lo[static_cast<size_t>(c)], nk = lr.hi[static_cast<size_t>(c)] - lo;
@@ -138,13 +140,16 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
     }
     any |= hits;
   }
-  // keys each lane sees for the first time in this chunk: the ones neither masked nor seen before
-  sc.seen.assign(static_cast<size_t>(nq), static_cast<int32_t>(nk));
-  if (any)
-    for (int64_t y = 0; y < nk; ++y) {
-      const int32_t* hid = sc.hidden.data() + y * nq;
-      for (int64_t x = 0; x < nq; ++x) sc.seen[static_cast<size_t>(x)] -= hid[x];
-    }
+  // rest=mean: keys each lane sees for the first time in this chunk, the ones neither masked nor
+  // seen before (the rest term counts the keys outside them)
+  if (count_seen) {
+    sc.seen.assign(static_cast<size_t>(nq), static_cast<int32_t>(nk));
+    if (any)
+      for (int64_t y = 0; y < nk; ++y) {
+        const int32_t* hid = sc.hidden.data() + y * nq;
+        for (int64_t x = 0; x < nq; ++x) sc.seen[static_cast<size_t>(x)] -= hid[x];
+      }
+  }
   simd::AttendArgs a;
   a.q = sc.q.data();
   a.q_stride = d.d;
@@ -165,7 +170,7 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
   simd::attend(a, std::span<const simd::KeySpan>(&span, 1), &mask, nk, sc.ws);
   for (int64_t x = 0; x < nq; ++x) {
     const size_t i = static_cast<size_t>(rows[x]);
-    mg.seen[i] += sc.seen[static_cast<size_t>(x)];
+    if (count_seen) mg.seen[i] += sc.seen[static_cast<size_t>(x)];
     const float* o = sc.o.data() + x * d.d_v;  // a NaN value reaches the sum by itself
     const float sum = sc.l[static_cast<size_t>(x)];
     if (std::isnan(sum) || std::isnan(sc.m[static_cast<size_t>(x)])) {  // a NaN score
@@ -191,8 +196,8 @@ void chunk_attend(const Problem& p, const Shape& d, int64_t b, int64_t h, const 
   }
 }
 
-// Output row i from its merged rounds: acc / W, with rest=mean (rs given) the term of the
-// visible keys the row saw in no round folded in first at their estimated mass.
+// Output row i from its merged rounds: acc / W, with rest=mean (rs given, mg.seen filled) the
+// term of the visible keys the row saw in no round folded in first at their estimated mass.
 void finish_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t i, float scale, const Merge& mg,
                 adaptive::RestSums* rs) {
   float* o = p.out.row(b, h, i);
@@ -201,9 +206,9 @@ void finish_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t 
     std::fill(o, o + d.d_v, std::numeric_limits<float>::quiet_NaN());
     return;
   }
-  const int64_t ke = p.key_end(b, i), rest = ke - mg.seen[x];
-  if (rs != nullptr && rest > 0) {
-    rs->advance(p, b, h / d.group(), ke);
+  const int64_t ke = p.key_end(b, i), rest = rs != nullptr ? ke - mg.seen[x] : 0;
+  if (rest > 0) {
+    rs->advance(ke);
     const double L = rs->log_mass(p.q.row(b, h, i), scale, rest);
     const double M = mg.w[x] > 0 ? mg.m[x] : L, top = std::max(M, L);
     const double a = mg.w[x] > 0 ? std::exp(M - top) : 0.0, e = std::exp(L - top);
@@ -218,6 +223,21 @@ void finish_row(const Problem& p, const Shape& d, int64_t b, int64_t h, int64_t 
   }
   const float inv = static_cast<float>(1.0 / mg.w[x]);
   for (int64_t y = 0; y < d.d_v; ++y) o[y] *= inv;
+}
+
+// rest=mean's finishing tasks for batch b: consecutive rows whose key prefixes [0, key_end) lie
+// in one key block, at most kRestTaskRows rows (key_end is non-decreasing in the row, so a
+// task's RestSums moves forward through one block); tasks[t] is task t's first row, and the
+// last entry n_q.
+void rest_tasks(const Problem& p, const Shape& d, int64_t b, std::vector<int64_t>& tasks) {
+  tasks.clear();
+  int64_t prev = -1;
+  for (int64_t i = 0; i < d.n_q; ++i) {
+    const int64_t blk = p.key_end(b, i) / adaptive::kRestBlock;
+    if (blk != prev || i - tasks.back() == adaptive::kRestTaskRows) tasks.push_back(i);
+    prev = blk;
+  }
+  tasks.push_back(d.n_q);
 }
 
 constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
@@ -265,23 +285,43 @@ void LshBackend::forward(const Problem& p) const {
   const std::vector<std::vector<float>> rot = adaptive::lsh_rotations(opt_, d.kv_heads, d.d);
   std::vector<adaptive::LshRound> rounds(static_cast<size_t>(R));
   RoundTables tab;
-  Merge mg;
+  // rest=mean finishes the rows of a kv head's query heads together: one merge state per head of
+  // the group (rest=none: one, each head finishes its own rows)
+  const bool mean = opt_.rest == LshRest::Mean;
+  const int64_t G = d.group();
+  std::vector<Merge> mgs(static_cast<size_t>(mean ? G : 1));
+  adaptive::RestBlocks blocks(d.d, d.d_v);
+  std::vector<int64_t> tasks;
   tab.q_lo.resize(static_cast<size_t>(d.n_q * R));
   tab.q_width.resize(static_cast<size_t>(d.n_q * R));
   for (int64_t b = 0; b < d.batch; ++b) {
     const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
     tab.key_rank.resize(static_cast<size_t>(limit * R));
+    if (mean) rest_tasks(p, d, b, tasks);
+    const int64_t n_tasks = static_cast<int64_t>(tasks.size()) - 1;
     for (int64_t h = 0; h < d.heads; ++h) {
+      const int64_t g = h / G;
+      const bool first = mean && h % G == 0, last = mean && h % G == G - 1;  // of the kv head's query heads
+      Merge& mg = mgs[static_cast<size_t>(mean ? h % G : 0)];
       mg.m.assign(static_cast<size_t>(d.n_q), -std::numeric_limits<double>::infinity());
       mg.w.assign(static_cast<size_t>(d.n_q), 0.0);
       mg.nan.assign(static_cast<size_t>(d.n_q), 0);
-      mg.seen.assign(static_cast<size_t>(d.n_q), 0);
+      if (mean) mg.seen.assign(static_cast<size_t>(d.n_q), 0);
+      if (first) blocks.reset(p, b, g, limit);
 #pragma omp parallel
       {
         ChunkScratch sc;
+        if (first) {  // the kv head's key block sums, next to the planning (no barrier of their own)
+#pragma omp for schedule(static) nowait
+          for (int64_t u = 0; u < blocks.full_blocks(); ++u) blocks.sum_block(u);
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t r = 0; r < R; ++r)
           adaptive::lsh_plan_round(p, d, opt_, rot, b, h, r, rounds[static_cast<size_t>(r)]);
+        if (first) {  // every block is summed (the barrier above); done before the next barrier
+#pragma omp single nowait
+          blocks.accumulate();
+        }
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < limit; ++j)
           for (int64_t r = 0; r < R; ++r)
@@ -302,16 +342,20 @@ void LshBackend::forward(const Problem& p) const {
         for (int64_t r = 0; r < R; ++r) {
 #pragma omp for schedule(dynamic, 1)
           for (int64_t c = 0; c < chunks; ++c)
-            chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, mg, sc);
+            chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, mean, mg, sc);
         }
-        if (opt_.rest == LshRest::Mean) {
-          // contiguous rows per thread: the key prefix sums run forward with the row
-          const int64_t T = omp_get_num_threads(), t = omp_get_thread_num();
-          adaptive::RestSums rs(d.d, d.d_v);
-          for (int64_t i = d.n_q * t / T; i < d.n_q * (t + 1) / T; ++i) finish_row(p, d, b, h, i, scale, mg, &rs);
-        } else {
+        if (!mean) {
 #pragma omp for schedule(static)
           for (int64_t i = 0; i < d.n_q; ++i) finish_row(p, d, b, h, i, scale, mg, nullptr);
+        } else if (last) {
+          // the rows of every query head of kv head g (head g·G + x merged in mgs[x]); every
+          // prefix's sums follow lsh_rest.hpp's definition: the same bits for any thread count
+          // and task split, and as weights()
+          adaptive::RestSums rs(blocks);
+#pragma omp for schedule(dynamic, 1)
+          for (int64_t t = 0; t < n_tasks; ++t)
+            for (int64_t i = tasks[static_cast<size_t>(t)]; i < tasks[static_cast<size_t>(t + 1)]; ++i)
+              for (int64_t x = 0; x < G; ++x) finish_row(p, d, b, g * G + x, i, scale, mgs[static_cast<size_t>(x)], &rs);
         }
       }
     }
@@ -325,12 +369,22 @@ Cost LshBackend::cost(const Shape& s) const {
   c.flops = static_cast<double>(s.batch * s.heads) *
             (R * (s.n_q + s.n_k) * s.d * static_cast<double>(opt_.buckets) +
              R * static_cast<double>(s.n_q) * keys * 2.0 * (s.d + s.d_v));
-  // rest=mean: one pass of key sums (k, k², v) and per query q·k̄, |q|², the prefix reductions
-  // (causal: a new prefix per row) and the folded-in term. Useful work only: the threads that
-  // repeat the key pass (each sums from key 0, for thread-count independent bits) are not counted.
-  if (opt_.rest == LshRest::Mean)
-    c.flops += static_cast<double>(s.batch * s.heads) *
-               (static_cast<double>(s.n_k) * (3.0 * s.d + s.d_v) + static_cast<double>(s.n_q) * (7.0 * s.d + 3.0 * s.d_v));
+  // rest=mean, as forward() does it (a key adds 3d + d_v: k, k·k + kk, v), per (batch, kv
+  // head): the block sums (one pass over the keys), the running sums inside the prefixes' blocks
+  // (causal: about one more pass, tasks start at block starts when the rows' prefixes advance
+  // with the rows; otherwise one prefix, its last partial block once per task of kRestTaskRows
+  // rows) and per prefix its reductions (4d); per query head and row q·k̄ and |q|² (4d)
+  // and the folded-in term (5d_v). Key lengths are not in the Shape: counted as n_k.
+  if (opt_.rest == LshRest::Mean) {
+    const double per_key = 3.0 * s.d + s.d_v, per_prefix = 4.0 * s.d;
+    const double tasks = std::ceil(static_cast<double>(s.n_q) / static_cast<double>(adaptive::kRestTaskRows));
+    const double kv = s.causal ? 2.0 * static_cast<double>(s.n_k) * per_key +
+                                     static_cast<double>(std::min(s.n_q, s.n_k)) * per_prefix
+                               : static_cast<double>(s.n_k) * per_key +
+                                     tasks * (static_cast<double>(s.n_k % adaptive::kRestBlock) * per_key + per_prefix);
+    c.flops += static_cast<double>(s.batch * s.kv_heads) * kv +
+               static_cast<double>(s.batch * s.heads * s.n_q) * (4.0 * s.d + 5.0 * s.d_v);
+  }
   return c;
 }
 
@@ -346,7 +400,15 @@ void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const
   std::fill(w, w + d.n_q * d.n_k, 0.0f);
   std::vector<double> s;
   std::vector<int64_t> keys;
-  adaptive::RestSums rs(d.d, d.d_v);
+  // the rest term's prefix sums by the definition forward() uses (lsh_rest.hpp); one thread:
+  // O(n_k·d) against this function's O(n_q·n_k·d)
+  adaptive::RestBlocks blocks(d.d, d.d_v);
+  if (opt_.rest == LshRest::Mean) {
+    blocks.reset(p, b, h / d.group(), static_cast<int64_t>(rounds[0].key_rank.size()));
+    for (int64_t u = 0; u < blocks.full_blocks(); ++u) blocks.sum_block(u);
+    blocks.accumulate();
+  }
+  adaptive::RestSums rs(blocks);
   const double scale = p.effective_scale();
   for (int64_t i = 0; i < d.n_q; ++i) {
     const int64_t ke = std::min(p.key_end(b, i), static_cast<int64_t>(rounds[0].key_rank.size()));
@@ -373,7 +435,7 @@ void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const
     }
     double e_rest = 0;  // the rest term's mass relative to exp(m)
     if (rest > 0) {
-      rs.advance(p, b, h / d.group(), ke);
+      rs.advance(ke);
       const double L = rs.log_mass(p.q.row(b, h, i), scale, rest);
       if (keys.empty() || L > m) m = L;
       e_rest = std::exp(L - m);
