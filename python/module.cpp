@@ -24,7 +24,7 @@ using namespace pybind11::literals;
 
 py::dict capabilities_dict(const Capabilities& c) {
   return py::dict("causal"_a = c.causal, "key_lengths"_a = c.key_lengths, "cross"_a = c.cross, "gqa"_a = c.gqa,
-                  "weights"_a = c.weights);
+                  "weights"_a = c.weights, "causal_future_independent"_a = c.causal_future_independent);
 }
 
 // A parameter's default as the Python value of its type ("" -> None for an optional string).

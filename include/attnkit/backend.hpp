@@ -17,6 +17,10 @@ struct Capabilities {
   bool cross = false;        // n_q != n_k
   bool gqa = false;          // kv_heads < heads
   bool weights = false;      // Backend::weights() gives the (implied) probability matrix
+  // Under Mask::causal, keys a row cannot see have no influence on its output at all, not even on
+  // which visible keys it attends to. false for lsh: its bucket sort of every key decides which
+  // visible keys share a row's chunk (attnkit/adaptive.hpp); it never attends to a hidden key.
+  bool causal_future_independent = true;
 };
 
 // Work of one forward call, for reports: floating point operations actually executed and bytes

@@ -240,7 +240,8 @@ void rest_tasks(const Problem& p, const Shape& d, int64_t b, std::vector<int64_t
   tasks.push_back(d.n_q);
 }
 
-constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true};
+constexpr Capabilities kCaps{.causal = true, .key_lengths = true, .cross = true, .gqa = true, .weights = true,
+                             .causal_future_independent = false};
 
 // The one parameter table: constructor checks, spec() and lsh_info() all use it. rounds <= 64:
 // the merge keeps the rounds' weights in a fixed array.

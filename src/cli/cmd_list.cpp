@@ -43,9 +43,10 @@ void print_json() {
       if (b.name != e.name) continue;
       const Capabilities& c = b.caps;
       std::printf(", \"summary\": %s, \"capabilities\": {\"causal\": %s, \"key_lengths\": %s, \"cross\": %s, "
-                  "\"gqa\": %s, \"weights\": %s}, \"params\": [",
+                  "\"gqa\": %s, \"weights\": %s, \"causal_future_independent\": %s}, \"params\": [",
                   json_str(b.summary).c_str(), c.causal ? "true" : "false", c.key_lengths ? "true" : "false",
-                  c.cross ? "true" : "false", c.gqa ? "true" : "false", c.weights ? "true" : "false");
+                  c.cross ? "true" : "false", c.gqa ? "true" : "false", c.weights ? "true" : "false",
+                  c.causal_future_independent ? "true" : "false");
       for (size_t i = 0; i < b.params.size(); ++i) {
         const ParamDef& p = b.params[i];
         std::printf("%s{\"name\": %s, \"type\": \"%s\", \"default\": %s", i ? ", " : "", json_str(p.name).c_str(),
@@ -73,8 +74,8 @@ int cmd_list(const std::vector<std::string>& argv) {
   for (const BackendInfo& b : list_backends()) {
     std::printf("%s\n    %s\n", b.name.c_str(), b.summary.c_str());
     const Capabilities& c = b.caps;
-    std::printf("    capabilities: causal=%d key_lengths=%d cross=%d gqa=%d weights=%d\n", c.causal, c.key_lengths,
-                c.cross, c.gqa, c.weights);
+    std::printf("    capabilities: causal=%d key_lengths=%d cross=%d gqa=%d weights=%d causal_future_independent=%d\n",
+                c.causal, c.key_lengths, c.cross, c.gqa, c.weights, c.causal_future_independent);
     for (const ParamDef& p : b.params) {
       std::printf("    %-12s %-6s default=%s", p.name.c_str(), type_name(p.type),
                   p.default_value.empty() ? "(none)" : p.default_value.c_str());

@@ -13,7 +13,9 @@ def test_backends_list():
     assert len(set(names)) == len(names)
     for info in infos:
         assert info["summary"]
-        assert set(info["capabilities"]) == {"causal", "key_lengths", "cross", "gqa", "weights"}
+        assert set(info["capabilities"]) == {"causal", "key_lengths", "cross", "gqa", "weights",
+                                             "causal_future_independent"}
+        assert info["capabilities"]["causal_future_independent"] == (info["name"] != "lsh")
         spec = attnkit.Backend(info["name"]).spec
         for p in info["params"]:
             assert p["type"] in ("int", "float", "bool", "str")
@@ -33,7 +35,8 @@ def test_spec_and_capabilities():
     assert repr(b) == f"attnkit.Backend('{b.spec}')"
     assert attnkit.Backend("clustered").capabilities["causal"] is False
     assert attnkit.Backend("exact").capabilities == {"causal": True, "key_lengths": True, "cross": True,
-                                                     "gqa": True, "weights": True}
+                                                     "gqa": True, "weights": True,
+                                                     "causal_future_independent": True}
     with pytest.raises(ValueError, match="window"):
         attnkit.Backend("local:window=-1")
 
