@@ -199,7 +199,8 @@ positions a performer / linear decoder already attended, or out overlapping q. R
 
 append(k, v) then attend(q, out): the usual call per generated token. If append raises,
 nothing changed; if attend then raises (e.g. a q of the wrong shape), the positions stay
-appended, as in the C++ Decoder::step.)doc")
+appended, as in the C++ Decoder::step. Two calls, not one atomic step: another thread's call
+can come between them (use one Decoder per stream).)doc")
       .def_property_readonly(
           "size",
           [](const PyDecoder& d) {

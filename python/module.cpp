@@ -132,8 +132,10 @@ unknown name or parameter, a bad value, or a family that was not built.)doc")
           "Canonical spec string with every default filled in; attnkit.Backend(b.spec) recreates b.")
       .def_property_readonly(
           "capabilities", [](const PyBackend& b) { return capabilities_dict(b.impl->capabilities()); },
-          "What the backend can honour: dict of bools causal, key_lengths, cross (n_q != n_k), gqa (H_kv < H) "
-          "and weights (weights() gives its probability matrix).")
+          "What the backend can honour: dict of bools causal, key_lengths, cross (n_q != n_k), gqa (H_kv < H), "
+          "weights (weights() gives its probability matrix) and causal_future_independent (with causal=True, "
+          "keys a row cannot see change nothing in its output; False for lsh, whose choice of visible keys "
+          "depends on all keys).")
       .def(
           "forward",
           [](const PyBackend& b, py::handle q, py::handle k, py::handle v, py::handle out, bool causal,

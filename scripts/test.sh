@@ -31,7 +31,9 @@ if [ "${ATTNKIT_TEST_QUICK:-0}" != 1 ]; then
     # no Python module: its tests do not run under the sanitizer (it would have to be preloaded).
     # -O1 -g (what the ASan documentation suggests): at -O2 the instrumented SIMD kernels took
     # 1-3 minutes each to compile (avx512 attend 184 s, 29 s at -O1), more than -O1 adds to the runs.
-    meson setup build-asan -Doptimization=1 -Ddebug=true -Db_sanitize=address,undefined -Db_lundef=false \
+    # (b_ndebug=false: the project's default buildtype is release, whose b_ndebug=if-release would
+    # turn assertions off)
+    meson setup build-asan -Doptimization=1 -Ddebug=true -Db_ndebug=false -Db_sanitize=address,undefined -Db_lundef=false \
       -Dbench=false -Dpython=disabled >/dev/null || exit 1
   fi
   ninja -C build-asan >/dev/null || exit 1

@@ -152,7 +152,7 @@ TEST_CASE("exact decode equals the causal forward on the whole sequence", "[deco
 }
 
 TEST_CASE("decode with d and d_v not multiples of the vector width, every storage, exact and pages", "[decode][storage]") {
-  // d = 20, d_v = 12: the kernels' scalar tails (QK, PV, page bounds); t = 3 new tokens per attend
+  // d = 20, d_v = 12: the kernels' scalar tails (QK, PV); t = 3 new tokens per attend
   // (12 query rows of a group of 4); N = 301: a partial last tile and page.
   const int64_t N = 301, S = 6;
   Seq s = make_seq(1, 8, 2, N, 20, 81);
@@ -339,11 +339,13 @@ double bf16_bracket(float x, bool up) {
 
 TEST_CASE("pages: the kept pages are the best by the Quest bound (fp64 oracle of the bf16 bounds)", "[decode][pages]") {
   // 62 competing pages of 16 (blocks of 16 pages in the bound layout, the last one partial), the
-  // cache filled 7 positions per append (pages widened across calls), then one attend of t tokens.
-  const int64_t N = 1000, d = 32, P = 16, keep_pages = 10;
+  // cache filled 7 positions per append (pages widened across calls), then one attend of t tokens;
+  // page = 2: 499 competing pages, two scan work items of 256 pages (the second partial).
+  const int64_t N = 1000, d = 32, keep_pages = 10;
   const Seq s = make_seq(2, 8, 2, N, d, 61);
-  for (int64_t t : {1, 3}) {
-    Decoder dec("pages:page=16,keep=160", config_for(s, KvStorage::F32, t));
+  for (const auto& [P, t] : {std::pair<int64_t, int64_t>{16, 1}, {16, 3}, {2, 1}}) {
+    Decoder dec("pages:page=" + std::to_string(P) + ",keep=" + std::to_string(keep_pages * P),
+                config_for(s, KvStorage::F32, t));
     for (int64_t a = 0; a < N - t; a += 7) {
       const int64_t e = std::min(a + 7, N - t);
       dec.append(slice(s.k.cview(), a, e), slice(s.v.cview(), a, e));
@@ -381,7 +383,7 @@ TEST_CASE("pages: the kept pages are the best by the Quest bound (fp64 oracle of
             for (int64_t p = 0; p < cand; ++p) score[size_t(p)] = std::max(score[size_t(p)], bound[size_t(p)] - top);
           }
         const std::vector<int64_t> sel = dec.selected_pages(b, g);
-        INFO("t=" << t << " b=" << b << " g=" << g);
+        INFO("page=" << P << " t=" << t << " b=" << b << " g=" << g);
         REQUIRE(int64_t(sel.size()) == keep_pages + (N - 1) / P - cand + 1);
         std::vector<bool> kept(static_cast<size_t>(cand), false);
         for (int64_t k = 0; k < keep_pages; ++k) {

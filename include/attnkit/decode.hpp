@@ -61,7 +61,8 @@
 // scores (AVX2: vpmaddwd; the others in scalar code).
 //
 // Cost per attend: exact reads every cached K/V row once (bytes_read()); pages reads the page
-// bounds (2·d bfloat16 per page) plus the selected pages; local reads `window` rows.
+// bounds (2·d bfloat16 per page, in whole blocks of 16 pages) plus the selected pages; local reads
+// `window` rows.
 //
 // Thread-safety: none — one Decoder per stream; attend() uses the OpenMP threads inside
 // (omp_get_max_threads()). Errors: attnkit::Error naming the argument, the value seen and the

@@ -69,8 +69,8 @@ struct Kernels {
   void (*attend_block)(const Rows& r, const Block& blk, float* m, float* l, float* acc, float* scratch);
   // Quest page bounds of 4 query rows: out[r * out_stride + p] = Σ_c max(q_c·lo_c, q_c·hi_c)
   // = Σ_c q⁺_c·hi_c + q⁻_c·lo_c for the pages [0, pages) rounded up to whole blocks of
-  // kBoundLanes pages (out has room for them; lanes past the last appended page hold garbage the
-  // caller ignores). qpn: per row q⁺ = max(q, 0) (d floats) then q⁻ = min(q, 0) (d floats).
+  // kBoundLanes pages (out has room for them; the lanes past `pages` get whatever bounds those
+  // slots hold, which the caller ignores). qpn: per row q⁺ = max(q, 0) (d floats) then q⁻ = min(q, 0) (d floats).
   // bounds: blocks of kBoundLanes pages, each lo then hi, channel-major with the block's pages
   // contiguous per channel ([2][d][kBoundLanes] bfloat16), so that one vector holds a channel of
   // kBoundLanes pages and no horizontal sums are needed.

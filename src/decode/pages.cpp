@@ -135,7 +135,7 @@ class PagesDecode final : public CacheImpl {
     int64_t bound_pages = 0;
     for (int64_t i = 0; i < bg; ++i)
       if (cand[static_cast<size_t>(i)] > keep_pages_) {
-        bound_pages += cand[static_cast<size_t>(i)];
+        bound_pages += (cand[static_cast<size_t>(i)] + kBoundLanes - 1) / kBoundLanes * kBoundLanes;  // whole blocks
         for (int64_t p = 0; p < cand[static_cast<size_t>(i)]; p += kScanPages) scan.emplace_back(i, p);
       }
     const int64_t nscan = static_cast<int64_t>(scan.size());
