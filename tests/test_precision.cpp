@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "../src/exact/lowp_heads.hpp"
+#include "../src/simd/lowp_heads.hpp"
 #include "../src/simd/attend.hpp"
 #include "../src/simd/lowp.hpp"
 #include "attnkit/attnkit.hpp"

@@ -8,7 +8,7 @@
 
 #include "../simd/attend.hpp"
 #include "../core/blas_threads.hpp"
-#include "../exact/lowp_heads.hpp"
+#include "../simd/lowp_heads.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/simd.hpp"

@@ -7,7 +7,7 @@
 
 #include "../simd/attend.hpp"
 #include "../simd/blocks.hpp"
-#include "lowp_heads.hpp"
+#include "../simd/lowp_heads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/exact.hpp"
 #include "attnkit/simd.hpp"

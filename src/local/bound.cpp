@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "../core/numerics.hpp"
-#include "../exact/lowp_heads.hpp"
+#include "../simd/lowp_heads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../simd/lowp.hpp"
+#include "lowp.hpp"
 #include "attnkit/precision.hpp"
 #include "attnkit/problem.hpp"
 
