@@ -68,4 +68,10 @@ TEST_CASE("exact_equivalent_flops counts the causal mask", "[core]") {
   o.p.mask.causal = true;
   CHECK(exact_equivalent_flops(o.p) == 2.0 * 4 * (64 * 65 / 2) * 2 * (32 + 16));
   CHECK(exact_equivalent_flops(o.p) == exact_cost(o.p.validate()).flops);
+  // Cross shapes, bottom-right causal: n_q < n_k, row i sees n_k - n_q + i + 1 keys; n_q > n_k,
+  // the first n_q - n_k rows see none and the rest 1..n_k keys.
+  attnkit::test::Owned few(2, 4, 2, 16, 64, 32, 16, 1), many(2, 4, 2, 64, 16, 32, 16, 1);
+  few.p.mask.causal = many.p.mask.causal = true;
+  CHECK(exact_equivalent_flops(few.p) == 2.0 * 4 * (16 * 48 + 16 * 17 / 2) * 2 * (32 + 16));
+  CHECK(exact_equivalent_flops(many.p) == 2.0 * 4 * (16 * 17 / 2) * 2 * (32 + 16));
 }

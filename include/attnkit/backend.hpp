@@ -91,8 +91,10 @@ class Backend {
                            const float* w) const;
 };
 
-// Exact attention's flop count: 4 * n_q * n_k * d per head (2 for QK^T, 2 for PV with d_v),
-// halved (approximately) under a causal mask.
+// Exact attention's flop count: 2 * (d + d_v) per visible (query, key) pair and head (QK^T and
+// PV): n_q * n_k pairs without a mask; under the causal mask (aligned bottom-right) the pairs it
+// leaves visible, about half when n_q = n_k and n_k * (n_k + 1) / 2 when n_q >= n_k. Key padding
+// is not counted out. bytes: q, k, v and the output once each, fp32. Never throws.
 Cost exact_cost(const Shape& s);
 
 // The exact-equivalent flop count of a problem: exact_cost(p.validate()).flops, so the causal mask

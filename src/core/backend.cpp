@@ -7,9 +7,12 @@
 namespace attnkit {
 
 Cost exact_cost(const Shape& s) {
-  const double pairs = s.causal && s.n_q <= s.n_k
-                           ? static_cast<double>(s.n_q) * (s.n_k - s.n_q) + 0.5 * s.n_q * (s.n_q + 1.0)
-                           : static_cast<double>(s.n_q) * s.n_k;
+  // The visible (query, key) pairs; the causal mask is aligned bottom-right (query i sees keys
+  // j <= i + n_k - n_q), so with n_q > n_k the first n_q - n_k rows see nothing.
+  const double nq = static_cast<double>(s.n_q), nk = static_cast<double>(s.n_k);
+  const double pairs = !s.causal      ? nq * nk
+                       : s.n_q <= s.n_k ? nq * (nk - nq) + 0.5 * nq * (nq + 1.0)
+                                        : 0.5 * nk * (nk + 1.0);
   const double bh = static_cast<double>(s.batch) * s.heads;
   Cost c;
   c.flops = bh * pairs * 2.0 * (s.d + s.d_v);
