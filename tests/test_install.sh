@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Selective linking (issue: per-backend libraries): install into temporary prefixes, build
-# examples/local_only.cpp against the installed attnkit-local via pkg-config (shared and static),
-# run it, and check with nm that nothing of the other families is in it; then build with two
-# families and MPI disabled, run that build's tests, and check that its `ring` says it was not built.
+# Selective linking (issue: per-backend libraries): install into temporary prefixes (shared and
+# static), build examples/local_only.cpp against the installed attnkit-local via pkg-config, run it
+# and check with nm that nothing of the other families is in it; build and run
+# examples/any_backend.cpp against the whole library (pkg-config attnkit); then build with only
+# the exact and local families and without MPI, run that build's tests, and check that every
+# disabled backend's spec names the option that builds it, and that its `ring` says it was not built.
 set -u
 src="$1"
 cli="$2"  # the full build's attnkit: its `list --json` says which backends and families exist
@@ -54,6 +56,11 @@ for lib in shared static; do
     $(pkg-config $static_flag --cflags --libs attnkit-local)
   libdir=$(pkg-config --variable=libdir attnkit-local)
   check quiet env LD_LIBRARY_PATH="$libdir" "$exe"
+  # A program that uses the registry and the core directly links with `pkg-config attnkit` alone.
+  any="$work/any_backend-$lib"
+  check quiet c++ -std=c++20 -O2 "$src/examples/any_backend.cpp" -o "$any" $(pkg-config $static_flag --cflags --libs attnkit)
+  LD_LIBRARY_PATH="$libdir" "$any" "local:window=64" | grep -q "^local:window=64,.*relative Frobenius error" &&
+    pass=$((pass + 1)) || { echo "FAIL: any_backend output"; fail=$((fail + 1)); }
   LD_LIBRARY_PATH="$libdir" "$exe" | grep -q "^local:window=128" && pass=$((pass + 1)) || { echo "FAIL: local_only output"; fail=$((fail + 1)); }
   if [ $lib = shared ]; then
     needed=$(readelf -d "$exe" | grep NEEDED)
