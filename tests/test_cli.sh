@@ -6,6 +6,11 @@ cli="$1"
 
 expect_ok "list" "$cli" list
 grep -q "^exact" out.txt && grep -q "^reference" out.txt && ok || bad "list lacks exact/reference"
+expect_ok "run --help" "$cli" run --backend exact --help
+grep -q "^  run --backend SPEC" out.txt && ! grep -q "^  gen " out.txt && ok || bad "run --help: $(cat out.txt)"
+expect_ok "sweep -h" "$cli" sweep -h
+grep -q "defaults: --suite quick, --threads 2" out.txt && ok || bad "sweep -h: $(cat out.txt)"
+expect_2 "unknown command with --help" "unknown command 'nosuch'" "$cli" nosuch --help
 expect_ok "gen" "$cli" gen --n 300 --d 32 --heads 2 --family peaky --seed 3 --prefix p
 expect_ok "run --check" "$cli" run --backend exact --q p_q.npy --k p_k.npy --v p_v.npy --out o.npy --check --repeat 3
 grep -q "rel_fro" out.txt && ok || bad "run --check prints no rel_fro"

@@ -262,7 +262,7 @@ void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, d
 int cmd_sweep(const std::vector<std::string>& argv) {
   Args args(argv, {"--suite", "--backends", "--families", "--n", "--out", "--inputs", "--heads", "--d", "--repeat",
                    "--threads"},
-            {"--no-real", "--no-peers"});
+            {"--no-peers"});
   Suite s = suite_by_name(args.str("--suite", "quick"));
   if (args.has("--backends")) s.backends = split_specs(args.str("--backends"));
   if (args.has("--families")) {

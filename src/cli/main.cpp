@@ -18,8 +18,9 @@ const char* kUsage =
     "      [--key-lengths L.npy] [--scale S] [--threads T] [--repeat R] [--check] [--json]\n"
     "  gen --n N --d D [--heads H] [--batch B] [--family gaussian|diffuse|peaky|local|clustered]\n"
     "      [--seed S] --prefix P\n"
-    "  sweep --suite quick|full [--backends SPEC,SPEC...] [--families F,...] [--n N,...]\n"
+    "  sweep [--suite quick|full] [--backends SPEC,SPEC...] [--families F,...] [--n N,...]\n"
     "      [--inputs DIR] [--out DIR] [--heads H] [--d D] [--repeat R] [--threads T] [--no-peers]\n"
+    "      (defaults: --suite quick, --threads 2, --out results)\n"
     "  mha --x X.npy [--context C.npy] --heads H [--kv-heads G] --out Y.npy [--backend SPEC] [--causal]\n"
     "      [--key-lengths L.npy] [--threads T], weights in the native layout (y = x·W):\n"
     "      --wq [d_model,H·d] --wk [d_model,G·d] --wv [d_model,G·d_v] --wo [H·d_v,d_model]\n"
@@ -35,16 +36,41 @@ const char* kUsage =
     "      [--key-lengths L.npy] [--scale S] [--compare SPEC] [--png W.png [--tokens T.txt] [--log]]\n"
     "  ring --q Q.npy --k K.npy --v V.npy --out O.npy [--causal] [--layout contiguous|zigzag]\n"
     "      [--threads T] [--json] [--key-lengths L.npy]   under mpirun -np P (built with MPI)\n";
+
+bool is_help(const std::string& a) { return a == "--help" || a == "-h"; }
+
+// The usage lines of one command (its line of kUsage and the indented lines after it); empty for
+// an unknown command.
+std::string command_usage(const std::string& cmd) {
+  std::string out, line;
+  bool in = false;
+  for (const char* c = kUsage; *c; ++c) {
+    line += *c;
+    if (*c != '\n') continue;
+    if (line.rfind("  " + cmd + " ", 0) == 0) in = true;
+    else if (in && line.rfind("      ", 0) != 0) in = false;
+    if (in) out += line;
+    line.clear();
+  }
+  return out;
 }
+}  // namespace
 
 int main(int argc, char** argv) {
   attnkit::reexec_with_fitting_blas_core(argv);
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+  if (argc < 2 || is_help(argv[1])) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
+  for (const std::string& a : args)
+    if (is_help(a)) {
+      const std::string usage = command_usage(cmd);
+      if (usage.empty()) break;  // an unknown command: reported below
+      std::printf("usage: attnkit COMMAND [ARGS]\n%s", usage.c_str());
+      return 0;
+    }
   try {
     if (cmd == "list") return attnkit::cli::cmd_list(args);
     if (cmd == "run") return attnkit::cli::cmd_run(args);
