@@ -1,5 +1,6 @@
 #pragma once
 // .npy files (NumPy format versions 1.0, 2.0, 3.0): float32 and int32, C order, little-endian.
+// Thread-safety: no shared state; concurrent calls are safe (on distinct files when writing).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -43,10 +44,13 @@ NpyHeader read_npy_header(const std::string& path, int64_t max_bytes = int64_t{1
 void read_npy_elements(const std::string& path, const NpyHeader& h, int64_t first, int64_t count, void* dst);
 
 // The exact header bytes write_npy writes for a float32 array of `shape` (version 1.0, padded to
-// 64 bytes): the data follows at header.size(). For writers that fill the data in pieces.
+// 64 bytes): the data follows at header.size(). For writers that fill the data in pieces. Throws
+// attnkit::Error for a negative dimension or a shape whose header would pass 65535 bytes.
 std::string npy_header(const std::vector<int64_t>& shape);
 
-// Writes a C-order float32 / int32 array of the given shape (version 1.0 header).
+// Writes a C-order float32 / int32 array of the given shape (version 1.0 header); data holds the
+// product of shape elements. Throws attnkit::Error (naming the file) for a negative dimension, a
+// file that cannot be opened for writing or a failed write, and what npy_header throws.
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape);
 void write_npy(const std::string& path, const int32_t* data, const std::vector<int64_t>& shape);
 

@@ -73,6 +73,8 @@ std::vector<int64_t> parse_shape(const std::string& path, const std::string& t) 
 // Version 1.0 header: magic(6) + version(2) + len(2) + dict, padded with spaces to a multiple
 // of 64 bytes and ending in \n.
 std::string header_bytes(const char* descr, const std::vector<int64_t>& shape) {
+  for (int64_t d : shape)
+    if (d < 0) detail::fail("npy header: negative dimension ", d, "; expected dimensions >= 0");
   std::string dict = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (";
   for (size_t i = 0; i < shape.size(); ++i) dict += (i ? ", " : "") + std::to_string(shape[i]);
   if (shape.size() == 1) dict += ",";  // Python's one-element tuple
@@ -81,6 +83,8 @@ std::string header_bytes(const char* descr, const std::vector<int64_t>& shape) {
   const size_t pad = (64 - total % 64) % 64;
   dict.append(pad, ' ');
   dict += '\n';
+  // Version 1.0 stores the header length in 16 bits.
+  if (dict.size() > 65535) detail::fail("npy header: ", shape.size(), " dimensions need ", dict.size(), " header bytes; expected at most 65535 (version 1.0)");
   const uint16_t hl = static_cast<uint16_t>(dict.size());
   std::string out = std::string("\x93NUMPY\x01\x00", 8);
   out += static_cast<char>(hl & 0xff);
