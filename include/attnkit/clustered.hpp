@@ -36,7 +36,7 @@
 //           softmax rows is at most the largest |difference| of their logits; the top-k row is
 //           never farther from the exact row in L1 than the centroid row, Vyas et al. Prop. 2)
 //   plain:  ||out_i - exact_i||_2 <= min(s ||q_i - c||_2 ||K||_2 ||V||_2, max_j ||v_j||_2 L1_i)
-//           (the first: softmax is 1-Lipschitz in L2, DESIGN.md; the second is usually tighter)
+//           (the first: softmax is 1-Lipschitz in L2, ../shared/DESIGN.md; the second is usually tighter)
 //   topk:   ||out_i - exact_i||_2 <= max_j ||v_j||_2 * L1_i
 #include <cstdint>
 

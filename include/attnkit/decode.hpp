@@ -1,5 +1,5 @@
 #pragma once
-// Decoding: attention of a few new tokens over a cache of past keys and values (DESIGN.md,
+// Decoding: attention of a few new tokens over a cache of past keys and values (../shared/DESIGN.md,
 // "decode and KV cache").
 //
 // Design. A Decoder owns the state its backend needs (a KvCache, a ring cache, page bounds or a

@@ -1,5 +1,5 @@
 #pragma once
-// Generated input families for tests, benchmarks and the sweep (DESIGN.md §5).
+// Generated input families for tests, benchmarks and the sweep (../shared/DESIGN.md §5).
 #include <cstdint>
 #include <string>
 #include <string_view>
