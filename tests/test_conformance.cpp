@@ -489,3 +489,72 @@ TEST_CASE("conformance: one backend object used by 8 std::threads at once equals
     for (int t = 0; t < 8; ++t) CHECK(same_bits(probs[size_t(t)]->out, serial[size_t(t)]));
   }
 }
+
+TEST_CASE("conformance: zero and overlapping row strides on inputs give the output of dense copies", "[conformance]") {
+  // A one-row axis with stride 0 (the Python module's layout for a size-1 axis), keys broadcast
+  // along the sequence (stride 0, np.broadcast_to) and overlapping rows (stride < d) are valid
+  // inputs; a backend that hands them to BLAS as its leading dimension got an illegal call that
+  // OpenBLAS skips (zeros, no error). Each must equal the same values stored densely.
+  const int64_t H = 2, d = 8, dv = 8;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  struct Layout {
+    const char* name;
+    int64_t nq, nk, sq, sk, sv;  // seq strides of q, k, v (0 = broadcast, < d = overlapping)
+  };
+  const Layout layouts[] = {{"one query row, stride 0", 1, 16, 0, d, dv},
+                            {"keys broadcast (stride 0), overlapping values (stride 2)", 16, 16, d, 0, 2},
+                            {"overlapping queries and keys (stride 1)", 12, 12, 1, 1, dv}};
+  for (const Layout& L : layouts) {
+    // Buffers big enough for the strided views: head h starts at h * 64.
+    std::vector<float> qb(size_t(H * 64 + L.nq * d)), kb(size_t(64 + L.nk * d)), vb(size_t(64 + L.nk * dv));
+    for (auto* buf : {&qb, &kb, &vb})
+      for (float& x : *buf) x = nd(rng);
+    auto view = [](const std::vector<float>& b, int64_t heads, int64_t n, int64_t dim, int64_t s) {
+      ConstView v;
+      v.data = b.data();
+      v.shape = {1, heads, n, dim};
+      v.stride = {heads * 64 + n * dim, 64, s, 1};
+      return v;
+    };
+    Problem strided;
+    strided.q = view(qb, H, L.nq, d, L.sq);
+    strided.k = view(kb, 1, L.nk, d, L.sk);
+    strided.v = view(vb, 1, L.nk, dv, L.sv);
+    Tensor q(1, H, L.nq, d), k(1, 1, L.nk, d), v(1, 1, L.nk, dv);
+    for (auto [from, to] : {std::pair{strided.q, &q}, std::pair{strided.k, &k}, std::pair{strided.v, &v}})
+      for (int64_t h = 0; h < from.heads(); ++h)
+        for (int64_t i = 0; i < from.seq(); ++i) std::memcpy(to->view().row(0, h, i), from.row(0, h, i), size_t(from.dim()) * 4);
+    Problem dense = strided;
+    dense.q = q.cview();
+    dense.k = k.cview();
+    dense.v = v.cview();
+    Tensor out_s(1, H, L.nq, dv), out_d(1, H, L.nq, dv);
+    MutView os = out_s.view();
+    if (L.nq == 1) os.stride[2] = 0;  // a one-row output axis with stride 0 too
+    strided.out = os;
+    dense.out = out_d.view();
+    for (const std::string& spec : specs()) {
+      const auto be = make_backend(spec);
+      if (L.nq != L.nk && !be->capabilities().cross) continue;
+      INFO(spec << " | " << L.name);
+      be->forward(dense);
+      be->forward(strided);
+      const double diff = compare(out_s.cview(), out_d.cview()).rel_fro;
+      INFO("strided vs dense: rel " << diff);
+      CHECK(diff <= 1e-5);
+      if (be->capabilities().weights) {
+        std::vector<float> ws(size_t(L.nq * L.nk)), wd(ws.size());
+        be->weights(strided, 0, 1, ws.data());
+        be->weights(dense, 0, 1, wd.data());
+        double num = 0, den = 0;
+        for (size_t i = 0; i < ws.size(); ++i) {
+          num += double(ws[i] - wd[i]) * (ws[i] - wd[i]);
+          den += double(wd[i]) * wd[i];
+        }
+        INFO("weights strided vs dense: rel " << std::sqrt(num / den));
+        CHECK(std::sqrt(num / den) <= 1e-5);
+      }
+    }
+  }
+}

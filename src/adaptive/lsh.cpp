@@ -11,6 +11,7 @@
 #include <limits>
 #include <span>
 
+#include "../core/blas_rows.hpp"
 #include "../core/blas_threads.hpp"
 #include "../simd/attend.hpp"
 #include "attnkit/adaptive.hpp"
@@ -276,7 +277,9 @@ std::string LshBackend::spec() const { return lsh_resolve(opt_).canonical(); }
 
 Capabilities LshBackend::capabilities() const { return kCaps; }
 
-void LshBackend::forward(const Problem& p) const {
+void LshBackend::forward(const Problem& caller) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape d = check(p);
   const float scale = p.effective_scale();
   const int64_t R = opt_.rounds, C = opt_.chunk, chunks = (d.n_q + C - 1) / C;
@@ -389,7 +392,9 @@ Cost LshBackend::cost(const Shape& s) const {
   return c;
 }
 
-void LshBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+void LshBackend::weights(const Problem& caller, int64_t b, int64_t h, float* w) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape d = check_weights(p, b, h, w);
   std::vector<adaptive::LshRound> rounds;
   {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../core/blas_rows.hpp"
 #include "../core/blas_threads.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
@@ -37,7 +38,9 @@ std::string TopkBackend::spec() const { return topk_resolve(opt_).canonical(); }
 
 Capabilities TopkBackend::capabilities() const { return kCaps; }
 
-void TopkBackend::forward(const Problem& p) const {
+void TopkBackend::forward(const Problem& caller) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape d = check(p);
   const int64_t tiles = (d.n_q + kRows - 1) / kRows;
   const int64_t tasks = d.batch * d.heads * tiles;
@@ -107,13 +110,17 @@ void head_keys(const Problem& p, const Shape& d, int64_t k, int64_t b, int64_t h
 
 }  // namespace
 
-std::optional<ErrorBound> TopkBackend::error_bound(const Problem& p) const {
+std::optional<ErrorBound> TopkBackend::error_bound(const Problem& caller) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   std::vector<int64_t> all(static_cast<size_t>(check(p).n_q));
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
   return error_bound_rows(p, all);
 }
 
-std::optional<ErrorBound> TopkBackend::error_bound_rows(const Problem& p, const std::vector<int64_t>& rows) const {
+std::optional<ErrorBound> TopkBackend::error_bound_rows(const Problem& caller, const std::vector<int64_t>& rows) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape d = check(p);
   for (int64_t i : rows)
     if (i < 0 || i >= d.n_q) detail::fail("rows: row ", i, "; expected rows in [0, ", d.n_q, ")");
@@ -125,7 +132,9 @@ std::optional<ErrorBound> TopkBackend::error_bound_rows(const Problem& p, const 
       &rows);
 }
 
-void TopkBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+void TopkBackend::weights(const Problem& caller, int64_t b, int64_t h, float* w) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape d = check_weights(p, b, h, w);
   adaptive::RowKeys keys;
   head_keys(p, d, opt_.k, b, h, keys);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../core/blas_rows.hpp"
 #include "../core/numerics.hpp"
 #include "attnkit/clustered.hpp"
 #include "attnkit/error.hpp"
@@ -63,7 +64,9 @@ Cost ClusteredBackend::cost(const Shape& s) const {
   return r;
 }
 
-std::optional<ErrorBound> ClusteredBackend::error_bound(const Problem& p) const {
+std::optional<ErrorBound> ClusteredBackend::error_bound(const Problem& caller) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape d = check(p);
   const double s = p.effective_scale();
   // Norms of the visible keys and values of every (batch, kv head).
@@ -162,13 +165,17 @@ void implied_rows(const ClusteredOptions& opt, const Problem& p, const Shape& d,
 
 }  // namespace
 
-void ClusteredBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+void ClusteredBackend::weights(const Problem& caller, int64_t b, int64_t h, float* w) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape d = check_weights(p, b, h, w);
   implied_rows(opt_, p, d, b, h, nullptr, w);
 }
 
-void ClusteredBackend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
+void ClusteredBackend::weights_rows(const Problem& caller, int64_t b, int64_t h, const std::vector<int64_t>& rows,
                                     float* w) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape d = check_weights_rows(p, b, h, rows, w);
   implied_rows(opt_, p, d, b, h, &rows, w);
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../core/blas_rows.hpp"
 #include "../core/numerics.hpp"
 #include "../simd/attend.hpp"
 #include "attnkit/clustered.hpp"
@@ -215,7 +216,9 @@ void forward_topk(const Problem& p, const Shape& d, const std::vector<HeadCluste
 }  // namespace
 }  // namespace clustered
 
-void ClusteredBackend::forward(const Problem& p) const {
+void ClusteredBackend::forward(const Problem& caller) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape d = check(p);
   if (opt_.clusters >= d.n_q) {  // every query its own cluster: that is exact attention
     ExactBackend().forward(p);

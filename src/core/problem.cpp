@@ -71,6 +71,8 @@ Shape Problem::validate() const {
   if (out.shape[3] != d.d_v) detail::fail("out: dim is ", out.shape[3], "; expected ", d.d_v, " (v's dim)");
   if ((out.stride[2] == 0 && d.n_q > 1) || (out.stride[1] == 0 && d.heads > 1) || (out.stride[0] == 0 && d.batch > 1))
     detail::fail("out: a zero stride on an axis of size > 1 makes rows alias; expected distinct rows");
+  if (d.n_q > 1 && out.stride[2] < d.d_v)
+    detail::fail("out: seq stride is ", out.stride[2], "; expected >= ", d.d_v, " (out's dim: rows would overlap)");
   if (overlaps(ro, rq)) detail::fail("out: overlaps q; expected a separate output buffer");
   if (overlaps(ro, rk)) detail::fail("out: overlaps k; expected a separate output buffer");
   if (overlaps(ro, rv)) detail::fail("out: overlaps v; expected a separate output buffer");

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/blas_rows.hpp"
 #include "../core/blas_threads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/kernelized.hpp"
@@ -211,7 +212,9 @@ KernelizedBackend::KernelizedBackend(std::shared_ptr<const kern::FeatureMap> fm,
 
 int64_t KernelizedBackend::feature_dim(int64_t d) const { return fm_->dim(d); }
 
-void KernelizedBackend::forward(const Problem& p) const {
+void KernelizedBackend::forward(const Problem& caller) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape D = check(p);
   const Features f(*fm_, D.d, p.effective_scale(), D.batch, D.kv_heads);  // throws on a projection d mismatch
   SingleThreadedBlas blas;
@@ -257,13 +260,17 @@ void implied_rows(const kern::FeatureMap& fm, const Problem& p, const Shape& D, 
 
 }  // namespace
 
-void KernelizedBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+void KernelizedBackend::weights(const Problem& caller, int64_t b, int64_t h, float* w) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape D = check_weights(p, b, h, w);
   implied_rows(*fm_, p, D, b, h, nullptr, w);
 }
 
-void KernelizedBackend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows,
+void KernelizedBackend::weights_rows(const Problem& caller, int64_t b, int64_t h, const std::vector<int64_t>& rows,
                                      float* w) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   const Shape D = check_weights_rows(p, b, h, rows, w);
   implied_rows(*fm_, p, D, b, h, &rows, w);
 }
