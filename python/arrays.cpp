@@ -172,7 +172,11 @@ std::optional<float> scale_arg(const std::optional<double>& scale) {
 
 ThreadCount::ThreadCount(const std::optional<int>& threads) {
   if (!threads) return;
-  if (*threads < 1) throw py::value_error("threads: " + std::to_string(*threads) + "; expected >= 1 (or None)");
+  // The CLI's --threads range: far more threads than that exhausts the stack GOMP starts a team
+  // from (100000 crashed the interpreter) or the thread limit (libgomp then exits the process).
+  if (*threads < 1 || *threads > kMaxThreads)
+    throw py::value_error("threads: " + std::to_string(*threads) + "; expected 1.." + std::to_string(kMaxThreads) +
+                          " (or None)");
   saved_ = omp_get_max_threads();
   omp_set_num_threads(*threads);
   set_ = true;

@@ -56,8 +56,10 @@ std::vector<int32_t> key_lengths_arg(py::handle obj);
 // scale: None or a number (float32, as the CLI's --scale).
 std::optional<float> scale_arg(const std::optional<double>& scale);
 
+constexpr int kMaxThreads = 4096;  // as the CLI's --threads
+
 // Sets the OpenMP thread count of the calling thread for one call (the scope of this object) and
-// restores it after. threads must be >= 1 (ValueError otherwise); nullopt leaves the count alone.
+// restores it after. threads must be in 1..kMaxThreads (ValueError otherwise); nullopt leaves the count alone.
 // OpenMP keeps the count per calling thread, so concurrent Python threads do not disturb each other.
 class ThreadCount {
  public:

@@ -101,7 +101,7 @@ attnkit.Backend (faster for repeated calls: a spec string builds the backend eac
 causal: bottom-right aligned causal mask (query i sees key j iff j <= i + n_k - n_q).
 key_lengths: B ints; keys j >= key_lengths[b] are padding.
 scale: softmax temperature; None means 1/sqrt(d).
-threads: OpenMP threads for this call; None keeps the current count.
+threads: OpenMP threads for this call, 1..4096; None keeps the current count.
 out: optional float32 [B, H, n_q, d_v] buffer (any unit-last-stride layout) written in place
 and returned.
 copy: allow converting other dtypes / layouts (otherwise TypeError / ValueError).

@@ -86,6 +86,29 @@ def test_scale_and_threads():
     assert np.abs(base - numpy_attention(q, k, v, scale=0.05)).max() < 1e-5
     for t in (1, 2, 3):  # every thread count gives the same bits
         assert bits_equal(attnkit.attention(q, k, v, scale=0.05, threads=t), base)
+    for t in (0, 4097, 100000):  # 100000 crashed the interpreter inside libgomp
+        with pytest.raises(ValueError, match="threads"):
+            attnkit.attention(q, k, v, threads=t)
+
+
+def test_one_row_axes_and_broadcast_keys_reach_blas_backends_correctly():
+    # A size-1 axis gets stride 0 in the module's layout, and np.broadcast_to gives a zero sequence
+    # stride: both went to BLAS as its leading dimension (an illegal call: SystemError / zeros).
+    rng = np.random.default_rng(12)
+    q1 = rng.standard_normal((1, 2, 1, 8)).astype(np.float32)
+    q, k, v = (rng.standard_normal((1, 2, 16, 8)).astype(np.float32) for _ in range(3))
+    # One query row: its output is row 0 of the same query given twice (these backends treat rows
+    # independently without a mask).
+    for spec in ("performer", "linear", "topk:k=4"):
+        got = attnkit.attention(q1, k, v, spec)
+        want = attnkit.attention(np.repeat(q1, 2, axis=2), k, v, spec)[:, :, :1]
+        assert np.abs(got - want).max() <= 1e-5, spec
+    # Keys broadcast along the sequence: the same as a materialised copy.
+    kb = np.broadcast_to(rng.standard_normal((1, 2, 1, 8)).astype(np.float32), (1, 2, 16, 8))
+    for spec in ("performer", "linear", "topk:k=4", "lsh:buckets=2,chunk=2", "clustered:clusters=2,topk=2"):
+        got = attnkit.attention(q, kb, v, spec)
+        want = attnkit.attention(q, np.ascontiguousarray(kb), v, spec)
+        assert np.abs(got - want).max() <= 1e-5, spec
 
 
 def test_backend_argument_object_or_spec():
