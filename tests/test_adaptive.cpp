@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "../src/adaptive/lsh_rest.hpp"
+#include "../src/adaptive/pruned_plan.hpp"
 #include "attnkit/adaptive.hpp"
 #include "support.hpp"
 
@@ -363,6 +364,26 @@ TEST_CASE("pruned keeping every tile is exact attention; cost counts the kept ti
   const double attn = PrunedBackend({}).cost(s).flops, full = exact_cost(s).flops;
   CHECK(attn >= full / 4);
   CHECK(attn <= full / 4 * 1.05);  // + the importance scores
+}
+
+TEST_CASE("pruned: the O(1) kept-tile count equals the marked fixed tiles", "[adaptive][pruned]") {
+  // kept_count (cost) counts the union of the sink and window tile ranges without marking; select
+  // (forward) marks them. Shapes where the ranges are disjoint, overlap, touch, or are cut by key_end.
+  for (const PrunedOptions& o : {PrunedOptions{64, 1024, 64, 64}, PrunedOptions{16, 64, 200, 40},
+                                 PrunedOptions{32, 32, 0, 100}, PrunedOptions{8, 16, 30, 0}})
+    for (auto [nq, nk] : {std::pair<int64_t, int64_t>{500, 500}, {130, 700}, {700, 130}})
+      for (bool causal : {false, true}) {
+        const adaptive::TilePlan plan(o, nq, nk);
+        std::vector<char> fixed;
+        for (int64_t t = 0; t < plan.q_tiles(); ++t)
+          for (int64_t ke : {int64_t{0}, int64_t{1}, nk / 3, nk - 1, nk}) {
+            const int64_t cand = (ke + o.block - 1) / o.block;
+            const int64_t nf = plan.fixed_tiles(t, cand, ke, causal, fixed);
+            INFO("block " << o.block << " window " << o.window << " sinks " << o.sinks << " n_q " << nq << " n_k " << nk
+                          << " causal " << causal << " tile " << t << " key_end " << ke);
+            CHECK(plan.kept_count(t, ke, causal) == std::max(nf, std::min(o.keep / o.block, cand)));
+          }
+      }
 }
 
 TEST_CASE("lsh equals an fp64 Reformer oracle with the same rotations (masks, GQA, cross)", "[adaptive][lsh]") {

@@ -138,13 +138,12 @@ void PrunedBackend::forward(const Problem& p) const {
 
 Cost PrunedBackend::cost(const Shape& s) const {
   const adaptive::TilePlan plan(opt_, s.n_q, s.n_k);
-  adaptive::PlanScratch sc;
   const int64_t B = opt_.block;
   double pairs = 0, score = 0;
   for (int64_t t = 0; t < plan.q_tiles(); ++t) {
     const int64_t i0 = t * B, rows = std::min(B, s.n_q - i0);
     const int64_t ke = s.causal ? std::clamp<int64_t>(i0 + rows - 1 + s.n_k - s.n_q + 1, 0, s.n_k) : s.n_k;
-    const int64_t kept = plan.kept_count(t, ke, s.causal, sc), cand = (ke + B - 1) / B;
+    const int64_t kept = plan.kept_count(t, ke, s.causal), cand = (ke + B - 1) / B;
     // The last kept tile may be cut by key_end; count whole tiles except past n_k.
     pairs += static_cast<double>(rows) * static_cast<double>(std::min(kept * B, ke));
     score += opt_.score == TileScore::Bound ? 2.0 * rows * cand * 2 * s.d : 2.0 * cand * s.d;

@@ -1,6 +1,7 @@
 #pragma once
 // Internal: which key tiles each query tile of `pruned` keeps (shared by forward, cost, weights
 // and error_bound so that all of them see one choice).
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -21,6 +22,10 @@ struct PlanScratch {
   std::vector<char> fixed;
 };
 
+struct TileRange {
+  int64_t lo = 0, hi = 0;  // tiles [lo, hi); empty when lo >= hi
+};
+
 class TilePlan {
  public:
   TilePlan(const PrunedOptions& o, int64_t n_q, int64_t n_k);
@@ -32,12 +37,16 @@ class TilePlan {
   // Stats of the key tiles of (b, g), keys [0, limit).
   void stats(const Problem& p, int64_t b, int64_t g, int64_t limit, KeyTileStats& out) const;
 
+  // The sink tiles and the window tiles of query tile t among the candidates u < cand: two
+  // ranges, possibly empty or overlapping.
+  std::array<TileRange, 2> fixed_ranges(int64_t t, int64_t cand, int64_t key_end, bool causal) const;
+
   // Marks fixed[u] = 1 for the sink and window tiles of query tile t among the candidates
   // u < cand (fixed is resized to cand); returns how many.
   int64_t fixed_tiles(int64_t t, int64_t cand, int64_t key_end, bool causal, std::vector<char>& fixed) const;
 
-  // How many tiles query tile t keeps when its last row sees key_end keys (shape only).
-  int64_t kept_count(int64_t t, int64_t key_end, bool causal, PlanScratch& sc) const;
+  // How many tiles query tile t keeps when its last row sees key_end keys (shape only; O(1)).
+  int64_t kept_count(int64_t t, int64_t key_end, bool causal) const;
 
   // The kept tiles of query tile t of (b, h), ascending, into `kept`. key_end: Problem::key_end of
   // the tile's last row. Calls BLAS for the bound score (keep it single-threaded).
