@@ -78,6 +78,12 @@ for g in groups:
 PY
   done
 done
+# A bad ATTNKIT_SIMD is a clear error from every backend, also from those whose first kernel call
+# is inside an OpenMP region (there an exception was std::terminate: exit 134).
+for spec in $(sed -n 's/^\([a-z][a-z]*\)$/\1/p' list.txt); do
+  expect_2 "ATTNKIT_SIMD=bogus run $spec" "ATTNKIT_SIMD=bogus is not available" env ATTNKIT_SIMD=bogus "$cli" run \
+    --backend "$spec" --q p_q.npy --k p_k.npy --v p_v.npy --out o.npy
+done
 printf 'garbage garbage garbage' > junk.npy
 expect_2 "garbage npy" "magic" "$cli" run --backend exact --q junk.npy --k k2.npy --v v2.npy --out o.npy
 echo "cli: $pass passed, $fail failed"

@@ -283,7 +283,6 @@ void LshBackend::forward(const Problem& caller) const {
   const Shape d = check(p);
   const float scale = p.effective_scale();
   const int64_t R = opt_.rounds, C = opt_.chunk, chunks = (d.n_q + C - 1) / C;
-  simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
   adaptive::lsh_check_sizes(d);  // as do sizes beyond the int32 ranks
   SingleThreadedBlas blas;
   const std::vector<std::vector<float>> rot = adaptive::lsh_rotations(opt_, d.kv_heads, d.d);

@@ -98,7 +98,6 @@ void PrunedBackend::forward(const Problem& p) const {
   const int64_t B = opt_.block, qt = plan.q_tiles();
   const int64_t tasks = d.batch * d.heads * qt;
   const float scale = p.effective_scale();
-  simd_path();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
   SingleThreadedBlas blas;
   const std::vector<adaptive::KeyTileStats> st = all_stats(p, d, plan);
   const bool lowp = opt_.precision != ComputePrecision::fp32;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "attnkit/error.hpp"
+#include "attnkit/simd.hpp"
 
 namespace attnkit {
 
@@ -70,6 +71,9 @@ void Backend::weights_rows(const Problem& p, int64_t b, int64_t h, const std::ve
 
 Shape Backend::check(const Problem& p) const {
   const Shape d = p.validate();
+  // ATTNKIT_SIMD is resolved by the first kernel call, which most backends make inside an OpenMP
+  // region, where an exception is std::terminate: a bad value must throw here.
+  simd_path();
   const Capabilities c = capabilities();
   const std::string name = spec();
   if (p.mask.causal && !c.causal)
