@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "attnkit/decode.hpp"
@@ -552,6 +553,45 @@ TEST_CASE("KvCache: storages round-trip, bytes, ring", "[decode][cache]") {
   r.key(0, 0, 7, row);
   CHECK(row[3] == s.k.view().at(0, 0, 7, 3));
   CHECK_THROWS_WITH(r.key(0, 0, 5, row), Catch::Contains("not held"));
+}
+
+TEST_CASE("KvCache: the raw accessors check b and g like key() and value()", "[decode][cache][errors]") {
+  for (KvStorage st : {KvStorage::F32, KvStorage::Int8}) {
+    INFO(kv_storage_name(st));
+    for (bool ring : {false, true}) {
+      INFO("ring=" << ring);
+      // batch 2, kv_heads 3, 5 slots, d 4, d_v 6
+      KvCache c = ring ? KvCache::ring(2, 3, 5, 4, 6, st) : KvCache(2, 3, 5, 4, 6, st);
+      const int64_t eb = kv_storage_elem_bytes(st);
+      // The last valid (b, g) = (1, 2) is block 1 * 3 + 2 = 5 of 5 slots each.
+      const auto* k0 = static_cast<const unsigned char*>(c.keys(0, 0));
+      const auto* v0 = static_cast<const unsigned char*>(c.values(0, 0));
+      CHECK(static_cast<const unsigned char*>(c.keys(1, 2)) == k0 + 5 * 5 * 4 * eb);
+      CHECK(static_cast<const unsigned char*>(c.values(1, 2)) == v0 + 5 * 5 * 6 * eb);
+      if (st == KvStorage::Int8) {
+        CHECK(c.key_scales(1, 2) == c.key_scales(0, 0) + 5 * 5);
+        CHECK(c.value_scales(1, 2) == c.value_scales(0, 0) + 5 * 5);
+      } else {
+        CHECK(c.key_scales(1, 2) == nullptr);
+        CHECK(c.value_scales(1, 2) == nullptr);
+      }
+      for (const auto& [b, g] : {std::pair<int64_t, int64_t>{2, 0}, {-1, 0}}) {
+        INFO("b=" << b << " g=" << g);
+        CHECK_THROWS_WITH(c.keys(b, g), Catch::Contains("batch index " + std::to_string(b) + "; expected 0..1"));
+        CHECK_THROWS_WITH(c.values(b, g), Catch::Contains("batch index " + std::to_string(b) + "; expected 0..1"));
+        CHECK_THROWS_WITH(c.key_scales(b, g), Catch::Contains("batch index " + std::to_string(b) + "; expected 0..1"));
+        CHECK_THROWS_WITH(c.value_scales(b, g), Catch::Contains("batch index " + std::to_string(b) + "; expected 0..1"));
+      }
+      for (const auto& [b, g] : {std::pair<int64_t, int64_t>{0, 3}, {1, -1}}) {
+        INFO("b=" << b << " g=" << g);
+        CHECK_THROWS_WITH(c.keys(b, g), Catch::Contains("kv head " + std::to_string(g) + "; expected 0..2"));
+        CHECK_THROWS_WITH(c.values(b, g), Catch::Contains("kv head " + std::to_string(g) + "; expected 0..2"));
+        CHECK_THROWS_WITH(c.key_scales(b, g), Catch::Contains("kv head " + std::to_string(g) + "; expected 0..2"));
+        CHECK_THROWS_WITH(c.value_scales(b, g), Catch::Contains("kv head " + std::to_string(g) + "; expected 0..2"));
+      }
+      CHECK_THROWS_AS(c.keys(2, 3), Error);
+    }
+  }
 }
 
 TEST_CASE("decode: bad input throws attnkit::Error and leaves the cache intact", "[decode][errors]") {

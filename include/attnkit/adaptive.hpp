@@ -196,7 +196,10 @@ class LshBackend final : public Backend {
 
 // The rotation of round `round` and kv head `kv_head`: d × (buckets/2), row-major, entries
 // standard normal from a splitmix64 stream seeded by (seed, round, kv_head) through Box–Muller
-// (documented so that an independent implementation can reproduce it bit for bit).
+// (documented so that an independent implementation can reproduce it bit for bit). A pure
+// function: thread-safe. Its arguments are not checked: d >= 1 and buckets even and >= 2 (as
+// LshOptions requires) are the caller's. Throws no attnkit::Error: d·(buckets/2) = 0 gives an
+// empty vector, < 0 std::length_error.
 std::vector<double> lsh_rotation(int64_t seed, int64_t round, int64_t kv_head, int64_t d, int64_t buckets);
 
 BackendInfo topk_info();

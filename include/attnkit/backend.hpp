@@ -40,6 +40,9 @@ struct ErrorBound {
                                  // (empty when the backend has no such figure)
 };
 
+// Thread-safety: every member function is const and thread-safe: one backend object may serve
+// forward(), cost(), error_bound(), error_bound_rows(), weights() and weights_rows() from many
+// threads at once (shared caches inside a backend are locked).
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -53,22 +56,27 @@ class Backend {
   // threads at once on different problems. Uses OpenMP threads inside (omp_get_max_threads()).
   virtual void forward(const Problem& p) const = 0;
 
-  // Flops and bytes of a forward call of this shape. Default: exact attention's count.
+  // Flops and bytes of a forward call of this shape. Default: exact attention's count. s is not
+  // validated: pass the Shape of a valid problem (Problem::validate()), every size >= 1.
   virtual Cost cost(const Shape& s) const;
 
-  // The bound theory gives for this problem, or nullopt where it gives none.
+  // The bound theory gives for this problem, or nullopt where it gives none. The default returns
+  // nullopt without looking at p; backends that give a bound validate p first (check(p)) and so
+  // throw attnkit::Error for an invalid problem or a missing capability (e.g. clustered under
+  // Mask::causal), as forward() does.
   virtual std::optional<ErrorBound> error_bound(const Problem& p) const;
 
   // The same bound for the query rows `rows` only (each in [0, n_q), the same rows for every
   // batch and head), indexed (b * heads + h) * rows.size() + t: a check on sampled rows where the
   // full bound would cost an O(n_q·n_k·d) pass. Default: error_bound(p) restricted to `rows`;
-  // backends whose bound costs per row override it. Throws attnkit::Error for a row out of range.
+  // backends whose bound costs per row override it. Validates p like forward() (also the
+  // default) and throws attnkit::Error for that or for a row out of range.
   virtual std::optional<ErrorBound> error_bound_rows(const Problem& p, const std::vector<int64_t>& rows) const;
 
   // Probability matrix (exact or implied by the approximation) of batch b, head h, written to
   // w as n_q x n_k row-major floats; fully masked rows are zeros. Only for backends with
-  // capabilities().weights; others throw attnkit::Error. Throws when n_q * n_k exceeds
-  // kMaxWeights.
+  // capabilities().weights; others throw attnkit::Error. Also throws (check_weights) for an
+  // invalid p, b or h out of range, a null w, or n_q * n_k above kMaxWeights.
   virtual void weights(const Problem& p, int64_t b, int64_t h, float* w) const;
 
   // The rows `rows` (each in [0, n_q)) of that matrix, written to w as rows.size() x n_k

@@ -16,7 +16,7 @@
 // so attending the last n positions of a sequence one token at a time equals
 // `attnkit run --causal` on the whole sequence. GQA: query head h reads kv head h / (H / H_kv).
 //
-// Backends (spec strings; defaults shown):
+// Backends (spec strings; defaults shown; ranges inclusive):
 //   exact                 every cached position. Split-K: the positions of each (batch, kv head)
 //                         are cut into chunks of 1024 (fixed, so the result does not depend on the
 //                         thread count), the chunks of all (batch, kv head) pairs are spread over the
@@ -24,11 +24,12 @@
 //                         query row and the partials are merged with weights exp(m_i − max_i m_i)
 //                         (never exp of a positive number; an empty chunk has m = −inf and weight 0).
 //                         The query heads of a group (and the t new tokens) are processed together,
-//                         so each loaded K/V row serves all of them (GQA reuse).
+//                         so each loaded K/V row serves all of them (GQA reuse). No parameters.
 //   local:window=256      the `window` positions ending at the query's (local:window=W with
-//                         --causal). The cache is a ring of window + max_step − 1 slots: memory
-//                         O(window), independent of the sequence length.
+//                         --causal); window in [1, 2^30]. The cache is a ring of window +
+//                         max_step − 1 slots: memory O(window), independent of the sequence length.
 //   pages:page=16,keep=1024
+//                         page in [1, 2^20], keep in [1, 1e15].
 //                         Quest (Tang et al. 2024): per page of `page` positions of each (batch, kv
 //                         head) the per-channel min and max of the stored (dequantised) keys, kept
 //                         as bfloat16 with the min rounded down and the max rounded up (so still
@@ -82,7 +83,7 @@ namespace attnkit {
 struct DecodeConfig {
   int64_t batch = 1, heads = 1, kv_heads = 1, d = 64, d_v = 64;  // heads % kv_heads == 0
   // Positions the cache can hold (exact, pages). local ignores it (its ring holds the window),
-  // performer/linear too (no cache).
+  // performer/linear too (no cache); every backend still requires capacity >= 1.
   int64_t capacity = 4096;
   // Largest t one attend() may decode (local: ring slack; performer/linear: positions kept
   // unabsorbed). exact and pages accept any t <= size().
@@ -99,7 +100,8 @@ class DecodeImpl;
 class Decoder {
  public:
   // Throws for an unknown backend name (listing exact, local, pages, performer, linear), a bad
-  // parameter, or a bad config (sizes < 1, heads not a multiple of kv_heads, key_lengths size or
+  // parameter (unknown key, value out of the range above), or a bad config (any size, capacity or
+  // max_step < 1, heads not a multiple of kv_heads, a scale not finite and > 0, key_lengths size or
   // values < 0, storage other than f32 for performer/linear).
   Decoder(std::string_view spec, const DecodeConfig& cfg);
   ~Decoder();
@@ -125,7 +127,8 @@ class Decoder {
   int64_t bytes() const;         // memory of the decode state (cache, bounds, recurrent state)
   int64_t bytes_read() const;    // cache bytes the last attend() read (0 before the first)
   // pages only: the pages (index = position / page, ascending) the last attend() used for (b, g);
-  // empty for other backends. For tests and inspection.
+  // empty for other backends. For tests and inspection. Throws attnkit::Error for b outside
+  // [0, batch) or g outside [0, kv_heads), for every backend.
   std::vector<int64_t> selected_pages(int64_t b, int64_t g) const;
 
  private:

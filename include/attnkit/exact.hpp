@@ -1,5 +1,12 @@
 #pragma once
 // Exact attention: `reference` (fp64, the oracle) and `exact` (fast, streaming, float32).
+//
+// Spec (defaults shown, canonical order; an fp32 spec leaves precision out):
+//   reference                      no parameters
+//   exact:block_q=0,block_k=0[,precision=fp32|bf16|int8]
+//     block_q    0     query rows per tile, in [0, 4096] (0 = auto from d and the caches)
+//     block_k    0     keys per tile, in [0, 8192] (0 = auto; fp32 only: bf16 / int8 use 32-key tiles)
+//     precision  fp32  fp32 | bf16 | int8 (attnkit/precision.hpp)
 #include <vector>
 
 #include "attnkit/backend.hpp"
@@ -9,7 +16,9 @@
 namespace attnkit {
 
 // fp64 accumulation, one score row at a time; O(n_k) scratch per thread. Every mask kind, cross,
-// GQA, weights. Slow on purpose: it is the oracle for tests and error figures.
+// GQA, weights. Slow on purpose: it is the oracle for tests and error figures. Every member is
+// const and thread-safe; each one taking a Problem validates it as forward() does and throws
+// attnkit::Error naming the argument.
 class ReferenceBackend final : public Backend {
  public:
   std::string spec() const override { return "reference"; }
@@ -52,6 +61,8 @@ struct ExactOptions {
 // Thread-safe: forward() may run concurrently from several threads.
 class ExactBackend final : public Backend {
  public:
+  // Throws attnkit::Error (naming the option, its value and the range above) for an option out
+  // of range.
   explicit ExactBackend(ExactOptions o = {});
   std::string spec() const override;
   Capabilities capabilities() const override;

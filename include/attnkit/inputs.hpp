@@ -15,9 +15,12 @@ namespace attnkit {
 // clustered: queries drawn around 8 centres per head (small spread), keys ~ N(0,1).
 enum class InputFamily { Gaussian, Diffuse, Peaky, Local, Clustered };
 
+// Thread-safety: every function here is thread-safe (no shared mutable state).
 InputFamily parse_input_family(std::string_view name);  // throws attnkit::Error listing the valid names
+// The family's name as parse_input_family reads it. Throws std::out_of_range only for a value that
+// is not an enumerator of InputFamily.
 std::string input_family_name(InputFamily f);
-const std::vector<std::string>& input_family_names();
+const std::vector<std::string>& input_family_names();  // in enumerator order; never throws
 
 struct Inputs {
   Tensor q, k, v;  // [batch, heads, n, d] each

@@ -21,12 +21,13 @@
 //                  of a grouped-query group share their kv head's W. Still a function of seed only:
 //                  the same spec and input give the same output on every call.
 //     seed         the only source of randomness (0..2^31−1).
-//     chunk        rows per causal chunk (0 = auto); intra-chunk work is a masked GEMM.
+//     chunk        rows per causal chunk, 0..4096 (0 = auto); intra-chunk work is a masked GEMM.
 //     projection   a float32 .npy [features, d] holding W (e.g. a trained Performer's) used instead
 //                  of drawing one: the output is then fully determined by the input. `features` must
 //                  equal the file's row count; d must equal the problem's d (checked in forward);
 //                  redraw=1 with a projection file is an error.
 //   linear:chunk=0
+//     chunk        as performer's: rows per causal chunk, 0..4096 (0 = auto).
 //
 // Stabilisers (they do not change the mathematical result): a query row's features are divided by
 // exp of that row's own max logit (a per-row constant cancels in the row's ratio). Key features share
@@ -129,6 +130,7 @@ class PerformerBackend final : public KernelizedBackend {
   PerformerOptions opt_;
 };
 
+// Throws attnkit::Error for chunk out of [0, 4096].
 class LinearBackend final : public KernelizedBackend {
  public:
   explicit LinearBackend(LinearOptions o = {});
@@ -141,6 +143,8 @@ class LinearBackend final : public KernelizedBackend {
 class KernelizedState {
  public:
   // scale: unset = 1/√d. b, g select W under redraw=1. The backend must outlive the state.
+  // Throws attnkit::Error for d < 1, d_v < 1, b < 0 or g < 0, a scale that is not finite and > 0,
+  // and (performer with a projection file) d other than the file's d.
   KernelizedState(const KernelizedBackend& backend, int64_t d, int64_t d_v, std::optional<float> scale = {},
                   int64_t b = 0, int64_t g = 0);
   ~KernelizedState();

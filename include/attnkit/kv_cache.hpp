@@ -50,7 +50,8 @@ class KvCache {
  public:
   // Linear cache. Every size >= 1. Throws for sizes < 1 or a byte count that overflows.
   KvCache(int64_t batch, int64_t kv_heads, int64_t capacity, int64_t d, int64_t d_v, KvStorage storage);
-  // Ring cache keeping the last `slots` positions.
+  // Ring cache keeping the last `slots` positions. Throws like the constructor (slots < 1 named
+  // "slots").
   static KvCache ring(int64_t batch, int64_t kv_heads, int64_t slots, int64_t d, int64_t d_v, KvStorage storage);
 
   KvCache(KvCache&&) noexcept;
@@ -84,7 +85,8 @@ class KvCache {
   int64_t slot(int64_t p) const { return ring_ ? p % slots_ : p; }
 
   // Raw access for kernels: the first row of (b, g); rows are d (keys) / d_v (values) elements of
-  // the storage type apart. Scales are null unless int8.
+  // the storage type apart, capacity() rows in all. Scales are null unless int8. Throws
+  // attnkit::Error for b outside [0, batch()) or g outside [0, kv_heads()).
   const void* keys(int64_t b, int64_t g) const;
   const void* values(int64_t b, int64_t g) const;
   const float* key_scales(int64_t b, int64_t g) const;
@@ -97,7 +99,8 @@ class KvCache {
 
  private:
   KvCache(int64_t batch, int64_t kv_heads, int64_t slots, int64_t d, int64_t d_v, KvStorage storage, bool ring);
-  void check_row(int64_t b, int64_t g, int64_t p) const;
+  void check_head(int64_t b, int64_t g) const;  // b in [0, batch), g in [0, kv_heads)
+  void check_row(int64_t b, int64_t g, int64_t p) const;  // check_head, and p held now
 
   struct Buffers;
   std::unique_ptr<Buffers> buf_;

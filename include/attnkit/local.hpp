@@ -28,6 +28,9 @@
 //                  pattern goes through the same spans and masks. bf16 / int8 have no weights
 //                  and no error bound (error_bound() returns nullopt: the identity below is exact
 //                  arithmetic's, and the rounding is measured against `reference` instead).
+// Ranges (inclusive, as `attnkit list` prints them): window [0, 1e9], dilation [1, 1e6],
+// global [0, 1e9], blocks [0, 1e6], random [0, 1e6], seed [0, 1e9], block_q [0, 4096],
+// block_k [0, 8192]. The LocalBackend constructor checks LocalOptions the same way.
 // At least one of window or blocks must be >= 1; dilation > 1 needs window >= 1 and blocks = 0.
 // The parts are combined as a union: N(i) = window(i) ∪ [0, G) ∪ blocks(i), or every key for a
 // global query, and then intersected with the Problem's mask (causal, key_lengths). Pure BigBird

@@ -87,7 +87,11 @@ class MultiHeadAttention {
   MultiHeadAttention(const MhaConfig& cfg, const MhaWeights& w, std::string_view backend_spec = "exact");
 
   // Converts PyTorch's layout (transposes each block once). heads must divide d_model; H_kv = H.
+  // Throws attnkit::Error for d_model < 1, heads < 1 or not a divisor of d_model, or a weight
+  // vector whose length is not the one above (biases may be empty), naming it and the expected
+  // length. Thread-safe (a pure function of its arguments).
   static MhaWeights native_from_torch(int64_t d_model, int64_t heads, const TorchMhaWeights& t);
+  // native_from_torch then the constructor: throws what either throws.
   static MultiHeadAttention from_torch(int64_t d_model, int64_t heads, const TorchMhaWeights& t,
                                        std::shared_ptr<const Backend> backend);
   static MultiHeadAttention from_torch(int64_t d_model, int64_t heads, const TorchMhaWeights& t,

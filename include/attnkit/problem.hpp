@@ -29,6 +29,8 @@ struct Shape {
 // Shapes: q [B,H,n_q,d], k [B,H_kv,n_k,d], v [B,H_kv,n_k,d_v], out [B,H,n_q,d_v], H % H_kv == 0.
 // n_q != n_k is cross-attention; H_kv < H is grouped-query attention. Every dimension >= 1.
 // A query row that sees no key (fully masked) gets an all-zero output row.
+// Thread-safety: a Problem only refers to its tensors; its const member functions only read and may
+// be called concurrently.
 struct Problem {
   ConstView q, k, v;
   MutView out;
@@ -49,7 +51,8 @@ struct Problem {
 
   // End (exclusive) of the keys visible to query row i of batch b: visible keys are
   // [0, key_end(b, i)) — the mask's only shapes are a prefix (padding) and a causal diagonal.
-  // Returns a value in [0, n_k]; 0 means the row sees nothing.
+  // Returns a value in [0, n_k]; 0 means the row sees nothing. b in [0, B), i in [0, n_q) on a
+  // validated problem: unchecked, never throws.
   int64_t key_end(int64_t b, int64_t i) const {
     int64_t end = k.shape[2];
     if (!mask.key_lengths.empty() && mask.key_lengths[static_cast<size_t>(b)] < end)

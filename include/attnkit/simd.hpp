@@ -2,19 +2,21 @@
 // Which SIMD code path the kernels run, and the vectorised exp they use.
 //
 // Every SIMD kernel of attnkit goes through this one choice: the softmax tile kernel (exact,
-// local, clustered), the element-wise feature-map kernels (performer, linear) and the Hamming
-// K-means kernels (clustered).
+// local, clustered, pruned, lsh, ring), its reduced-precision variant (exact, local, pruned with
+// precision=bf16|int8, kernel set below), the element-wise feature-map kernels (performer, linear),
+// the Hamming K-means kernels (clustered) and the decode kernels (decode.hpp).
 //
 // attnkit is portable by default: the kernels are compiled once per x86-64 instruction set
 // (AVX-512 "avx512", AVX2+FMA "avx2", baseline SSE2 "sse2") and the best one the CPU supports is
 // picked once, on first use. The environment variable
 //
-//     ATTNKIT_SIMD=avx512|avx2|sse2
+//     ATTNKIT_SIMD=avx512|avx2|sse2|amx|avx512bf16
 //
 // forces a path (read once per process; a path this CPU or build lacks is an attnkit::Error on
-// the first forward()). Built with -Dnative=true the kernels are compiled for the build host only
-// (-march=native) and there is a single path, named "native" (ATTNKIT_SIMD may name it or be
-// unset). On other CPU families the single path is "generic" (xsimd's best arch at build time).
+// the first forward()); amx and avx512bf16 name a reduced-precision kernel set and run the avx512
+// fp32 path (precision_path()). Built with -Dnative=true the kernels are compiled for the build
+// host only (-march=native) and there is a single path, named "native" (ATTNKIT_SIMD may name it
+// or be unset). On other CPU families the single path is "generic" (xsimd's best arch at build time).
 // See docs/simd.md.
 #include <cstdint>
 #include <string>
@@ -24,10 +26,12 @@
 namespace attnkit {
 
 // Name of the path the kernels use in this process ("avx512", "avx2", "sse2", "native", "generic").
-// Throws attnkit::Error when ATTNKIT_SIMD names a path that is not available.
+// Chosen once; thread-safe. Throws attnkit::Error (every call) when ATTNKIT_SIMD names a path that
+// is not available.
 std::string simd_path();
 
-// The paths this build has and this CPU can run, best first.
+// The paths this build has and this CPU can run, best first. Does not look at ATTNKIT_SIMD;
+// thread-safe; never throws.
 std::vector<std::string> simd_paths();
 
 // Which path the latest call of each group of SIMD kernels ran on, recorded by the kernels
@@ -55,7 +59,8 @@ std::vector<std::string> precision_paths();
 inline constexpr double simd_exp_max_rel_error = 2.0e-7;  // measured 1.18e-7 (10^7 points), every path
 
 // y[i] = exp(x[i]) with the active path's vectorised exp (the one the softmax kernels use).
-// Exposed for tests and benchmarks; n >= 0, x and y may alias.
+// Exposed for tests and benchmarks; x and y may alias. Thread-safe. Throws attnkit::Error for
+// n < 0, and what simd_path() throws (it picks the path).
 void simd_exp(const float* x, float* y, int64_t n);
 
 }  // namespace attnkit

@@ -151,21 +151,30 @@ int64_t KvCache::value_row_bytes() const {
 int64_t KvCache::bytes() const { return batch_ * kv_heads_ * slots_ * (key_row_bytes() + value_row_bytes()); }
 
 const void* KvCache::keys(int64_t b, int64_t g) const {
+  check_head(b, g);
   return buf_->k.get() + (b * kv_heads_ + g) * slots_ * d_ * kv_storage_elem_bytes(storage_);
 }
 const void* KvCache::values(int64_t b, int64_t g) const {
+  check_head(b, g);
   return buf_->v.get() + (b * kv_heads_ + g) * slots_ * d_v_ * kv_storage_elem_bytes(storage_);
 }
 const float* KvCache::key_scales(int64_t b, int64_t g) const {
+  check_head(b, g);
   return storage_ == KvStorage::Int8 ? buf_->ks.data() + (b * kv_heads_ + g) * slots_ : nullptr;
 }
 const float* KvCache::value_scales(int64_t b, int64_t g) const {
+  check_head(b, g);
   return storage_ == KvStorage::Int8 ? buf_->vs.data() + (b * kv_heads_ + g) * slots_ : nullptr;
 }
 
-void KvCache::check_row(int64_t b, int64_t g, int64_t p) const {
+// The raw accessors check (b, g) too: an out-of-range pair would point outside the buffers.
+void KvCache::check_head(int64_t b, int64_t g) const {
   if (b < 0 || b >= batch_) detail::fail("KvCache: batch index ", b, "; expected 0..", batch_ - 1);
   if (g < 0 || g >= kv_heads_) detail::fail("KvCache: kv head ", g, "; expected 0..", kv_heads_ - 1);
+}
+
+void KvCache::check_row(int64_t b, int64_t g, int64_t p) const {
+  check_head(b, g);
   if (p < oldest() || p >= size_)
     detail::fail("KvCache: position ", p, " is not held; expected ", oldest(), "..", size_ - 1);
 }
