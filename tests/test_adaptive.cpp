@@ -366,6 +366,28 @@ TEST_CASE("pruned keeping every tile is exact attention; cost counts the kept ti
   CHECK(attn <= full / 4 * 1.05);  // + the importance scores
 }
 
+TEST_CASE("pruned: the error bound holds when the kept keys' fp64 weights underflow", "[adaptive][pruned]") {
+  // Scores ~ +-800: a kept tile whose every key is > 745 below the row's max has in = 0 in fp64,
+  // yet the approximate row is a mix of its values: the bound is 2·max||v|| (eps = 1), not max||v||.
+  int64_t underflow_rows = 0;
+  for (uint64_t seed = 0; seed < 12; ++seed)
+    for (TileScore score : {TileScore::Mean, TileScore::Bound}) {
+      Owned o(1, 2, 1, 32, 32, 4, 4, 500 + seed, 20.0f);
+      const PrunedBackend pb({4, 4, 0, 0, score});
+      pb.forward(o.p);
+      const Tensor ref = attnkit::test::reference_of(o.p);
+      const std::optional<ErrorBound> eb = pb.error_bound(o.p);
+      REQUIRE(eb);
+      const std::vector<double> err = row_l2_errors(ConstView(o.p.out), ref.cview());
+      for (size_t r = 0; r < err.size(); ++r) {
+        INFO("seed " << seed << " row " << r);
+        CHECK(err[r] <= eb->out_l2[r] + 1e-5);
+        underflow_rows += eb->prob_l1[r] == 2.0;
+      }
+    }
+  CHECK(underflow_rows > 0);
+}
+
 TEST_CASE("pruned: the O(1) kept-tile count equals the marked fixed tiles", "[adaptive][pruned]") {
   // kept_count (cost) counts the union of the sink and window tile ranges without marking; select
   // (forward) marks them. Shapes where the ranges are disjoint, overlap, touch, or are cut by key_end.

@@ -320,6 +320,29 @@ TEST_CASE("local spec, options and errors", "[local]") {
   CHECK_THROWS_WITH(lb->forward(o.p), Catch::Contains("key_lengths[0]"));
 }
 
+TEST_CASE("error bound holds when the window's fp64 weights underflow (scores ~ +-800)", "[local]") {
+  // Every allowed key > 745 below the row's max: exp underflows to 0 for all of them, yet the row
+  // is not empty (the output is a mix of its values): the bound is 2·max||v||, not max||v||.
+  int64_t underflow_rows = 0;
+  for (uint64_t seed = 0; seed < 12; ++seed)
+    for (bool causal : {false, true}) {
+      Owned o(1, 2, 1, 32, 32, 4, 4, 300 + seed, 20.0f);
+      o.p.mask.causal = causal;
+      const LocalBackend lb({2, 1, 1, 0, 0, 0, 0, 0});
+      lb.forward(o.p);
+      const Tensor ref = attnkit::test::reference_of(o.p);
+      const std::optional<ErrorBound> eb = lb.error_bound(o.p);
+      REQUIRE(eb);
+      const std::vector<double> err = row_l2_errors(ConstView(o.p.out), ref.cview());
+      for (size_t r = 0; r < err.size(); ++r) {
+        INFO("seed " << seed << " causal " << causal << " row " << r);
+        CHECK(err[r] <= eb->out_l2[r] + 1e-5);
+        underflow_rows += eb->prob_l1[r] == 2.0;
+      }
+    }
+  CHECK(underflow_rows > 0);  // the case this test is about occurred
+}
+
 TEST_CASE("error bound when key_lengths hide a row's whole window: zero row, L1 = 1", "[local]") {
   for (bool causal : {false, true}) {
     Owned o(2, 2, 1, 40, 40, 8, 8, 21);

@@ -36,15 +36,18 @@ ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& 
           inside.assign(static_cast<size_t>(ke), 0);
           for (int64_t x = rk.first[i]; x < rk.first[i + 1]; ++x) inside[static_cast<size_t>(rk.idx[x])] = 1;
           double mx = -std::numeric_limits<double>::infinity(), in = 0, out = 0;
+          bool chosen = false;
           for (double x : s) mx = std::max(mx, x);
           for (int64_t j = 0; j < ke; ++j) {
             const double e = std::exp(s[static_cast<size_t>(j)] - mx);
             (inside[static_cast<size_t>(j)] ? in : out) += e;
+            chosen |= inside[static_cast<size_t>(j)] != 0;
           }
           const double vm = vmax[static_cast<size_t>((b * d.kv_heads + g) * d.n_k + ke - 1)];
           const size_t r = static_cast<size_t>((b * d.heads + h) * per_head + t);
+          // in == 0 with chosen keys is underflow, not an empty set: eps = 1 (L1 2, 2·max ||v||).
           const double eps = out / (in + out);
-          if (in == 0 && !std::isnan(eps)) {
+          if (!chosen && !std::isnan(eps)) {
             eb.prob_l1[r] = 1.0;
             eb.out_l2[r] = vm;
           } else {

@@ -77,13 +77,17 @@ ErrorBound bound_on(const Problem& p, const Shape& d, const LocalPattern& pat, c
       double mx = -std::numeric_limits<double>::infinity();
       for (double x : s) mx = std::max(mx, x);
       double in = 0, out = 0;
+      bool allowed = false;
       for (int64_t j = 0; j < ke; ++j) {
         const double e = std::exp(s[static_cast<size_t>(j)] - mx);
         (inside[static_cast<size_t>(j)] ? in : out) += e;
+        allowed |= inside[static_cast<size_t>(j)] != 0;
       }
       const double vm = vmax[static_cast<size_t>((b * d.kv_heads + h / d.group()) * d.n_k + ke - 1)];
+      // in == 0 with allowed keys is underflow (they lie > 745 below the row's max), not an empty
+      // row: the approximate row is still a convex mix of values, eps = 1 gives L1 2, 2·max ||v||.
       const double eps = out / (in + out);
-      if (in == 0 && !std::isnan(eps)) {  // approximate row is zero: L1 = 1, ||O_i|| <= max ||v||
+      if (!allowed && !std::isnan(eps)) {  // approximate row is zero: L1 = 1, ||O_i|| <= max ||v||
         eb.prob_l1[static_cast<size_t>(r)] = 1.0;
         eb.out_l2[static_cast<size_t>(r)] = vm;
       } else {
