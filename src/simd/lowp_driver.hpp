@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "exp.hpp"
 #include "lowp_paths.hpp"
@@ -233,17 +234,26 @@ void attend_tiles(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan
         }
         // One pass with the current shift that also finds how far the step's scores exceed it;
         // past the slack (rare after a row's first steps), move the shift and redo the pass.
-        for (int pass = 0; pass < 2; ++pass) {
-          const B shift(-m[r]);
-          B sum = B::load_aligned(lsum + r * W), over(kNegInf);
+        // The redone pass caps s·f - m at the slack: m is a rounded fp32 score, and where scores
+        // reach ~1e9 its rounding alone (half an ulp: up to 64 and more) put u past exp's range,
+        // inf / inf = NaN. The cap changes nothing else (after the move every u <= rounding noise).
+        auto pass_over = [&](const B& shift, B& sum, auto capped) {
+          B over(kNegInf);
           for (int64_t t = 0; t < nt; ++t)
             for (int64_t j = t * kKeyTile; j < (t + 1) * kKeyTile; j += W) {
-              const B u = xsimd::fma(B::load_aligned(s + j), f[t], shift);
+              B u = xsimd::fma(B::load_aligned(s + j), f[t], shift);
+              if constexpr (decltype(capped)::value) u = xsimd::select(u > B(kShiftSlack), B(kShiftSlack), u);  // NaN stays
               over = xsimd::max(over, u);
               const B p = softmax_exp(u);
               sum += p;
               store_bf16(p, pr + j);
             }
+          return over;
+        };
+        for (int pass = 0; pass < 2; ++pass) {
+          const B shift(-m[r]);
+          B sum = B::load_aligned(lsum + r * W);
+          const B over = pass == 0 ? pass_over(shift, sum, std::false_type{}) : pass_over(shift, sum, std::true_type{});
           if (pass == 0 && xsimd::any(over > B(kShiftSlack))) {
             const float tmax = m[r] + hmax(over);
             const B al(std::exp(m[r] - tmax));
