@@ -42,7 +42,25 @@ TEST_CASE("validate names the bad argument", "[problem]") {
   expect([](Problem& p) { p.mask.key_lengths = {1, -1}; }, "key_lengths[1]: -1");
   expect([](Problem& p) { p.mask.key_lengths = {8, 1}; }, "key_lengths[0]: 8");
   expect([](Problem& p) { p.out.data = const_cast<float*>(p.v.data); p.out.shape = p.out.shape; }, "overlaps v");
-  expect([](Problem& p) { p.out.stride[2] = 0; }, "alias");
+  expect([](Problem& p) { p.out.stride[2] = 0; }, "makes elements overlap");
+  expect([](Problem& p) { p.out.stride[2] = 4; }, "makes elements overlap");  // rows overlap by half
+  expect([](Problem& p) { p.out.stride[1] = 8; }, "makes elements overlap");  // head h+1 = row i+1 of h
+  expect([](Problem& p) { p.out.stride[0] = 100; }, "makes elements overlap");
+}
+
+TEST_CASE("validate accepts every non-overlapping output layout it should", "[problem]") {
+  Owned o(2, 4, 2, 5, 7, 16, 8, 1);
+  Tensor big(1, 1, 1, 2 * 5 * 4 * 8 * 2);
+  o.p.out.data = big.data();
+  o.p.out.stride = {160, 8, 32, 1};  // [B, N, H, D]
+  CHECK_NOTHROW(o.p.validate());
+  o.p.out.stride = {320, 16, 64, 1};  // gaps between rows and heads
+  CHECK_NOTHROW(o.p.validate());
+  o.p.out.stride = {40, 10, 80, 1};  // batch inside the heads of a row
+  CHECK_NOTHROW(o.p.validate());
+  Owned one(1, 1, 1, 1, 7, 16, 8, 1);  // axes of size 1: any stride
+  one.p.out.stride = {0, 0, 0, 1};
+  CHECK_NOTHROW(one.p.validate());
 }
 
 TEST_CASE("key_end: causal bottom-right alignment and padding", "[problem]") {

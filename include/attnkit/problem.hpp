@@ -39,8 +39,9 @@ struct Problem {
   Mask mask;
 
   // Checks every invariant above plus: non-null data, last-axis stride 1, non-negative strides,
-  // element offsets that fit in int64, out not overlapping any input nor its own rows (no zero
-  // stride on an axis of size > 1, seq stride >= d_v when n_q > 1), key_lengths size and range.
+  // element offsets that fit in int64, out not overlapping any input nor itself (its axes of size
+  // > 1, by increasing stride, each stride past the span of the smaller ones: every dense layout and
+  // permutation of one), key_lengths size and range.
   // Inputs may alias rows (zero or small strides: a broadcast); every backend reads them as given.
   // Throws attnkit::Error naming the argument, the value seen and the value expected.
   Shape validate() const;
