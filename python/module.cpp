@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -215,7 +216,19 @@ Only for backends with capabilities["weights"]; at most 8192 x 8192 entries.)doc
               if (value < 1) detail::fail(name, ": ", value, "; expected >= 1");
             if (s.heads % s.kv_heads != 0)
               detail::fail("kv_heads: ", s.kv_heads, "; expected a divisor of heads = ", s.heads);
-            const Cost c = b.impl->cost(s);
+            // Sizes a problem could have: every tensor's element count within int64 (as
+            // Problem::validate requires), so no backend's count wraps.
+            const double limit = 0x1p62;
+            const double rows_q = static_cast<double>(s.batch) * s.heads * s.n_q,
+                         rows_k = static_cast<double>(s.batch) * s.kv_heads * s.n_k;
+            if (rows_q * std::max(s.d, s.d_v) > limit || rows_k * std::max(s.d, s.d_v) > limit)
+              detail::fail("cost: batch x heads x n x d = ", std::max(rows_q, rows_k) * std::max(s.d, s.d_v),
+                           " elements; expected at most 2^62 (a problem that fits in memory)");
+            Cost c;
+            {
+              py::gil_scoped_release nogil;  // local and pruned count per row / tile: O(n) for huge n
+              c = b.impl->cost(s);
+            }
             return py::dict("flops"_a = c.flops, "bytes"_a = c.bytes);
           },
           "n_q"_a, "n_k"_a = py::none(), "d"_a = 64, "d_v"_a = py::none(), "batch"_a = 1, "heads"_a = 1,

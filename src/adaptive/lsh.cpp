@@ -369,7 +369,7 @@ Cost LshBackend::cost(const Shape& s) const {
   Cost c = exact_cost(s);
   const double R = static_cast<double>(opt_.rounds);
   const double keys = static_cast<double>(std::min<int64_t>(2 * opt_.chunk, s.n_k));
-  c.flops = static_cast<double>(s.batch * s.heads) *
+  c.flops = static_cast<double>(s.batch) * s.heads *
             (R * (s.n_q + s.n_k) * s.d * static_cast<double>(opt_.buckets) +
              R * static_cast<double>(s.n_q) * keys * 2.0 * (s.d + s.d_v));
   // rest=mean, as forward() does it (a key adds 3d + d_v: k, k·k + kk, v), per (batch, kv
@@ -385,8 +385,8 @@ Cost LshBackend::cost(const Shape& s) const {
                                      static_cast<double>(std::min(s.n_q, s.n_k)) * per_prefix
                                : static_cast<double>(s.n_k) * per_key +
                                      tasks * (static_cast<double>(s.n_k % adaptive::kRestBlock) * per_key + per_prefix);
-    c.flops += static_cast<double>(s.batch * s.kv_heads) * kv +
-               static_cast<double>(s.batch * s.heads * s.n_q) * (4.0 * s.d + 5.0 * s.d_v);
+    c.flops += static_cast<double>(s.batch) * s.kv_heads * kv +
+               static_cast<double>(s.batch) * s.heads * s.n_q * (4.0 * s.d + 5.0 * s.d_v);
   }
   return c;
 }

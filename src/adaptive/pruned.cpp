@@ -148,7 +148,7 @@ Cost PrunedBackend::cost(const Shape& s) const {
     score += opt_.score == TileScore::Bound ? 2.0 * rows * cand * 2 * s.d : 2.0 * cand * s.d;
   }
   Cost c = exact_cost(s);
-  c.flops = static_cast<double>(s.batch * s.heads) * (pairs * 2.0 * (s.d + s.d_v) + score);
+  c.flops = static_cast<double>(s.batch) * s.heads * (pairs * 2.0 * (s.d + s.d_v) + score);
   c.bytes += lowp::extra_bytes(opt_.precision, s);
   return c;
 }

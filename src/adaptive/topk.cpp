@@ -90,7 +90,7 @@ void TopkBackend::forward(const Problem& caller) const {
 Cost TopkBackend::cost(const Shape& s) const {
   Cost c = exact_cost(s);
   const double half = s.causal ? 0.5 : 1.0;
-  const double rows = static_cast<double>(s.batch * s.heads * s.n_q);
+  const double rows = static_cast<double>(s.batch) * s.heads * s.n_q;
   c.flops = rows * (2.0 * s.n_k * s.d * half + 2.0 * static_cast<double>(std::min(opt_.k, s.n_k)) * s.d_v);
   return c;
 }

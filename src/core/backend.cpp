@@ -15,9 +15,10 @@ Cost exact_cost(const Shape& s) {
                        : s.n_q <= s.n_k ? nq * (nk - nq) + 0.5 * nq * (nq + 1.0)
                                         : 0.5 * nk * (nk + 1.0);
   const double bh = static_cast<double>(s.batch) * s.heads;
+  const double dd = static_cast<double>(s.d) + s.d_v;  // in double: a shape of huge sizes must not wrap
   Cost c;
-  c.flops = bh * pairs * 2.0 * (s.d + s.d_v);
-  c.bytes = 4.0 * (bh * s.n_q * (s.d + s.d_v) + s.batch * s.kv_heads * s.n_k * (s.d + s.d_v));
+  c.flops = bh * pairs * 2.0 * dd;
+  c.bytes = 4.0 * (bh * s.n_q * dd + static_cast<double>(s.batch) * s.kv_heads * s.n_k * dd);
   return c;
 }
 

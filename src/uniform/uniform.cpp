@@ -15,9 +15,9 @@ void UniformBackend::forward(const Problem& p) const {
 
 Cost UniformBackend::cost(const Shape& s) const {
   Cost c;
-  const double bg = static_cast<double>(s.batch * s.kv_heads), bh = static_cast<double>(s.batch * s.heads);
-  c.flops = 2.0 * bg * static_cast<double>(s.n_k * s.d_v) + bh * static_cast<double>(s.n_q * s.d_v);
-  c.bytes = 4.0 * (bg * static_cast<double>(s.n_k * s.d_v) + bh * static_cast<double>(s.n_q * s.d_v));
+  const double bg = static_cast<double>(s.batch) * s.kv_heads, bh = static_cast<double>(s.batch) * s.heads;
+  c.flops = 2.0 * bg * static_cast<double>(s.n_k) * s.d_v + bh * static_cast<double>(s.n_q) * s.d_v;
+  c.bytes = 4.0 * (bg * static_cast<double>(s.n_k) * s.d_v + bh * static_cast<double>(s.n_q) * s.d_v);
   return c;
 }
 

@@ -91,6 +91,15 @@ def test_cost():
         b.cost(16, heads=4, kv_heads=3)
     with pytest.raises(ValueError, match="n_q"):
         b.cost(0)
+    # Sizes past int64 element counts are refused (they wrapped to negative or zero counts), and
+    # the largest accepted give positive, finite counts on every backend.
+    with pytest.raises(ValueError, match="2\\^62"):
+        b.cost(16, d=2**62)
+    with pytest.raises(ValueError, match="2\\^62"):
+        attnkit.Backend("uniform").cost(16, batch=2**32, heads=2**32)
+    for name in [info["name"] for info in attnkit.backends()]:
+        c = attnkit.Backend(name).cost(16, batch=2**25, heads=2**25, d=16)
+        assert 0 < c["flops"] < float("inf") and 0 < c["bytes"] < float("inf"), (name, c)
 
 
 def test_docstrings_everywhere():
