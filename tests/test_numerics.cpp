@@ -1,12 +1,15 @@
 // The shared numerics of src/core/numerics.hpp (row softmax and its guards, value-norm running
-// maximum, floor division) and the one exact-equivalent flop count.
-#include <catch2/catch.hpp>
+// maximum, floor division), the one exact-equivalent flop count, and ParallelErrors.
+#include <omp.h>
 
+#include <atomic>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "../src/core/numerics.hpp"
+#include "../src/core/parallel_errors.hpp"
 #include "support.hpp"
 
 using namespace attnkit;
@@ -74,4 +77,24 @@ TEST_CASE("exact_equivalent_flops counts the causal mask", "[core]") {
   few.p.mask.causal = many.p.mask.causal = true;
   CHECK(exact_equivalent_flops(few.p) == 2.0 * 4 * (16 * 48 + 16 * 17 / 2) * 2 * (32 + 16));
   CHECK(exact_equivalent_flops(many.p) == 2.0 * 4 * (16 * 17 / 2) * 2 * (32 + 16));
+}
+
+TEST_CASE("ParallelErrors carries the first exception out of an OpenMP region, every thread at every barrier", "[core]") {
+  ParallelErrors errors;
+  std::atomic<int> after{0};
+#pragma omp parallel num_threads(3)
+  {
+    errors.run([&] {
+      if (omp_get_thread_num() == 1) throw std::bad_alloc();
+    });
+#pragma omp for schedule(static)
+    for (int i = 0; i < 30; ++i) errors.run([&] { after += 1; });  // skipped once anything failed
+#pragma omp barrier
+  }
+  CHECK_THROWS_AS(errors.rethrow(), std::bad_alloc);
+  CHECK(after < 30);
+  ParallelErrors none;
+#pragma omp parallel num_threads(2)
+  none.run([] {});
+  CHECK_NOTHROW(none.rethrow());
 }

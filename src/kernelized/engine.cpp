@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "../core/blas_rows.hpp"
 #include "../core/blas_threads.hpp"
+#include "../core/parallel_errors.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/kernelized.hpp"
 #include "feature_map.hpp"
@@ -53,20 +55,23 @@ void forward_noncausal(const Problem& p, const Shape& D, const Features& f) {
   std::vector<float> states(static_cast<size_t>(kv * nseg * slen));
   std::vector<float> consts(static_cast<size_t>(kv * nseg), -INFINITY);
   const int64_t qchunks = (D.n_q + kQueryChunk - 1) / kQueryChunk;
+  ParallelErrors errors;  // an allocation failing in a thread: bad_alloc for the caller, not an abort
 #pragma omp parallel
   {
-    Scratch s(m, dv, kKeyChunk, kQueryChunk, 0);
+    std::optional<Scratch> s;
+    errors.run([&] { s.emplace(m, dv, kKeyChunk, kQueryChunk, 0); });
     // 1. Per (b, g, segment): the state of that segment's keys, with its own running constant.
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < kv * nseg; ++t) {
-      const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
-      const int64_t len = key_length(p, b, D.n_k);
-      const int64_t k0 = sg * seg, k1 = std::min(len, k0 + seg);
-      if (k0 >= k1) continue;
-      kern::absorb(f, f.w(b, g), p.k.row(b, g, 0), p.k.stride[2], p.v.row(b, g, 0), p.v.stride[2], dv, k0, k1,
-                   kKeyChunk, states.data() + t * slen, consts[static_cast<size_t>(t)], s.phik.data(),
-                   s.ones.data());
-    }
+    for (int64_t t = 0; t < kv * nseg; ++t)
+      errors.run([&] {
+        const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
+        const int64_t len = key_length(p, b, D.n_k);
+        const int64_t k0 = sg * seg, k1 = std::min(len, k0 + seg);
+        if (k0 >= k1) return;
+        kern::absorb(f, f.w(b, g), p.k.row(b, g, 0), p.k.stride[2], p.v.row(b, g, 0), p.v.stride[2], dv, k0, k1,
+                     kKeyChunk, states.data() + t * slen, consts[static_cast<size_t>(t)], s->phik.data(),
+                     s->ones.data());
+      });
     // 2. Merge the segments of each (b, g) into segment 0, in order, to one common constant.
 #pragma omp for schedule(static)
     for (int64_t bg = 0; bg < kv; ++bg) {
@@ -85,17 +90,19 @@ void forward_noncausal(const Problem& p, const Shape& D, const Features& f) {
     }
     // 3. Per (b, h, query chunk): features, one GEMM against [S | z], divide.
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < D.batch * D.heads * qchunks; ++t) {
-      const int64_t bh = t / qchunks, qc = t % qchunks, b = bh / D.heads, h = bh % D.heads, g = h / D.group();
-      const int64_t i0 = qc * kQueryChunk, rows = std::min(kQueryChunk, D.n_q - i0);
-      const float* state = states.data() + (b * D.kv_heads + g) * nseg * slen;
-      f.queries(p.q.row(b, h, i0), p.q.stride[2], rows, f.w(b, g), s.phiq.data());
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(lds),
-                  static_cast<int>(m), 1.0f, s.phiq.data(), static_cast<int>(m), state, static_cast<int>(lds), 0.0f,
-                  s.aug.data(), static_cast<int>(lds));
-      kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2]);
-    }
+    for (int64_t t = 0; t < D.batch * D.heads * qchunks; ++t)
+      errors.run([&] {
+        const int64_t bh = t / qchunks, qc = t % qchunks, b = bh / D.heads, h = bh % D.heads, g = h / D.group();
+        const int64_t i0 = qc * kQueryChunk, rows = std::min(kQueryChunk, D.n_q - i0);
+        const float* state = states.data() + (b * D.kv_heads + g) * nseg * slen;
+        f.queries(p.q.row(b, h, i0), p.q.stride[2], rows, f.w(b, g), s->phiq.data());
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(lds),
+                    static_cast<int>(m), 1.0f, s->phiq.data(), static_cast<int>(m), state, static_cast<int>(lds),
+                    0.0f, s->aug.data(), static_cast<int>(lds));
+        kern::finish_rows(s->aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2]);
+      });
   }
+  errors.rethrow();
 }
 
 // Causal, query rows [r0, r1) of (b, g), chunks of C rows in order, starting from a state that holds
@@ -168,18 +175,21 @@ void forward_causal(const Problem& p, const Shape& D, const Features& f, int64_t
   std::vector<float> states(static_cast<size_t>(kv * nseg * slen));
   std::vector<float> consts(static_cast<size_t>(kv * nseg), -INFINITY);
   auto start_key = [&](int64_t b, int64_t sg) { return sg == 0 ? int64_t{0} : p.key_end(b, sg * seg); };
+  ParallelErrors errors;  // an allocation failing in a thread: bad_alloc for the caller, not an abort
 #pragma omp parallel
   {
-    Scratch s(m, dv, std::max(kKeyChunk, C), C, C);
+    std::optional<Scratch> s;
+    errors.run([&] { s.emplace(m, dv, std::max(kKeyChunk, C), C, C); });
     // 1. states[s + 1] = keys [K_s, K_{s+1}) (segment 0's prefix is empty).
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < kv * nseg; ++t) {
-      const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
-      if (sg + 1 >= nseg) continue;
-      kern::absorb(f, f.w(b, g), p.k.row(b, g, 0), p.k.stride[2], p.v.row(b, g, 0), p.v.stride[2], dv,
-                   start_key(b, sg), start_key(b, sg + 1), kKeyChunk, states.data() + (t + 1) * slen,
-                   consts[static_cast<size_t>(t + 1)], s.phik.data(), s.ones.data());
-    }
+    for (int64_t t = 0; t < kv * nseg; ++t)
+      errors.run([&] {
+        const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
+        if (sg + 1 >= nseg) return;
+        kern::absorb(f, f.w(b, g), p.k.row(b, g, 0), p.k.stride[2], p.v.row(b, g, 0), p.v.stride[2], dv,
+                     start_key(b, sg), start_key(b, sg + 1), kKeyChunk, states.data() + (t + 1) * slen,
+                     consts[static_cast<size_t>(t + 1)], s->phik.data(), s->ones.data());
+      });
     // 2. Prefix sums in segment order: states[s] += states[s − 1], to the larger constant.
 #pragma omp for schedule(static)
     for (int64_t bg = 0; bg < kv; ++bg)
@@ -197,12 +207,14 @@ void forward_causal(const Problem& p, const Shape& D, const Features& f, int64_t
       }
     // 3. Every segment from its prefix state (the state buffers are reused as running states).
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < kv * nseg; ++t) {
-      const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
-      causal_rows(p, D, f, C, b, g, sg * seg, std::min(D.n_q, (sg + 1) * seg), states.data() + t * slen,
-                  consts[static_cast<size_t>(t)], start_key(b, sg), s);
-    }
+    for (int64_t t = 0; t < kv * nseg; ++t)
+      errors.run([&] {
+        const int64_t bg = t / nseg, sg = t % nseg, b = bg / D.kv_heads, g = bg % D.kv_heads;
+        causal_rows(p, D, f, C, b, g, sg * seg, std::min(D.n_q, (sg + 1) * seg), states.data() + t * slen,
+                    consts[static_cast<size_t>(t)], start_key(b, sg), *s);
+      });
   }
+  errors.rethrow();
 }
 
 }  // namespace

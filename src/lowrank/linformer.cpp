@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/parallel_errors.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/lowrank.hpp"
 #include "common.hpp"
@@ -78,38 +79,42 @@ void LinformerBackend::forward(const Problem& p) const {
   const int64_t qchunks = (D.n_q + kQueryChunk - 1) / kQueryChunk;
   SingleThreadedBlas blas;
   draw(opt_.seed, K, nmax, e.data());
+  ParallelErrors errors;  // an allocation failing in a thread: bad_alloc for the caller, not an abort
 #pragma omp parallel
   {
     std::vector<float> copy, wide;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < kvc; ++t) {
-      const int64_t b = t / D.kv_heads, g = t % D.kv_heads, n = visible_keys(p, b);
-      if (n > 0)
-        project(p, D, b, g, K, n, e.data(), nmax, ek.data() + t * K * D.d, ev.data() + t * K * dv, copy, wide);
-    }
+    for (int64_t t = 0; t < kvc; ++t)
+      errors.run([&] {
+        const int64_t b = t / D.kv_heads, g = t % D.kv_heads, n = visible_keys(p, b);
+        if (n > 0)
+          project(p, D, b, g, K, n, e.data(), nmax, ek.data() + t * K * D.d, ev.data() + t * K * dv, copy, wide);
+      });
     std::vector<float> l, o;
     std::vector<double> sums;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < bh * qchunks; ++t) {
-      const int64_t hd = t / qchunks, b = hd / D.heads, h = hd % D.heads, g = h / D.group();
-      const int64_t i0 = (t % qchunks) * kQueryChunk, i1 = std::min(D.n_q, i0 + kQueryChunk), c = i1 - i0;
-      if (visible_keys(p, b) == 0) {
-        for (int64_t i = i0; i < i1; ++i) std::fill(p.out.row(b, h, i), p.out.row(b, h, i) + dv, 0.0f);
-        continue;
-      }
-      const int64_t kv = b * D.kv_heads + g;
-      l.resize(static_cast<size_t>(c * K));
-      o.resize(static_cast<size_t>(c * dv));
-      sums.resize(static_cast<size_t>(c));
-      int64_t ldq = 0;
-      const float* q = blas_operand(p.q.row(b, h, i0), p.q.stride[2], c, D.d, copy, &ldq);
-      gemm_nt(c, K, D.d, scale, q, ldq, ek.data() + kv * K * D.d, D.d, l.data(), K);
-      exp_rows(l.data(), c, K, K, sums.data());
-      gemm_nn(c, dv, K, l.data(), K, ev.data() + kv * K * dv, dv, o.data(), dv);
-      divide_rows(o.data(), c, dv, dv, sums.data());
-      for (int64_t i = 0; i < c; ++i) std::copy(o.data() + i * dv, o.data() + (i + 1) * dv, p.out.row(b, h, i0 + i));
-    }
+    for (int64_t t = 0; t < bh * qchunks; ++t)
+      errors.run([&] {
+        const int64_t hd = t / qchunks, b = hd / D.heads, h = hd % D.heads, g = h / D.group();
+        const int64_t i0 = (t % qchunks) * kQueryChunk, i1 = std::min(D.n_q, i0 + kQueryChunk), c = i1 - i0;
+        if (visible_keys(p, b) == 0) {
+          for (int64_t i = i0; i < i1; ++i) std::fill(p.out.row(b, h, i), p.out.row(b, h, i) + dv, 0.0f);
+          return;
+        }
+        const int64_t kv = b * D.kv_heads + g;
+        l.resize(static_cast<size_t>(c * K));
+        o.resize(static_cast<size_t>(c * dv));
+        sums.resize(static_cast<size_t>(c));
+        int64_t ldq = 0;
+        const float* q = blas_operand(p.q.row(b, h, i0), p.q.stride[2], c, D.d, copy, &ldq);
+        gemm_nt(c, K, D.d, scale, q, ldq, ek.data() + kv * K * D.d, D.d, l.data(), K);
+        exp_rows(l.data(), c, K, K, sums.data());
+        gemm_nn(c, dv, K, l.data(), K, ev.data() + kv * K * dv, dv, o.data(), dv);
+        divide_rows(o.data(), c, dv, dv, sums.data());
+        for (int64_t i = 0; i < c; ++i) std::copy(o.data() + i * dv, o.data() + (i + 1) * dv, p.out.row(b, h, i0 + i));
+      });
   }
+  errors.rethrow();
 }
 
 void LinformerBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/parallel_errors.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/lowrank.hpp"
 #include "common.hpp"
@@ -99,44 +100,48 @@ void NystromBackend::forward(const Problem& p) const {
   std::vector<int64_t> mk(static_cast<size_t>(bh), 0);
   const int64_t qchunks = (D.n_q + kQueryChunk - 1) / kQueryChunk;
   SingleThreadedBlas blas;
+  ParallelErrors errors;  // an allocation failing in a thread: bad_alloc for the caller, not an abort
 #pragma omp parallel
   {
     LandmarkScratch s;
     std::vector<double> z, bvd, wd;
     std::vector<float> bv, vcopy;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < bh; ++t) {
-      const int64_t b = t / D.heads, h = t % D.heads, g = h / D.group();
-      float* ktt = kt.data() + t * mmax * D.d;
-      const Landmarks L = landmark_pass(p, D, b, h, opt_, scale, ktt, z, s);
-      mk[static_cast<size_t>(t)] = L.mk;
-      if (L.n == 0) continue;
-      int64_t ldv = 0;
-      const float* v = blas_operand(p.v.row(b, g, 0), p.v.stride[2], L.n, dv, vcopy, &ldv);
-      bv.resize(static_cast<size_t>(L.mq * dv));
-      gemm_nn(L.mq, dv, L.n, s.b.data(), L.n, v, ldv, bv.data(), dv);  // B V
-      bvd.assign(bv.begin(), bv.end());
-      wd.resize(static_cast<size_t>(L.mk * dv));
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(L.mk), static_cast<int>(dv),
-                  static_cast<int>(L.mq), 1.0, z.data(), static_cast<int>(L.mq), bvd.data(), static_cast<int>(dv),
-                  0.0, wd.data(), static_cast<int>(dv));
-      std::copy(wd.begin(), wd.end(), w.begin() + t * mmax * dv);
-    }
+    for (int64_t t = 0; t < bh; ++t)
+      errors.run([&] {
+        const int64_t b = t / D.heads, h = t % D.heads, g = h / D.group();
+        float* ktt = kt.data() + t * mmax * D.d;
+        const Landmarks L = landmark_pass(p, D, b, h, opt_, scale, ktt, z, s);
+        mk[static_cast<size_t>(t)] = L.mk;
+        if (L.n == 0) return;
+        int64_t ldv = 0;
+        const float* v = blas_operand(p.v.row(b, g, 0), p.v.stride[2], L.n, dv, vcopy, &ldv);
+        bv.resize(static_cast<size_t>(L.mq * dv));
+        gemm_nn(L.mq, dv, L.n, s.b.data(), L.n, v, ldv, bv.data(), dv);  // B V
+        bvd.assign(bv.begin(), bv.end());
+        wd.resize(static_cast<size_t>(L.mk * dv));
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(L.mk), static_cast<int>(dv),
+                    static_cast<int>(L.mq), 1.0, z.data(), static_cast<int>(L.mq), bvd.data(), static_cast<int>(dv),
+                    0.0, wd.data(), static_cast<int>(dv));
+        std::copy(wd.begin(), wd.end(), w.begin() + t * mmax * dv);
+      });
     std::vector<float> f, o, qcopy;
     std::vector<double> sums;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < bh * qchunks; ++t) {
-      const int64_t hd = t / qchunks, b = hd / D.heads, h = hd % D.heads;
-      const int64_t i0 = (t % qchunks) * kQueryChunk, i1 = std::min(D.n_q, i0 + kQueryChunk);
-      const int64_t m = mk[static_cast<size_t>(hd)];
-      if (m == 0) {
-        for (int64_t i = i0; i < i1; ++i) std::fill(p.out.row(b, h, i), p.out.row(b, h, i) + dv, 0.0f);
-        continue;
-      }
-      output_rows(p, D, b, h, i0, i1, m, kt.data() + hd * mmax * D.d, w.data() + hd * mmax * dv, scale, f, o, qcopy,
-                  sums);
-    }
+    for (int64_t t = 0; t < bh * qchunks; ++t)
+      errors.run([&] {
+        const int64_t hd = t / qchunks, b = hd / D.heads, h = hd % D.heads;
+        const int64_t i0 = (t % qchunks) * kQueryChunk, i1 = std::min(D.n_q, i0 + kQueryChunk);
+        const int64_t m = mk[static_cast<size_t>(hd)];
+        if (m == 0) {
+          for (int64_t i = i0; i < i1; ++i) std::fill(p.out.row(b, h, i), p.out.row(b, h, i) + dv, 0.0f);
+          return;
+        }
+        output_rows(p, D, b, h, i0, i1, m, kt.data() + hd * mmax * D.d, w.data() + hd * mmax * dv, scale, f, o, qcopy,
+                    sums);
+      });
   }
+  errors.rethrow();
 }
 
 void NystromBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
