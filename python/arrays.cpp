@@ -5,6 +5,8 @@
 #include <climits>
 #include <string>
 
+#include "attnkit/error.hpp"
+
 namespace attnkit::python {
 
 namespace {
@@ -130,7 +132,7 @@ py::array_t<float> new_output(const std::array<int64_t, 4>& shape4, int rank) {
   return py::array_t<float>(shape);
 }
 
-std::vector<int32_t> key_lengths_arg(py::handle obj) {
+std::vector<int32_t> key_lengths_arg(py::handle obj, int64_t batch) {
   std::vector<int32_t> out;
   if (obj.is_none()) return out;
   py::object seq = py::reinterpret_borrow<py::object>(obj);
@@ -162,6 +164,11 @@ std::vector<int32_t> key_lengths_arg(py::handle obj) {
     out.push_back(static_cast<int32_t>(v));
     ++i;
   }
+  // An empty list would reach the library as "no key_lengths" (the Mask's default): a given list
+  // must have one entry per batch entry (None means no padding).
+  if (out.empty() && batch >= 1)
+    throw Error("key_lengths: 0 entries; expected " + std::to_string(batch) +
+                " (one per batch; None for no padding)");
   return out;
 }
 

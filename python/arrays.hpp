@@ -49,9 +49,10 @@ py::object to_caller(py::array a, bool torch);
 py::array_t<float> new_output(const std::array<int64_t, 4>& shape4, int rank);
 
 // key_lengths: None, a sequence of ints, or a 1-D integer array / tensor. Raises TypeError for
-// non-integers, ValueError for a wrong rank or a value outside int32 (the library checks the range
-// [0, n_k] and the count).
-std::vector<int32_t> key_lengths_arg(py::handle obj);
+// non-integers, ValueError for a wrong rank or a value outside int32, attnkit.Error for an empty
+// one when `batch` >= 1 (the library, which takes empty for "none", checks the range [0, n_k] and
+// any other count).
+std::vector<int32_t> key_lengths_arg(py::handle obj, int64_t batch);
 
 // scale: None or a number (float32, as the CLI's --scale).
 std::optional<float> scale_arg(const std::optional<double>& scale);

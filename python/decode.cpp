@@ -64,7 +64,7 @@ std::unique_ptr<PyDecoder> make_decoder(const std::string& spec, int64_t batch, 
   cfg.d_v = d_v.value_or(d);
   cfg.storage = parse_kv_storage(storage);  // attnkit.Error naming `storage` for an unknown name
   cfg.max_step = max_step;
-  cfg.key_lengths = key_lengths_arg(key_lengths);
+  cfg.key_lengths = key_lengths_arg(key_lengths, batch);
   cfg.scale = scale_arg(scale);
   return std::make_unique<PyDecoder>(PyDecoder{Decoder(spec, cfg)});
 }

@@ -169,7 +169,7 @@ several threads at once.)doc")
             const MutSeq ys{y.mutable_data(), xs.view.batch, xs.view.seq, D};
             Mask mask;
             mask.causal = causal;
-            mask.key_lengths = key_lengths_arg(key_lengths);
+            mask.key_lengths = key_lengths_arg(key_lengths, xs.view.batch);
             ThreadCount count(threads);
             {
               py::gil_scoped_release nogil;
@@ -201,7 +201,7 @@ padding at the end). Returns y of x's shape, as a numpy array or a torch tensor 
                           " weights; expected at most " + std::to_string(Backend::kMaxWeights));
             Mask mask;
             mask.causal = causal;
-            mask.key_lengths = key_lengths_arg(key_lengths);
+            mask.key_lengths = key_lengths_arg(key_lengths, xs.view.batch);
             py::array_t<float> w({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(mk)});
             float* wp = w.mutable_data();
             {

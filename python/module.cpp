@@ -99,7 +99,7 @@ leading axes), float32, any strides with a unit last stride (used without a copy
 backend: a spec string ("exact", "local:window=256", ...; see backends()) or an
 attnkit.Backend (faster for repeated calls: a spec string builds the backend each call).
 causal: bottom-right aligned causal mask (query i sees key j iff j <= i + n_k - n_q).
-key_lengths: B ints; keys j >= key_lengths[b] are padding.
+key_lengths: B ints (None: no padding); keys j >= key_lengths[b] are padding.
 scale: softmax temperature; None means 1/sqrt(d).
 threads: OpenMP threads for this call, 1..4096; None keeps the current count.
 out: optional float32 [B, H, n_q, d_v] buffer (any unit-last-stride layout) written in place

@@ -33,6 +33,8 @@ np.save("v2.npy", np.load("p_v.npy")[0, 0])
 np.save("len.npy", np.array([100], dtype=np.int32))
 np.save("lenf.npy", np.array([100.0], dtype=np.float32))
 np.save("len3.npy", np.array([400], dtype=np.int32))
+np.save("len0.npy", np.zeros(0, dtype=np.int32))
+np.save("len2.npy", np.array([100, 100], dtype=np.int32))
 np.save("q64.npy", q.astype(np.float64))
 np.save("qF.npy", np.asfortranarray(np.load("p_q.npy")[0, 0][:, :8]))
 np.save("k5.npy", np.load("p_k.npy")[0, 0][:, :5])
@@ -46,6 +48,10 @@ expect_2 "float64" "dtype '<f8'" "$cli" run --backend exact --q q64.npy --k k2.n
 expect_2 "fortran" "Fortran" "$cli" run --backend exact --q qF.npy --k k2.npy --v v2.npy --out o.npy
 expect_2 "dim mismatch" "k: dim is 5" "$cli" run --backend exact --q q2.npy --k k5.npy --v v2.npy --out o.npy
 expect_2 "float key lengths" "expected int32" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --key-lengths lenf.npy
+# An empty L.npy is not "no key lengths": B = 1 here, so it must have one entry (run and weights).
+expect_2 "empty key lengths" "--key-lengths len0.npy: shape [0]; expected [1] (one per batch)" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --key-lengths len0.npy
+expect_2 "key lengths count" "--key-lengths len2.npy: shape [2]; expected [1]" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --key-lengths len2.npy
+expect_2 "weights empty key lengths" "--key-lengths len0.npy: shape [0]; expected [1]" "$cli" weights --q q2.npy --k k2.npy --out w.npy --key-lengths len0.npy
 expect_2 "key length range" "key_lengths[0]: 400" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --key-lengths len3.npy
 expect_2 "bad scale" "scale" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --scale -1
 expect_2 "bad repeat" "--repeat" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --repeat 0

@@ -53,6 +53,8 @@ expect_2 "no steps" "--steps is required" "$cli" decode --backend exact --cache 
 expect_2 "bad storage" "expected f32, bf16 or int8" "$cli" decode --backend exact --steps 1 --cache 10 --storage fp8
 expect_2 "both modes" "got both" "$cli" decode --backend exact --steps 1 --cache 10 --q a_q.npy --k b_k.npy --v b_v.npy
 expect_2 "heads with files" "applies to generated inputs" "$cli" decode --backend exact --steps 1 --heads 4 --q a_q.npy --k b_k.npy --v b_v.npy
+/usr/bin/python3 -c "import numpy as np; np.save('dl0.npy', np.zeros(0, np.int32))"
+expect_2 "empty key lengths" "--key-lengths dl0.npy: shape [0]; expected [2] (one per batch)" "$cli" decode --backend exact --steps 2 --q a_q.npy --k b_k.npy --v b_v.npy --key-lengths dl0.npy
 expect_2 "steps > N" "expected S <= N" "$cli" decode --backend exact --steps 5000 --q a_q.npy --k b_k.npy --v b_v.npy
 expect_2 "bad backend" "expected exact, local, pages, performer or linear" "$cli" decode --backend nystrom --steps 1 --cache 10
 "$cli" list | grep -q "^performer$" && expect_2 "performer int8" "expected f32" "$cli" decode --backend performer --storage int8 --steps 1 --cache 10

@@ -78,10 +78,13 @@ Tensor load_tensor(const std::string& flag, const std::string& path, int* rank) 
   return t;
 }
 
-std::vector<int32_t> load_key_lengths(const std::string& path) {
+std::vector<int32_t> load_key_lengths(const std::string& path, int64_t batch) {
   NpyArray L = read_npy(path);
   if (L.dtype != NpyArray::DType::Int32) detail::fail("--key-lengths ", path, ": dtype float32; expected int32");
   if (L.shape.size() != 1) detail::fail("--key-lengths ", path, ": rank ", L.shape.size(), "; expected 1 ([B])");
+  // Checked here, not left to the Problem: an empty file would pass as "no key_lengths" there.
+  if (L.shape[0] != batch)
+    detail::fail("--key-lengths ", path, ": shape [", L.shape[0], "]; expected [", batch, "] (one per batch)");
   return std::move(L.i32);
 }
 

@@ -159,7 +159,9 @@ int cmd_decode(const std::vector<std::string>& argv) {
     src.d_v = vs[3];
     src.cached = qs[2] - steps;
     src.steps = steps;
-    if (args.has("--key-lengths")) src.key_lengths = load_key_lengths(args.str("--key-lengths"));
+    if (args.has("--key-lengths")) {
+      src.key_lengths = load_key_lengths(args.str("--key-lengths"), src.batch);
+    }
     src.q = [&](int64_t s) { return slice(qf.cview(), src.cached + s, src.cached + s + 1); };
     src.kv = [&](int64_t p0, int64_t p1, const std::function<void(ConstView, ConstView, int64_t)>& f) {
       if (p1 > p0) f(slice(kf.cview(), p0, p1), slice(vf.cview(), p0, p1), p0);

@@ -34,7 +34,7 @@ int cmd_run(const std::vector<std::string>& argv) {
   p.v = v.view();
   if (args.has("--scale")) p.scale = static_cast<float>(args.number("--scale"));
   p.mask.causal = args.has("--causal");
-  if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"));
+  if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"), q.shape()[0]);
   Tensor out(q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]);
   p.out = out.view();
   p.validate();  // shape errors before any timing

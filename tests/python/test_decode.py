@@ -129,6 +129,8 @@ def test_bad_input_names_the_argument():
         attnkit.Decoder("exact", capacity=0)
     with pytest.raises(attnkit.Error, match="key_lengths has 1 entries; expected batch=2"):
         attnkit.Decoder("exact", batch=2, key_lengths=[3])
+    with pytest.raises(attnkit.Error, match="key_lengths: 0 entries; expected 2"):
+        attnkit.Decoder("exact", batch=2, key_lengths=[])
     if KERNELIZED:
         with pytest.raises(attnkit.Error, match="expected f32"):
             attnkit.Decoder("linear", storage="int8")

@@ -138,5 +138,9 @@ def test_mha_errors():
         layer(x.transpose(0, 1))
     with pytest.raises(ValueError, match="key_lengths"):
         layer(x, key_lengths=[1])
+    with pytest.raises(attnkit.Error, match="key_lengths: 0 entries; expected 2"):
+        layer(x, key_lengths=[])
+    with pytest.raises(attnkit.Error, match="key_lengths: 0 entries; expected 2"):
+        layer.weights(x, key_lengths=torch.zeros(0, dtype=torch.int32))
     with pytest.raises(TypeError, match="x: dtype float64"):
         layer(x.double())
