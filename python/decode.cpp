@@ -147,7 +147,8 @@ batch, heads, kv_heads, d: sizes (heads a multiple of kv_heads). d_v: value widt
 means d. capacity: positions the cache holds (exact, pages; local, performer and linear
 ignore it). max_step: the largest t one attend may decode (local, performer, linear; exact and
 pages accept any t <= size). storage: "f32", "bf16" or "int8" (per-row scales; error vs fp64
-about 1e-2 on gaussian input). key_lengths: B ints; positions >= key_lengths[b] are padding.
+about 1e-2 on gaussian input). key_lengths: B ints (None: no padding); positions >=
+key_lengths[b] are padding; values in [0, capacity] for exact and pages, >= 0 for the others.
 scale: softmax temperature; None means 1/sqrt(d). Defaults are those of the C++ DecodeConfig
 (there d_v defaults to 64 = d's default; here it follows d).
 

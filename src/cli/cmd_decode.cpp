@@ -161,6 +161,11 @@ int cmd_decode(const std::vector<std::string>& argv) {
     src.steps = steps;
     if (args.has("--key-lengths")) {
       src.key_lengths = load_key_lengths(args.str("--key-lengths"), src.batch);
+      // Every backend's cache here ends at N (local and the kernelized ones would not refuse more).
+      for (size_t b = 0; b < src.key_lengths.size(); ++b)
+        if (src.key_lengths[b] < 0 || src.key_lengths[b] > qs[2])
+          detail::fail("--key-lengths ", args.str("--key-lengths"), ": key_lengths[", b, "]=", src.key_lengths[b],
+                       "; expected a value in [0, ", qs[2], "] (the sequence length N)");
     }
     src.q = [&](int64_t s) { return slice(qf.cview(), src.cached + s, src.cached + s + 1); };
     src.kv = [&](int64_t p0, int64_t p1, const std::function<void(ConstView, ConstView, int64_t)>& f) {
