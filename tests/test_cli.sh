@@ -61,6 +61,13 @@ expect_2 "unknown command" "unknown command" "$cli" frobnicate
 expect_2 "gen bad family" "family" "$cli" gen --n 4 --d 4 --family nope --prefix x
 expect_2 "gen bad n" "--n" "$cli" gen --n 0 --d 4 --prefix x
 expect_2 "gen missing d" "--d" "$cli" gen --n 4 --prefix x
+# An empty value is refused for every flag, naming it (an empty --png wrote a hidden ".png").
+expect_2 "empty --png" "--png '': empty value" "$cli" weights --q q2.npy --k k2.npy --out w.npy --png ""
+[ ! -e .png ] && [ ! -e w.npy ] && ok || bad "empty --png wrote a file"
+expect_2 "empty --out" "--out '': empty value" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out ""
+expect_2 "empty --key-lengths" "--key-lengths '': empty value" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --key-lengths ""
+expect_2 "gen empty prefix" "--prefix '': empty value" "$cli" gen --n 4 --d 4 --prefix ""
+[ ! -e _q.npy ] && ok || bad "gen --prefix '' wrote _q.npy"
 # One SIMD dispatch (docs/simd.md): ATTNKIT_SIMD reaches every kernel group a backend runs, and
 # `run --json` reports the path each group ran on (recorded by the kernels themselves).
 "$cli" list >list.txt 2>&1

@@ -18,6 +18,9 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
     } else if (valued.count(a)) {
       if (i + 1 >= argv.size()) detail::fail(a, ": missing value");
       if (values_.count(a)) detail::fail(a, ": given twice; expected once");
+      // No flag takes an empty value: an empty path would write a hidden file (".png") or read the
+      // current directory, an empty list would run nothing.
+      if (argv[i + 1].empty()) detail::fail(a, " '': empty value; expected a non-empty one");
       values_[a] = argv[++i];
     } else {
       std::string known;
