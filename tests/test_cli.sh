@@ -97,6 +97,14 @@ for spec in $(sed -n 's/^\([a-z][a-z]*\)$/\1/p' list.txt); do
   expect_2 "ATTNKIT_SIMD=bogus run $spec" "ATTNKIT_SIMD=bogus is not available" env ATTNKIT_SIMD=bogus "$cli" run \
     --backend "$spec" --q p_q.npy --k p_k.npy --v p_v.npy --out o.npy
 done
+# --json stays valid JSON when the spec holds '"' or '\' (performer's projection= is a file name).
+if grep -q "^performer$" list.txt; then
+  /usr/bin/python3 -c "import numpy as np; np.save('p\"r\\\\oj.npy', np.random.default_rng(0).normal(size=(16, 32)).astype(np.float32))"
+  expect_ok "run --json quoted spec" "$cli" run --backend 'performer:features=16,projection=p"r\oj.npy' --q p_q.npy --k p_k.npy \
+    --v p_v.npy --out o.npy --json
+  /usr/bin/python3 -c "import json; r = json.load(open('out.txt')); assert 'projection=p\"r\\\\oj.npy' in r['backend'], r" \
+    && ok || bad "run --json with a quoted spec: $(cat out.txt)"
+fi
 printf 'garbage garbage garbage' > junk.npy
 expect_2 "garbage npy" "magic" "$cli" run --backend exact --q junk.npy --k k2.npy --v v2.npy --out o.npy
 echo "cli: $pass passed, $fail failed"

@@ -47,6 +47,15 @@ assert r['rel_fro'] <= 1e-5, r"; then ok; else bad "generated json $(cat out.txt
 expect_ok "generated text" "$cli" decode --backend pages:page=16,keep=512 --storage int8 --cache 2000 --heads 4 --kv-heads 2 --d 32 --steps 2
 grep -q "ms per token" out.txt && grep -q "read bandwidth" out.txt && ok || bad "text output $(cat out.txt)"
 
+# --json stays valid JSON when the spec holds '"' or '\' (performer's projection= is a file name).
+if "$cli" list | grep -q "^performer$"; then
+  /usr/bin/python3 -c "import numpy as np; np.save('p\"r\\\\oj.npy', np.random.default_rng(0).normal(size=(16, 16)).astype(np.float32))"
+  expect_ok "decode --json quoted spec" "$cli" decode --backend 'performer:features=16,projection=p"r\oj.npy' --cache 20 \
+    --heads 2 --kv-heads 1 --d 16 --steps 2 --json
+  /usr/bin/python3 -c "import json; r = json.load(open('out.txt')); assert 'projection=p\"r\\\\oj.npy' in r['backend'], r" \
+    && ok || bad "decode --json with a quoted spec: $(cat out.txt)"
+fi
+
 "$cli" gen --n 1100 --d 16 --heads 3 --batch 2 --seed 1 --prefix h3 >/dev/null
 expect_2 "H not multiple of G" "not a multiple" "$cli" decode --backend exact --steps 2 --q h3_q.npy --k b_k.npy --v b_v.npy
 expect_2 "no steps" "--steps is required" "$cli" decode --backend exact --cache 10

@@ -21,6 +21,7 @@
 #include "attnkit/error.hpp"
 #include "attnkit/inputs.hpp"
 #include "commands.hpp"
+#include "json.hpp"
 
 namespace attnkit::cli {
 
@@ -241,11 +242,11 @@ int cmd_decode(const std::vector<std::string>& argv) {
   const int nthreads = omp_get_max_threads();
   const double ratio = read_gbps > 0 ? cache_gbps / read_gbps : 0;
   if (args.has("--json")) {
-    std::printf("{\"backend\": \"%s\", \"storage\": \"%s\", \"cache\": %lld, \"steps\": %lld, \"batch\": %lld, "
+    std::printf("{\"backend\": %s, \"storage\": \"%s\", \"cache\": %lld, \"steps\": %lld, \"batch\": %lld, "
                 "\"heads\": %lld, \"kv_heads\": %lld, \"d\": %lld, \"d_v\": %lld, \"threads\": %d, "
                 "\"ms_per_token\": %.6g, \"cache_gbps\": %.6g, \"read_gbps\": %.6g, \"ratio_read\": %.6g, "
                 "\"ms_per_token_mean\": %.6g, \"cache_gbps_mean\": %.6g, \"state_bytes\": %lld",
-                dec.spec().c_str(), kv_storage_name(storage).c_str(), (long long)src.cached, (long long)steps,
+                json_string(dec.spec()).c_str(), kv_storage_name(storage).c_str(), (long long)src.cached, (long long)steps,
                 (long long)src.batch, (long long)src.heads, (long long)src.kv_heads, (long long)src.d,
                 (long long)src.d_v, nthreads, ms_per_token, cache_gbps, read_gbps, ratio, ms_mean, cache_gbps_mean,
                 (long long)dec.bytes());

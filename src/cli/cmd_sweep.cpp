@@ -16,6 +16,7 @@
 #include "attnkit/attnkit.hpp"
 #include "attnkit_config.hpp"
 #include "commands.hpp"
+#include "json.hpp"
 #include "sweep_machine.hpp"
 #include "sweep_peers.hpp"
 #include "sweep_record.hpp"
@@ -238,11 +239,7 @@ std::string fmt_seconds(double s) {
 void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, double sgemm, bool mem_ok,
                 int64_t cases, double seconds, double warmup_s, const std::string& peers_note) {
   std::ofstream f(path);
-  auto q = [](const std::string& x) {
-    std::string o;
-    for (char c : x) o += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
-    return "\"" + o + "\"";
-  };
+  auto q = [](const std::string& x) { return json_string(x); };
   std::time_t now = std::time(nullptr);
   char date[64];
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
