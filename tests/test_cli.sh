@@ -53,7 +53,11 @@ expect_2 "empty key lengths" "--key-lengths len0.npy: shape [0]; expected [1] (o
 expect_2 "key lengths count" "--key-lengths len2.npy: shape [2]; expected [1]" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --key-lengths len2.npy
 expect_2 "weights empty key lengths" "--key-lengths len0.npy: shape [0]; expected [1]" "$cli" weights --q q2.npy --k k2.npy --out w.npy --key-lengths len0.npy
 expect_2 "key length range" "key_lengths[0]: 400" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --key-lengths len3.npy
-expect_2 "bad scale" "scale" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --scale -1
+expect_2 "bad scale" "--scale -1: expected a finite value > 0" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --scale -1
+# The value as typed, not as rounded to float32 (0 and inf), and the flag's name.
+expect_2 "scale underflow" "--scale 1e-50: 0 as float32" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --scale 1e-50
+expect_2 "scale overflow" "--scale 1e39: above float32's largest value" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --scale 1e39
+expect_2 "weights scale underflow" "--scale 1e-50: 0 as float32" "$cli" weights --q q2.npy --k k2.npy --out w.npy --scale 1e-50
 expect_2 "bad repeat" "--repeat" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --repeat 0
 expect_2 "missing --out" "--out: required" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy
 expect_2 "unknown flag" "unknown argument" "$cli" run --bogus

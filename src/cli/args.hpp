@@ -2,6 +2,7 @@
 // Minimal `--flag value` / `--switch` parser for the attnkit command; errors are attnkit::Error.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ Tensor load_tensor(const std::string& flag, const std::string& path, int* rank =
 // Loads a --key-lengths file: int32 .npy of shape [batch] (an empty file is refused, not taken as
 // "no key lengths"); the values are checked by the Problem.
 std::vector<int32_t> load_key_lengths(const std::string& path, int64_t batch);
+// --scale S as float32 (nullopt when not given); refuses a value that is not finite and > 0 once
+// rounded to float32, naming the flag and the value as typed.
+std::optional<float> load_scale(const Args& args);
 // Writes `t` with the given rank (2, 3 or 4), dropping leading unit axes.
 void save_tensor(const std::string& path, const Tensor& t, int rank);
 

@@ -33,7 +33,7 @@ int cmd_run(const std::vector<std::string>& argv) {
   p.q = q.view();
   p.k = k.view();
   p.v = v.view();
-  if (args.has("--scale")) p.scale = static_cast<float>(args.number("--scale"));
+  p.scale = load_scale(args);
   p.mask.causal = args.has("--causal");
   if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"), q.shape()[0]);
   Tensor out(q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]);

@@ -52,7 +52,7 @@ int cmd_weights(const std::vector<std::string>& argv) {
   p.k = k.view();
   p.v = v.view();
   p.out = out.view();
-  if (args.has("--scale")) p.scale = static_cast<float>(args.number("--scale"));
+  p.scale = load_scale(args);
   p.mask.causal = args.has("--causal");
   if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"), q.shape()[0]);
   const Shape d = p.validate();
