@@ -44,6 +44,8 @@ expect_ok "rank-2 run with key lengths" "$cli" run --backend exact --q q2.npy --
 expect_2 "unknown backend" "unknown" "$cli" run --backend nosuch --q q2.npy --k k2.npy --v v2.npy --out o.npy
 expect_2 "bad spec key" "unknown key" "$cli" run --backend exact:foo=1 --q q2.npy --k k2.npy --v v2.npy --out o.npy
 expect_2 "missing file" "cannot open" "$cli" run --backend exact --q nofile.npy --k k2.npy --v v2.npy --out o.npy
+mkdir -p adir
+expect_2 "directory as npy" "npy file 'adir': is a directory; expected an .npy file" "$cli" run --backend exact --q q2.npy --k k2.npy --v adir --out o.npy
 expect_2 "float64" "dtype '<f8'" "$cli" run --backend exact --q q64.npy --k k2.npy --v v2.npy --out o.npy
 expect_2 "fortran" "Fortran" "$cli" run --backend exact --q qF.npy --k k2.npy --v v2.npy --out o.npy
 expect_2 "dim mismatch" "k: dim is 5" "$cli" run --backend exact --q q2.npy --k k5.npy --v v2.npy --out o.npy
