@@ -140,6 +140,8 @@ def test_mha_errors():
         layer(x, key_lengths=[1])
     with pytest.raises(attnkit.Error, match="key_lengths: 0 entries; expected 2"):
         layer(x, key_lengths=[])
+    with pytest.raises(attnkit.Error, match=r"^x: shape \[2, 0, 32\]"):  # not the output buffer y
+        layer(np.zeros((2, 0, 32), np.float32))
     with pytest.raises(attnkit.Error, match="key_lengths: 0 entries; expected 2"):
         layer.weights(x, key_lengths=torch.zeros(0, dtype=torch.int32))
     with pytest.raises(TypeError, match="x: dtype float64"):
