@@ -74,6 +74,14 @@ expect_2 "empty --out" "--out '': empty value" "$cli" run --backend exact --q q2
 expect_2 "empty --key-lengths" "--key-lengths '': empty value" "$cli" run --backend exact --q q2.npy --k k2.npy --v v2.npy --out o.npy --key-lengths ""
 expect_2 "gen empty prefix" "--prefix '': empty value" "$cli" gen --n 4 --d 4 --prefix ""
 [ ! -e _q.npy ] && ok || bad "gen --prefix '' wrote _q.npy"
+# sweep: a list with no entries is refused (it ran nothing, or exact alone), and nothing is created
+# before every argument is checked.
+expect_2 "sweep empty --n" "--n '': empty value" "$cli" sweep --n "" --families gaussian --backends exact --no-peers --out sw
+expect_2 "sweep --n ," "--n ',': no entries; expected a comma-separated list of sequence lengths" "$cli" sweep --n , --no-peers --out sw
+expect_2 "sweep --families ," "--families ',': no entries; expected a comma-separated list of input families" "$cli" sweep --families , --no-peers --out sw
+expect_2 "sweep --backends ,," "--backends ',,': no entries; expected a comma-separated list of backend specs" "$cli" sweep --backends ,, --no-peers --out sw
+expect_2 "sweep bogus backend" "bogus" "$cli" sweep --backends bogus --n 64 --no-peers --out sw
+[ ! -e sw ] && ok || bad "sweep with bad arguments created its --out folder"
 # One SIMD dispatch (docs/simd.md): ATTNKIT_SIMD reaches every kernel group a backend runs, and
 # `run --json` reports the path each group ran on (recorded by the kernels themselves).
 "$cli" list >list.txt 2>&1
