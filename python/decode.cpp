@@ -154,7 +154,8 @@ scale: softmax temperature; None means 1/sqrt(d). Defaults are those of the C++ 
 
 Arrays are float32 numpy arrays or torch CPU tensors with a unit last stride, used in place
 (rank 3 / 2 inputs are padded with leading 1s as everywhere in the module); other dtypes or
-layouts raise TypeError / ValueError naming the argument unless copy=True is passed.
+layouts raise TypeError / ValueError naming the argument unless copy=True is passed (which
+converts real data, torch bfloat16 included, to float32; complex data raises TypeError).
 Raises attnkit.Error (a ValueError) naming the argument for a bad spec, size, storage or
 key_lengths. Every library error is raised before anything changes: a failed append leaves
 the cache as it was.

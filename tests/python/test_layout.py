@@ -104,6 +104,11 @@ def test_float64_is_type_error():
         attnkit.attention(q, k.astype(np.int32), v)
     # copy=True converts, to the same result as converting first
     assert bits_equal(attnkit.attention(q.astype(np.float64), k, v, copy=True), attnkit.attention(q, k, v))
+    # ... real data only: numpy would drop an imaginary part with just a warning
+    with pytest.raises(TypeError, match="q: dtype complex64; expected real numbers"):
+        attnkit.attention(q.astype(np.complex64), k, v, copy=True)
+    with pytest.raises(TypeError, match="v: dtype complex128; expected real numbers"):
+        attnkit.attention(q, k, (v + 1j).tolist(), copy=True)
 
 
 @pytest.mark.parametrize("case,pattern", [
