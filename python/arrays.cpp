@@ -5,6 +5,8 @@
 #include <climits>
 #include <string>
 
+#include "attnkit/error.hpp"
+
 namespace attnkit::python {
 
 namespace {
@@ -13,26 +15,36 @@ constexpr const char* kCopyHint = " (pass copy=True to let attnkit copy and conv
 
 std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
 
-// The converted copy that copy=True allows: float32, C order, aligned.
-py::array converted(py::handle obj) {
-  static const char* req[] = {"C", "A"};
-  py::list requirements;
-  for (const char* r : req) requirements.append(r);
-  return py::module_::import("numpy").attr("require")(obj, py::dtype::of<float>(), requirements);
+}  // namespace
+
+py::array converted(py::handle obj, const std::string& name) {
+  const py::module_ np = py::module_::import("numpy");
+  const py::array a = np.attr("asarray")(obj);
+  // numpy would cast complex to float32 by dropping the imaginary part (with only a warning).
+  const char kind = a.dtype().kind();
+  if (kind != 'b' && kind != 'i' && kind != 'u' && kind != 'f')
+    throw py::type_error(name + ": dtype " + std::string(py::str(a.dtype())) +
+                         "; expected real numbers (copy=True converts bool, integer and floating-point data to "
+                         "float32, not complex numbers, strings or objects)");
+  return np.attr("require")(a, py::dtype::of<float>(), py::make_tuple("C", "A"));
 }
 
-// A torch tensor's .numpy() view (shares the storage; detach() drops autograd, never copies).
-py::object torch_numpy(py::handle t, const char* name) {
+py::object torch_numpy(py::handle t, const std::string& name, bool copy) {
   const std::string device = py::str(t.attr("device").attr("type"));
   if (device != "cpu")
-    throw py::type_error(std::string(name) + ": a torch tensor on '" + device +
+    throw py::type_error(name + ": a torch tensor on '" + device +
                          "'; expected a CPU tensor (attnkit computes on the CPU; move it with .cpu())");
+  // bfloat16 has no numpy dtype: with copy=True it goes through torch's own float32 conversion.
+  if (copy && std::string(py::str(t.attr("dtype"))) == "torch.bfloat16")
+    return t.attr("detach")().attr("float")().attr("numpy")();
   try {
     return t.attr("detach")().attr("numpy")();
   } catch (py::error_already_set& e) {
-    throw py::type_error(std::string(name) + ": torch tensor cannot be seen as a numpy array: " + e.what());
+    throw py::type_error(name + ": torch tensor cannot be seen as a numpy array: " + e.what());
   }
 }
+
+namespace {
 
 // Fills a.shape / a.stride from a.array; returns an empty string when the layout is usable as is,
 // else why not.
@@ -90,9 +102,9 @@ ArrayArg as_array(py::handle obj, const char* name, bool copy, bool writable) {
       throw py::type_error(std::string(name) + ": None; expected a float32 numpy array or torch CPU tensor");
     if (is_torch_tensor(obj)) {
       a.torch = true;
-      o = torch_numpy(obj, name);
+      o = torch_numpy(obj, name, may_copy);
     } else if (may_copy) {
-      o = converted(obj);
+      o = converted(obj, name);
     } else {
       throw py::type_error(std::string(name) + ": " + type_name(obj) +
                            "; expected a float32 numpy array or torch CPU tensor" + (writable ? "" : kCopyHint));
@@ -103,7 +115,7 @@ ArrayArg as_array(py::handle obj, const char* name, bool copy, bool writable) {
     if (!may_copy)
       throw py::type_error(std::string(name) + ": dtype " + std::string(py::str(a.array.dtype())) +
                            "; expected float32" + (writable ? "" : kCopyHint));
-    a.array = converted(a.array);
+    a.array = converted(a.array, name);
   }
   a.rank = static_cast<int>(a.array.ndim());
   if (a.rank < 2 || a.rank > 4)
@@ -111,7 +123,7 @@ ArrayArg as_array(py::handle obj, const char* name, bool copy, bool writable) {
                           std::string(py::str(a.array.attr("shape"))) + "); expected [B,H,N,D], [H,N,D] or [N,D]");
   std::string why = layout(a, name);
   if (!why.empty() && may_copy) {
-    a.array = converted(a.array);
+    a.array = converted(a.array, name);
     why = layout(a, name);
   }
   if (!why.empty()) throw py::value_error(why + (writable ? "" : kCopyHint));
@@ -130,11 +142,11 @@ py::array_t<float> new_output(const std::array<int64_t, 4>& shape4, int rank) {
   return py::array_t<float>(shape);
 }
 
-std::vector<int32_t> key_lengths_arg(py::handle obj) {
+std::vector<int32_t> key_lengths_arg(py::handle obj, int64_t batch) {
   std::vector<int32_t> out;
   if (obj.is_none()) return out;
   py::object seq = py::reinterpret_borrow<py::object>(obj);
-  if (is_torch_tensor(obj)) seq = torch_numpy(obj, "key_lengths");
+  if (is_torch_tensor(obj)) seq = torch_numpy(obj, "key_lengths", false);
   if (py::isinstance<py::array>(seq)) {
     const py::array arr = py::reinterpret_borrow<py::array>(seq);
     const char kind = arr.dtype().kind();
@@ -162,6 +174,11 @@ std::vector<int32_t> key_lengths_arg(py::handle obj) {
     out.push_back(static_cast<int32_t>(v));
     ++i;
   }
+  // An empty list would reach the library as "no key_lengths" (the Mask's default): a given list
+  // must have one entry per batch entry (None means no padding).
+  if (out.empty() && batch >= 1)
+    throw Error("key_lengths: 0 entries; expected " + std::to_string(batch) +
+                " (one per batch; None for no padding)");
   return out;
 }
 

@@ -6,7 +6,9 @@
 // stride and whose other strides are non-negative multiples of 4 bytes becomes a View over the
 // same memory. Anything else is refused — TypeError for a wrong type or dtype, ValueError for a
 // wrong rank or layout, both naming the argument — unless the caller passed copy=True, which
-// converts with numpy.require(..., float32, ['C', 'A']). Nothing is converted silently.
+// converts real data (bool, integers, floats; torch bfloat16 through .float()) with
+// numpy.require(..., float32, ['C', 'A']); complex data is refused even then (TypeError), since
+// the conversion would drop its imaginary part. Nothing is converted silently.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -48,10 +50,20 @@ py::object to_caller(py::array a, bool torch);
 // New C-order array of the last `rank` of the four dims in `shape4` (the output of a q of that rank).
 py::array_t<float> new_output(const std::array<int64_t, 4>& shape4, int rank);
 
+// The copy that copy=True makes of `obj`: float32, C order, aligned. Raises TypeError naming `name`
+// for data that is not real numbers (complex, strings, objects): numpy would drop the imaginary part.
+py::array converted(py::handle obj, const std::string& name);
+
+// A torch CPU tensor's .numpy() view (shares the storage; detach() drops autograd, never copies);
+// with `copy`, a bfloat16 tensor (no numpy dtype) becomes a float32 copy. TypeError naming `name`
+// for another device or a dtype numpy cannot see.
+py::object torch_numpy(py::handle t, const std::string& name, bool copy);
+
 // key_lengths: None, a sequence of ints, or a 1-D integer array / tensor. Raises TypeError for
-// non-integers, ValueError for a wrong rank or a value outside int32 (the library checks the range
-// [0, n_k] and the count).
-std::vector<int32_t> key_lengths_arg(py::handle obj);
+// non-integers, ValueError for a wrong rank or a value outside int32, attnkit.Error for an empty
+// one when `batch` >= 1 (the library, which takes empty for "none", checks the range [0, n_k] and
+// any other count).
+std::vector<int32_t> key_lengths_arg(py::handle obj, int64_t batch);
 
 // scale: None or a number (float32, as the CLI's --scale).
 std::optional<float> scale_arg(const std::optional<double>& scale);

@@ -64,7 +64,7 @@ std::unique_ptr<PyDecoder> make_decoder(const std::string& spec, int64_t batch, 
   cfg.d_v = d_v.value_or(d);
   cfg.storage = parse_kv_storage(storage);  // attnkit.Error naming `storage` for an unknown name
   cfg.max_step = max_step;
-  cfg.key_lengths = key_lengths_arg(key_lengths);
+  cfg.key_lengths = key_lengths_arg(key_lengths, batch);
   cfg.scale = scale_arg(scale);
   return std::make_unique<PyDecoder>(PyDecoder{Decoder(spec, cfg)});
 }
@@ -147,13 +147,15 @@ batch, heads, kv_heads, d: sizes (heads a multiple of kv_heads). d_v: value widt
 means d. capacity: positions the cache holds (exact, pages; local, performer and linear
 ignore it). max_step: the largest t one attend may decode (local, performer, linear; exact and
 pages accept any t <= size). storage: "f32", "bf16" or "int8" (per-row scales; error vs fp64
-about 1e-2 on gaussian input). key_lengths: B ints; positions >= key_lengths[b] are padding.
+about 1e-2 on gaussian input). key_lengths: B ints (None: no padding); positions >=
+key_lengths[b] are padding; values in [0, capacity] for exact and pages, >= 0 for the others.
 scale: softmax temperature; None means 1/sqrt(d). Defaults are those of the C++ DecodeConfig
 (there d_v defaults to 64 = d's default; here it follows d).
 
 Arrays are float32 numpy arrays or torch CPU tensors with a unit last stride, used in place
 (rank 3 / 2 inputs are padded with leading 1s as everywhere in the module); other dtypes or
-layouts raise TypeError / ValueError naming the argument unless copy=True is passed.
+layouts raise TypeError / ValueError naming the argument unless copy=True is passed (which
+converts real data, torch bfloat16 included, to float32; complex data raises TypeError).
 Raises attnkit.Error (a ValueError) naming the argument for a bad spec, size, storage or
 key_lengths. Every library error is raised before anything changes: a failed append leaves
 the cache as it was.

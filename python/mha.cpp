@@ -27,11 +27,7 @@ struct PyMha {
 
 py::array numpy_of(py::handle obj, const std::string& name, bool copy) {
   py::object o = py::reinterpret_borrow<py::object>(obj);
-  if (is_torch_tensor(obj)) {
-    const std::string device = py::str(obj.attr("device").attr("type"));
-    if (device != "cpu") throw py::type_error(name + ": a torch tensor on '" + device + "'; expected a CPU tensor");
-    o = obj.attr("detach")().attr("numpy")();
-  }
+  if (is_torch_tensor(obj)) o = torch_numpy(obj, name, copy);
   if (!py::isinstance<py::array>(o) || !py::array_t<float>::check_(o)) {
     if (!copy) {
       const std::string what = py::isinstance<py::array>(o) ? "dtype " + std::string(py::str(o.attr("dtype")))
@@ -39,7 +35,7 @@ py::array numpy_of(py::handle obj, const std::string& name, bool copy) {
       throw py::type_error(name + ": " + what +
                            "; expected a float32 numpy array or torch CPU tensor (pass copy=True to convert)");
     }
-    o = py::module_::import("numpy").attr("require")(o, py::dtype::of<float>(), py::make_tuple("C", "A"));
+    o = converted(o, name);
   }
   return py::reinterpret_borrow<py::array>(o);
 }
@@ -146,7 +142,8 @@ torch.nn.MultiheadAttention(d_model, heads, batch_first=True)'s forward over any
 backend. state_dict: the module's state_dict() (torch tensors or float32 arrays, PyTorch's
 out x in layout): in_proj_weight [3*d_model, d_model], optional in_proj_bias [3*d_model],
 out_proj.weight [d_model, d_model], optional out_proj.bias [d_model]. The weights are copied.
-backend: spec string or attnkit.Backend. copy=True converts weights of another dtype.
+backend: spec string or attnkit.Backend. copy=True converts weights of another real dtype
+(torch bfloat16 included; complex refused).
 Not supported (ValueError naming the key): add_bias_kv, kdim/vdim != d_model.
 Differences from PyTorch: a query that sees no key gives zeros (PyTorch: NaN); causal
 cross-attention is bottom-right aligned. Calls release the GIL; one layer may be used from
@@ -169,7 +166,7 @@ several threads at once.)doc")
             const MutSeq ys{y.mutable_data(), xs.view.batch, xs.view.seq, D};
             Mask mask;
             mask.causal = causal;
-            mask.key_lengths = key_lengths_arg(key_lengths);
+            mask.key_lengths = key_lengths_arg(key_lengths, xs.view.batch);
             ThreadCount count(threads);
             {
               py::gil_scoped_release nogil;
@@ -201,7 +198,7 @@ padding at the end). Returns y of x's shape, as a numpy array or a torch tensor 
                           " weights; expected at most " + std::to_string(Backend::kMaxWeights));
             Mask mask;
             mask.causal = causal;
-            mask.key_lengths = key_lengths_arg(key_lengths);
+            mask.key_lengths = key_lengths_arg(key_lengths, xs.view.batch);
             py::array_t<float> w({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(mk)});
             float* wp = w.mutable_data();
             {

@@ -84,7 +84,9 @@ Arrays are float32 numpy arrays or torch CPU tensors of shape [B, H, N, D], [H, 
 Any strides whose last axis is contiguous are used in place, without a copy (e.g. a
 [B, N, H, D] projection output viewed as [B, H, N, D] by .transpose(0, 2, 1, 3)).
 Other dtypes or layouts are refused (TypeError for the type or dtype, ValueError for the
-rank or layout) unless copy=True is passed. Results come back as the type q was given in.
+rank or layout) unless copy=True is passed, which converts real data (bool, integers, floats,
+torch bfloat16) to float32; complex data raises TypeError even then. Results come back as the
+type q was given in.
 Errors the library finds (a bad shape, an unknown spec, a mask a backend cannot honour)
 raise attnkit.Error, a subclass of ValueError, whose message names the argument.
 Computations release the GIL: several Python threads may compute at once.
@@ -100,12 +102,14 @@ leading axes), float32, any strides with a unit last stride (used without a copy
 backend: a spec string ("exact", "local:window=256", ...; see backends()) or an
 attnkit.Backend (faster for repeated calls: a spec string builds the backend each call).
 causal: bottom-right aligned causal mask (query i sees key j iff j <= i + n_k - n_q).
-key_lengths: B ints; keys j >= key_lengths[b] are padding.
+key_lengths: B ints (None: no padding); keys j >= key_lengths[b] are padding.
 scale: softmax temperature; None means 1/sqrt(d).
 threads: OpenMP threads for this call, 1..4096; None keeps the current count.
 out: optional float32 [B, H, n_q, d_v] buffer (any unit-last-stride layout) written in place
 and returned.
-copy: allow converting other dtypes / layouts (otherwise TypeError / ValueError).
+copy: allow converting other real dtypes (bool, integers, float16/float64, torch bfloat16) to
+float32 and other layouts to C order (otherwise TypeError / ValueError); complex input raises
+TypeError even then (the conversion would drop the imaginary part).
 Returns [B, H, n_q, d_v] float32 of q's rank, as a numpy array or a torch tensor like q.
 Raises attnkit.Error (ValueError) naming the bad argument. Releases the GIL.)doc";
 

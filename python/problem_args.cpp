@@ -24,7 +24,7 @@ ProblemArgs problem_args(py::handle q, py::handle k, py::handle v, py::handle ou
   p.out = a.out.mview();
   p.scale = scale_arg(scale);
   p.mask.causal = causal;
-  p.mask.key_lengths = key_lengths_arg(key_lengths);
+  p.mask.key_lengths = key_lengths_arg(key_lengths, a.q.shape[0]);
   p.validate();  // every shape error before any work (names the argument)
   return a;
 }

@@ -608,6 +608,17 @@ TEST_CASE("decode: bad input throws attnkit::Error and leaves the cache intact",
   cfg = config_for(s);
   cfg.key_lengths = {1};
   CHECK_THROWS_WITH(Decoder("exact", cfg), Catch::Contains("key_lengths has 1 entries; expected batch=2"));
+  // exact and pages never hold more than capacity positions: a longer key length is refused; the
+  // capacity itself is fine. local ignores capacity, so it takes any length >= 0.
+  cfg = config_for(s);
+  cfg.key_lengths = {static_cast<int32_t>(cfg.capacity), static_cast<int32_t>(cfg.capacity) + 1};
+  for (const std::string spec : {"exact", "pages:page=8,keep=1000"})
+    CHECK_THROWS_WITH(Decoder(spec, cfg),
+                      Catch::Contains("key_lengths[1]=" + std::to_string(cfg.capacity + 1) + "; expected a value in [0, " +
+                                      std::to_string(cfg.capacity) + "]"));
+  if (ATTNKIT_HAS_LOCAL) CHECK_NOTHROW(Decoder("local:window=8", cfg));
+  cfg.key_lengths = {static_cast<int32_t>(cfg.capacity), 0};
+  CHECK_NOTHROW(Decoder("exact", cfg));
 
   for (const std::string spec : {"exact", "pages:page=8,keep=1000", "local:window=8", "performer:features=32", "linear"}) {
     INFO(spec);

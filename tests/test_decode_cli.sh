@@ -47,13 +47,29 @@ assert r['rel_fro'] <= 1e-5, r"; then ok; else bad "generated json $(cat out.txt
 expect_ok "generated text" "$cli" decode --backend pages:page=16,keep=512 --storage int8 --cache 2000 --heads 4 --kv-heads 2 --d 32 --steps 2
 grep -q "ms per token" out.txt && grep -q "read bandwidth" out.txt && ok || bad "text output $(cat out.txt)"
 
+# --json stays valid JSON when the spec holds '"' or '\' (performer's projection= is a file name).
+if "$cli" list | grep -q "^performer$"; then
+  /usr/bin/python3 -c "import numpy as np; np.save('p\"r\\\\oj.npy', np.random.default_rng(0).normal(size=(16, 16)).astype(np.float32))"
+  expect_ok "decode --json quoted spec" "$cli" decode --backend 'performer:features=16,projection=p"r\oj.npy' --cache 20 \
+    --heads 2 --kv-heads 1 --d 16 --steps 2 --json
+  /usr/bin/python3 -c "import json; r = json.load(open('out.txt')); assert 'projection=p\"r\\\\oj.npy' in r['backend'], r" \
+    && ok || bad "decode --json with a quoted spec: $(cat out.txt)"
+fi
+
 "$cli" gen --n 1100 --d 16 --heads 3 --batch 2 --seed 1 --prefix h3 >/dev/null
-expect_2 "H not multiple of G" "not a multiple" "$cli" decode --backend exact --steps 2 --q h3_q.npy --k b_k.npy --v b_v.npy
+expect_2 "H not multiple of G" "attnkit decode: --q/--k: q has 3 heads, not a multiple" "$cli" decode --backend exact --steps 2 --q h3_q.npy --k b_k.npy --v b_v.npy
 expect_2 "no steps" "--steps is required" "$cli" decode --backend exact --cache 10
 expect_2 "bad storage" "expected f32, bf16 or int8" "$cli" decode --backend exact --steps 1 --cache 10 --storage fp8
-expect_2 "both modes" "got both" "$cli" decode --backend exact --steps 1 --cache 10 --q a_q.npy --k b_k.npy --v b_v.npy
-expect_2 "heads with files" "applies to generated inputs" "$cli" decode --backend exact --steps 1 --heads 4 --q a_q.npy --k b_k.npy --v b_v.npy
-expect_2 "steps > N" "expected S <= N" "$cli" decode --backend exact --steps 5000 --q a_q.npy --k b_k.npy --v b_v.npy
+# One "attnkit decode: " prefix (main's), not "attnkit decode: decode: ".
+expect_2 "both modes" "attnkit decode: give either --cache N" "$cli" decode --backend exact --steps 1 --cache 10 --q a_q.npy --k b_k.npy --v b_v.npy
+expect_2 "heads with files" "attnkit decode: --heads applies to generated inputs" "$cli" decode --backend exact --steps 1 --heads 4 --q a_q.npy --k b_k.npy --v b_v.npy
+/usr/bin/python3 -c "import numpy as np; np.save('dl0.npy', np.zeros(0, np.int32))"
+expect_2 "empty key lengths" "--key-lengths dl0.npy: shape [0]; expected [2] (one per batch)" "$cli" decode --backend exact --steps 2 --q a_q.npy --k b_k.npy --v b_v.npy --key-lengths dl0.npy
+/usr/bin/python3 -c "import numpy as np; np.save('dlbig.npy', np.array([1101, 1100], np.int32))"
+for spec in exact local:window=24; do  # local ignores the library's capacity: the CLI checks N itself
+  expect_2 "$spec key lengths > N" "--key-lengths dlbig.npy: key_lengths[0]=1101; expected a value in [0, 1100]" "$cli" decode --backend $spec --steps 2 --q a_q.npy --k b_k.npy --v b_v.npy --key-lengths dlbig.npy
+done
+expect_2 "steps > N" "attnkit decode: --steps 5000 exceeds the sequence length 1100; expected S <= N" "$cli" decode --backend exact --steps 5000 --q a_q.npy --k b_k.npy --v b_v.npy
 expect_2 "bad backend" "expected exact, local, pages, performer or linear" "$cli" decode --backend nystrom --steps 1 --cache 10
 "$cli" list | grep -q "^performer$" && expect_2 "performer int8" "expected f32" "$cli" decode --backend performer --storage int8 --steps 1 --cache 10
 

@@ -244,6 +244,13 @@ TEST_CASE("mha rejects bad sizes with messages naming them", "[layer]") {
   CHECK_THROWS_WITH(mha.forward(ConstSeq{x.data(), 1, 5, 16}, ConstSeq{c.data(), 2, 7, 16}, MutSeq{y.data(), 1, 5, 16}),
                     Contains("context: batch 2"));
   CHECK_THROWS_WITH(mha.forward(ConstSeq{nullptr, 1, 5, 16}, MutSeq{y.data(), 1, 5, 16}), Contains("x: null"));
+  // A bad input is named, not the output the caller sized from it (y was reported first).
+  CHECK_THROWS_WITH(mha.forward(ConstSeq{x.data(), 2, 0, 16}, MutSeq{y.data(), 2, 0, 16}),
+                    Catch::StartsWith("x: shape [2, 0, 16]; expected batch and seq >= 1"));
+  CHECK_THROWS_WITH(mha.forward(ConstSeq{x.data(), 2, 0, 16}, ConstSeq{c.data(), 2, 7, 16}, MutSeq{y.data(), 2, 0, 16}),
+                    Catch::StartsWith("x: shape [2, 0, 16]"));
+  CHECK_THROWS_WITH(mha.forward(ConstSeq{x.data(), 1, 5, 16}, ConstSeq{c.data(), 1, 7, 15}, MutSeq{y.data(), 1, 5, 17}),
+                    Catch::StartsWith("context: width 15"));
   Mask m;
   m.key_lengths = {6};
   CHECK_THROWS_WITH(mha.forward(ConstSeq{x.data(), 1, 5, 16}, MutSeq{y.data(), 1, 5, 16}, m), Contains("key_lengths"));

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -92,6 +93,12 @@ TEST_CASE("malformed npy files give clear errors", "[npy]") {
   }
   CHECK_THROWS_WITH(read_npy(tmp("bad")), Catch::Contains("truncated"));
   CHECK_THROWS_WITH(read_npy("/nonexistent/x.npy"), Catch::Contains("cannot open"));
+  // A directory opens as a stream on Linux (its size was then "larger than the limit").
+  const std::string dir = "npy_test_dir";
+  std::filesystem::create_directory(dir);
+  CHECK_THROWS_WITH(read_npy(dir), Catch::Equals("npy file 'npy_test_dir': is a directory; expected an .npy file"));
+  CHECK_THROWS_WITH(read_npy_header(dir), Catch::Contains("is a directory"));
+  std::filesystem::remove(dir);
   std::remove(tmp("bad").c_str());
 }
 

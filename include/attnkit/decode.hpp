@@ -91,6 +91,7 @@ struct DecodeConfig {
   KvStorage storage = KvStorage::F32;
   std::optional<float> scale;  // unset: 1/sqrt(d)
   // Optional, one entry per batch entry: positions >= key_lengths[b] are padding (invisible).
+  // Values in [0, capacity] for exact and pages (their cache never holds more); >= 0 for the others.
   std::vector<int32_t> key_lengths;
 };
 
@@ -101,8 +102,8 @@ class Decoder {
  public:
   // Throws for an unknown backend name (listing exact, local, pages, performer, linear), a bad
   // parameter (unknown key, value out of the range above), or a bad config (any size, capacity or
-  // max_step < 1, heads not a multiple of kv_heads, a scale not finite and > 0, key_lengths size or
-  // values < 0, storage other than f32 for performer/linear).
+  // max_step < 1, heads not a multiple of kv_heads, a scale not finite and > 0, key_lengths size,
+  // values < 0 or, for exact and pages, > capacity, storage other than f32 for performer/linear).
   Decoder(std::string_view spec, const DecodeConfig& cfg);
   ~Decoder();
   Decoder(Decoder&&) noexcept;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "attnkit/error.hpp"
 
@@ -18,6 +19,9 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& va
     } else if (valued.count(a)) {
       if (i + 1 >= argv.size()) detail::fail(a, ": missing value");
       if (values_.count(a)) detail::fail(a, ": given twice; expected once");
+      // No flag takes an empty value: an empty path would write a hidden file (".png") or read the
+      // current directory, an empty list would run nothing.
+      if (argv[i + 1].empty()) detail::fail(a, " '': empty value; expected a non-empty one");
       values_[a] = argv[++i];
     } else {
       std::string known;
@@ -78,11 +82,31 @@ Tensor load_tensor(const std::string& flag, const std::string& path, int* rank) 
   return t;
 }
 
-std::vector<int32_t> load_key_lengths(const std::string& path) {
+std::vector<int32_t> load_key_lengths(const std::string& path, int64_t batch) {
   NpyArray L = read_npy(path);
   if (L.dtype != NpyArray::DType::Int32) detail::fail("--key-lengths ", path, ": dtype float32; expected int32");
   if (L.shape.size() != 1) detail::fail("--key-lengths ", path, ": rank ", L.shape.size(), "; expected 1 ([B])");
+  // Checked here, not left to the Problem: an empty file would pass as "no key_lengths" there.
+  if (L.shape[0] != batch)
+    detail::fail("--key-lengths ", path, ": shape [", L.shape[0], "]; expected [", batch, "] (one per batch)");
   return std::move(L.i32);
+}
+
+std::optional<float> load_scale(const Args& args) {
+  if (!args.has("--scale")) return std::nullopt;
+  const double s = args.number("--scale");
+  const std::string typed = args.str("--scale");
+  // The value as typed: 1e-50 and 1e39 are finite doubles but 0 and inf as float32 (and the cast
+  // of a double beyond float's range is undefined).
+  if (!(s > 0)) detail::fail("--scale ", typed, ": expected a finite value > 0");
+  if (s > std::numeric_limits<float>::max())
+    detail::fail("--scale ", typed, ": above float32's largest value ", std::numeric_limits<float>::max(),
+                 "; expected a finite value > 0 within float32's range");
+  const float f = static_cast<float>(s);
+  if (f == 0)
+    detail::fail("--scale ", typed, ": 0 as float32 (below its smallest value ",
+                 std::numeric_limits<float>::denorm_min(), "); expected a finite value > 0 within float32's range");
+  return f;
 }
 
 void save_tensor(const std::string& path, const Tensor& t, int rank) {

@@ -21,6 +21,7 @@
 #include "attnkit/error.hpp"
 #include "attnkit/inputs.hpp"
 #include "commands.hpp"
+#include "json.hpp"
 
 namespace attnkit::cli {
 
@@ -102,7 +103,7 @@ int cmd_decode(const std::vector<std::string>& argv) {
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
   const bool gen = args.has("--cache"), files = args.has("--q") || args.has("--k") || args.has("--v");
   if (gen == files)
-    detail::fail("decode: give either --cache N (generated inputs) or --q Q.npy --k K.npy --v V.npy; got ",
+    detail::fail("give either --cache N (generated inputs) or --q Q.npy --k K.npy --v V.npy; got ",
                  gen ? "both" : "neither");
 
   Source src;
@@ -112,7 +113,7 @@ int cmd_decode(const std::vector<std::string>& argv) {
   Tensor gk, gv;                     // generated mode: the current chunk of keys and values
   if (gen) {
     for (const char* f : {"--key-lengths"})
-      if (args.has(f)) detail::fail("decode: ", f, " needs --q/--k/--v inputs; expected it without --cache");
+      if (args.has(f)) detail::fail(f, " needs --q/--k/--v inputs; expected it without --cache");
     src.cached = args.integer("--cache", 0, 0, int64_t{1} << 40);
     src.batch = args.integer("--batch", 1, 1, 1 << 20);
     src.heads = args.integer("--heads", 32, 1, 1 << 20);
@@ -120,7 +121,7 @@ int cmd_decode(const std::vector<std::string>& argv) {
     src.d = src.d_v = args.integer("--d", 128, 1, 1 << 20);
     src.steps = steps;
     if (src.heads % src.kv_heads != 0)
-      detail::fail("decode: --heads ", src.heads, " is not a multiple of --kv-heads ", src.kv_heads,
+      detail::fail("--heads ", src.heads, " is not a multiple of --kv-heads ", src.kv_heads,
                    "; expected heads % kv_heads == 0");
     qg = generate(InputFamily::Gaussian, src.batch, src.heads, steps, src.d, 7).q;
     src.q = [&](int64_t s) { return slice(qg.cview(), s, s + 1); };
@@ -140,18 +141,18 @@ int cmd_decode(const std::vector<std::string>& argv) {
     };
   } else {
     for (const char* f : {"--heads", "--kv-heads", "--d", "--batch"})
-      if (args.has(f)) detail::fail("decode: ", f, " applies to generated inputs; expected it only with --cache N");
+      if (args.has(f)) detail::fail(f, " applies to generated inputs; expected it only with --cache N");
     qf = load_tensor("--q", args.str("--q"));
     kf = load_tensor("--k", args.str("--k"));
     vf = load_tensor("--v", args.str("--v"));
     const auto &qs = qf.shape(), &ks = kf.shape(), &vs = vf.shape();
     if (ks[0] != qs[0] || vs[0] != qs[0] || vs[1] != ks[1] || ks[2] != qs[2] || vs[2] != qs[2] || ks[3] != qs[3])
-      detail::fail("decode: shapes q [", qs[0], ",", qs[1], ",", qs[2], ",", qs[3], "], k [", ks[0], ",", ks[1], ",",
+      detail::fail("--q/--k/--v: shapes q [", qs[0], ",", qs[1], ",", qs[2], ",", qs[3], "], k [", ks[0], ",", ks[1], ",",
                    ks[2], ",", ks[3], "], v [", vs[0], ",", vs[1], ",", vs[2], ",", vs[3],
                    "]; expected q [B,H,N,d], k [B,G,N,d], v [B,G,N,d_v]");
     if (qs[1] % ks[1] != 0)
-      detail::fail("decode: q has ", qs[1], " heads, not a multiple of k's ", ks[1], "; expected H % G == 0");
-    if (steps > qs[2]) detail::fail("decode: --steps ", steps, " exceeds the sequence length ", qs[2], "; expected S <= N");
+      detail::fail("--q/--k: q has ", qs[1], " heads, not a multiple of k's ", ks[1], "; expected H % G == 0");
+    if (steps > qs[2]) detail::fail("--steps ", steps, " exceeds the sequence length ", qs[2], "; expected S <= N");
     src.batch = qs[0];
     src.heads = qs[1];
     src.kv_heads = ks[1];
@@ -159,7 +160,14 @@ int cmd_decode(const std::vector<std::string>& argv) {
     src.d_v = vs[3];
     src.cached = qs[2] - steps;
     src.steps = steps;
-    if (args.has("--key-lengths")) src.key_lengths = load_key_lengths(args.str("--key-lengths"));
+    if (args.has("--key-lengths")) {
+      src.key_lengths = load_key_lengths(args.str("--key-lengths"), src.batch);
+      // Every backend's cache here ends at N (local and the kernelized ones would not refuse more).
+      for (size_t b = 0; b < src.key_lengths.size(); ++b)
+        if (src.key_lengths[b] < 0 || src.key_lengths[b] > qs[2])
+          detail::fail("--key-lengths ", args.str("--key-lengths"), ": key_lengths[", b, "]=", src.key_lengths[b],
+                       "; expected a value in [0, ", qs[2], "] (the sequence length N)");
+    }
     src.q = [&](int64_t s) { return slice(qf.cview(), src.cached + s, src.cached + s + 1); };
     src.kv = [&](int64_t p0, int64_t p1, const std::function<void(ConstView, ConstView, int64_t)>& f) {
       if (p1 > p0) f(slice(kf.cview(), p0, p1), slice(vf.cview(), p0, p1), p0);
@@ -234,11 +242,11 @@ int cmd_decode(const std::vector<std::string>& argv) {
   const int nthreads = omp_get_max_threads();
   const double ratio = read_gbps > 0 ? cache_gbps / read_gbps : 0;
   if (args.has("--json")) {
-    std::printf("{\"backend\": \"%s\", \"storage\": \"%s\", \"cache\": %lld, \"steps\": %lld, \"batch\": %lld, "
+    std::printf("{\"backend\": %s, \"storage\": \"%s\", \"cache\": %lld, \"steps\": %lld, \"batch\": %lld, "
                 "\"heads\": %lld, \"kv_heads\": %lld, \"d\": %lld, \"d_v\": %lld, \"threads\": %d, "
                 "\"ms_per_token\": %.6g, \"cache_gbps\": %.6g, \"read_gbps\": %.6g, \"ratio_read\": %.6g, "
                 "\"ms_per_token_mean\": %.6g, \"cache_gbps_mean\": %.6g, \"state_bytes\": %lld",
-                dec.spec().c_str(), kv_storage_name(storage).c_str(), (long long)src.cached, (long long)steps,
+                json_string(dec.spec()).c_str(), kv_storage_name(storage).c_str(), (long long)src.cached, (long long)steps,
                 (long long)src.batch, (long long)src.heads, (long long)src.kv_heads, (long long)src.d,
                 (long long)src.d_v, nthreads, ms_per_token, cache_gbps, read_gbps, ratio, ms_mean, cache_gbps_mean,
                 (long long)dec.bytes());

@@ -5,6 +5,7 @@
 #include "attnkit/registry.hpp"
 #include "attnkit/simd.hpp"
 #include "commands.hpp"
+#include "json.hpp"
 
 namespace attnkit::cli {
 
@@ -19,38 +20,27 @@ const char* type_name(ParamType t) {
   return "?";
 }
 
-// Backend names and parameter texts are [a-z0-9_=,.:-] plus free-text help: escape what JSON needs.
-std::string json_str(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    o += c;
-  }
-  return o + "\"";
-}
-
 // One JSON object: every backend name attnkit knows, built or not, with its family (meson option);
 // built ones also with summary, capabilities and parameters. Scripts (tests/test_install.sh) read it.
 void print_json() {
-  std::printf("{\"precision_kernels\": %s, \"backends\": [", json_str(precision_path()).c_str());
+  std::printf("{\"precision_kernels\": %s, \"backends\": [", json_string(precision_path()).c_str());
   bool first = true;
   for (const BackendEntry& e : known_backends()) {
-    std::printf("%s\n  {\"name\": %s, \"family\": %s, \"built\": %s", first ? "" : ",", json_str(e.name).c_str(),
-                json_str(e.family).c_str(), e.built ? "true" : "false");
+    std::printf("%s\n  {\"name\": %s, \"family\": %s, \"built\": %s", first ? "" : ",", json_string(e.name).c_str(),
+                json_string(e.family).c_str(), e.built ? "true" : "false");
     first = false;
     for (const BackendInfo& b : list_backends()) {
       if (b.name != e.name) continue;
       const Capabilities& c = b.caps;
       std::printf(", \"summary\": %s, \"capabilities\": {\"causal\": %s, \"key_lengths\": %s, \"cross\": %s, "
                   "\"gqa\": %s, \"weights\": %s, \"causal_future_independent\": %s}, \"params\": [",
-                  json_str(b.summary).c_str(), c.causal ? "true" : "false", c.key_lengths ? "true" : "false",
+                  json_string(b.summary).c_str(), c.causal ? "true" : "false", c.key_lengths ? "true" : "false",
                   c.cross ? "true" : "false", c.gqa ? "true" : "false", c.weights ? "true" : "false",
                   c.causal_future_independent ? "true" : "false");
       for (size_t i = 0; i < b.params.size(); ++i) {
         const ParamDef& p = b.params[i];
-        std::printf("%s{\"name\": %s, \"type\": \"%s\", \"default\": %s", i ? ", " : "", json_str(p.name).c_str(),
-                    type_name(p.type), json_str(p.default_value).c_str());
+        std::printf("%s{\"name\": %s, \"type\": \"%s\", \"default\": %s", i ? ", " : "", json_string(p.name).c_str(),
+                    type_name(p.type), json_string(p.default_value).c_str());
         if (p.type == ParamType::Int || p.type == ParamType::Float) std::printf(", \"min\": %.17g, \"max\": %.17g", p.min, p.max);
         std::printf("}");
       }

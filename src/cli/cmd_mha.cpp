@@ -152,14 +152,7 @@ int cmd_mha(const std::vector<std::string>& argv) {
 
   Mask mask;
   mask.causal = args.has("--causal");
-  if (args.has("--key-lengths")) {
-    const std::string path = args.str("--key-lengths");
-    NpyArray L = read_npy(path);
-    if (L.dtype != NpyArray::DType::Int32) detail::fail("--key-lengths ", path, ": dtype float32; expected int32");
-    if (L.shape.size() != 1 || L.shape[0] != x.batch)
-      detail::fail("--key-lengths ", path, ": shape ", shape_str(L.shape), "; expected [", x.batch, "] (one per batch)");
-    mask.key_lengths = L.i32;
-  }
+  if (args.has("--key-lengths")) mask.key_lengths = load_key_lengths(args.str("--key-lengths"), x.batch);
   std::vector<float> y(static_cast<size_t>(x.batch * x.seq * D));
   const ConstSeq xs{x.a.f32.data(), x.batch, x.seq, D};
   const MutSeq ys{y.data(), x.batch, x.seq, D};

@@ -149,7 +149,7 @@ int cmd_ring(const std::vector<std::string>& argv) {
     if (va.s[1] != ka.s[1]) detail::fail("--v heads ", va.s[1], "; expected ", ka.s[1], " as --k");
     if (qa.s[1] % ka.s[1] != 0) detail::fail("--q heads ", qa.s[1], " with --k heads ", ka.s[1], "; expected a multiple");
     if (ka.s[3] != qa.s[3]) detail::fail("--k dim ", ka.s[3], "; expected d=", qa.s[3], " as --q");
-    if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"));
+    if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"), qa.s[0]);
     p.mask.causal = args.has("--causal");
     mine = ring_rows(n, rank, P, layout);
     q = read_rows(qa, mine);

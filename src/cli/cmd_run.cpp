@@ -12,6 +12,7 @@
 #include "attnkit/registry.hpp"
 #include "attnkit/simd.hpp"
 #include "commands.hpp"
+#include "json.hpp"
 
 namespace attnkit::cli {
 
@@ -32,9 +33,9 @@ int cmd_run(const std::vector<std::string>& argv) {
   p.q = q.view();
   p.k = k.view();
   p.v = v.view();
-  if (args.has("--scale")) p.scale = static_cast<float>(args.number("--scale"));
+  p.scale = load_scale(args);
   p.mask.causal = args.has("--causal");
-  if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"));
+  if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"), q.shape()[0]);
   Tensor out(q.shape()[0], q.shape()[1], q.shape()[2], v.shape()[3]);
   p.out = out.view();
   p.validate();  // shape errors before any timing
@@ -85,10 +86,10 @@ int cmd_run(const std::vector<std::string>& argv) {
   }
   const int nthreads = omp_get_max_threads();
   if (args.has("--json")) {
-    std::printf("{\"backend\": \"%s\", \"shape\": {\"batch\": %lld, \"heads\": %lld, \"kv_heads\": %lld, \"n_q\": %lld, "
+    std::printf("{\"backend\": %s, \"shape\": {\"batch\": %lld, \"heads\": %lld, \"kv_heads\": %lld, \"n_q\": %lld, "
                 "\"n_k\": %lld, \"d\": %lld, \"d_v\": %lld}, \"causal\": %s, \"threads\": %d, \"repeat\": %lld, "
                 "\"ms_best\": %.6g, \"ms_median\": %.6g, \"gflops\": %.6g",
-                backend->spec().c_str(), (long long)d.batch, (long long)d.heads, (long long)d.kv_heads,
+                json_string(backend->spec()).c_str(), (long long)d.batch, (long long)d.heads, (long long)d.kv_heads,
                 (long long)d.n_q, (long long)d.n_k, (long long)d.d, (long long)d.d_v,
                 p.mask.causal ? "true" : "false", nthreads, (long long)repeat, best, median, gflops);
     std::printf(", \"simd\": \"%s\", \"simd_kernels\": {%s}", simd_path().c_str(), kernels_json.c_str());

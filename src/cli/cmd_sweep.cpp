@@ -16,6 +16,7 @@
 #include "attnkit/attnkit.hpp"
 #include "attnkit_config.hpp"
 #include "commands.hpp"
+#include "json.hpp"
 #include "sweep_machine.hpp"
 #include "sweep_peers.hpp"
 #include "sweep_record.hpp"
@@ -238,11 +239,7 @@ std::string fmt_seconds(double s) {
 void write_meta(const std::string& path, const Suite& s, const MachineInfo& m, double sgemm, bool mem_ok,
                 int64_t cases, double seconds, double warmup_s, const std::string& peers_note) {
   std::ofstream f(path);
-  auto q = [](const std::string& x) {
-    std::string o;
-    for (char c : x) o += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
-    return "\"" + o + "\"";
-  };
+  auto q = [](const std::string& x) { return json_string(x); };
   std::time_t now = std::time(nullptr);
   char date[64];
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
@@ -264,14 +261,20 @@ int cmd_sweep(const std::vector<std::string>& argv) {
                    "--threads"},
             {"--no-peers"});
   Suite s = suite_by_name(args.str("--suite", "quick"));
-  if (args.has("--backends")) s.backends = split_specs(args.str("--backends"));
+  // A given list names at least one entry (",": none): an empty one ran nothing, or exact alone.
+  auto list = [&](const char* flag, std::vector<std::string> items, const char* what) {
+    if (items.empty())
+      detail::fail(flag, " '", args.str(flag), "': no entries; expected a comma-separated list of ", what);
+    return items;
+  };
+  if (args.has("--backends")) s.backends = list("--backends", split_specs(args.str("--backends")), "backend specs");
   if (args.has("--families")) {
-    s.families = split_list(args.str("--families"));
+    s.families = list("--families", split_list(args.str("--families")), "input families");
     for (const auto& f : s.families) parse_input_family(f);
   }
   if (args.has("--n")) {
     s.n.clear();
-    for (const auto& x : split_list(args.str("--n"))) {
+    for (const auto& x : list("--n", split_list(args.str("--n")), "sequence lengths")) {
       char* end = nullptr;
       const long long v = std::strtoll(x.c_str(), &end, 10);
       if (*end != '\0' || v < 2 || v > (int64_t{1} << 22)) detail::fail("--n ", x, ": expected integers in [2, 4194304]");
@@ -284,7 +287,6 @@ int cmd_sweep(const std::vector<std::string>& argv) {
   const int64_t threads = args.integer("--threads", 2, 1, 4096);
   omp_set_num_threads(static_cast<int>(threads));
   const std::string out_dir = args.str("--out", "results");
-  fs::create_directories(out_dir);
 
   // Backends: exact first, every spec parsed before any work (bad specs fail fast); a family that
   // was not built is skipped with a note.
@@ -310,6 +312,8 @@ int cmd_sweep(const std::vector<std::string>& argv) {
     in_dir = args.str("--inputs");
     prefixes = real_prefixes(in_dir);
   }
+  // Every argument is checked: only now the output folder (a bad --backends left an empty one).
+  fs::create_directories(out_dir);
   const int64_t n_inputs = static_cast<int64_t>(s.families.size() * s.n.size() + 2 * prefixes.size());
   int64_t total = n_inputs * static_cast<int64_t>(backends.size());  // less the cases max_n skips
 

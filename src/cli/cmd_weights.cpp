@@ -52,9 +52,9 @@ int cmd_weights(const std::vector<std::string>& argv) {
   p.k = k.view();
   p.v = v.view();
   p.out = out.view();
-  if (args.has("--scale")) p.scale = static_cast<float>(args.number("--scale"));
+  p.scale = load_scale(args);
   p.mask.causal = args.has("--causal");
-  if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"));
+  if (args.has("--key-lengths")) p.mask.key_lengths = load_key_lengths(args.str("--key-lengths"), q.shape()[0]);
   const Shape d = p.validate();
   const int64_t b = args.integer("--batch", 0, 0, d.batch - 1);
   const int64_t h = args.integer("--head", 0, 0, d.heads - 1);

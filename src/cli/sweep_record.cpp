@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "json.hpp"
+
 namespace attnkit::cli {
 
 namespace {
@@ -13,32 +15,20 @@ std::string num(double x) {
   return buf;
 }
 std::string tri(int x) { return x < 0 ? "null" : (x ? "true" : "false"); }
-std::string quoted(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      o += ' ';
-      continue;
-    }
-    o += c;
-  }
-  return o + "\"";
-}
 
 using Field = std::pair<const char*, std::string>;
 std::vector<Field> fields(const Record& r) {
-  return {{"spec", quoted(r.spec)},
-          {"label", quoted(r.label)},
-          {"backend", quoted(r.backend)},
-          {"family", quoted(r.family)},
-          {"input", quoted(r.input)},
+  return {{"spec", json_string(r.spec)},
+          {"label", json_string(r.label)},
+          {"backend", json_string(r.backend)},
+          {"family", json_string(r.family)},
+          {"input", json_string(r.input)},
           {"n", std::to_string(r.n)},
           {"d", std::to_string(r.d)},
           {"heads", std::to_string(r.heads)},
           {"batch", std::to_string(r.batch)},
           {"causal", r.causal ? "true" : "false"},
-          {"status", quoted(r.status)},
+          {"status", json_string(r.status)},
           {"ms_best", num(r.ms_best)},
           {"ms_median", num(r.ms_median)},
           {"spread", num(r.spread)},
@@ -48,7 +38,7 @@ std::vector<Field> fields(const Record& r) {
           {"sgemm_gflops", num(r.sgemm_gflops)},
           {"ratio_sgemm", num(r.ratio_sgemm)},
           {"speedup", num(r.speedup)},
-          {"check", quoted(r.check)},
+          {"check", json_string(r.check)},
           {"max_abs", num(r.max_abs)},
           {"rel_fro", num(r.rel_fro)},
           {"mean_row_l2", num(r.mean_row_l2)},

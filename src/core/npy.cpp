@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <string>
@@ -21,6 +22,15 @@ namespace {
 
 [[noreturn]] void bad(const std::string& path, const std::string& why) {
   detail::fail("npy file '", path, "': ", why);
+}
+
+// An ifstream opens a directory on Linux, and its size (tellg) is then garbage: say what it is.
+std::ifstream open_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) bad(path, "is a directory; expected an .npy file");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) bad(path, "cannot open (missing or unreadable)");
+  return f;
 }
 
 // Finds the value text that follows 'key': in a Python dict literal header.
@@ -174,8 +184,7 @@ NpyArray parse_npy(const void* data, size_t size, const std::string& path, int64
 }
 
 NpyArray read_npy(const std::string& path, int64_t max_bytes) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) bad(path, "cannot open (missing or unreadable)");
+  std::ifstream f = open_file(path);
   f.seekg(0, std::ios::end);
   const std::streamoff size = f.tellg();
   if (size < 0) bad(path, "cannot determine its size");
@@ -195,8 +204,7 @@ void write_npy(const std::string& path, const int32_t* data, const std::vector<i
 }
 
 NpyHeader read_npy_header(const std::string& path, int64_t max_bytes) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) bad(path, "cannot open (missing or unreadable)");
+  std::ifstream f = open_file(path);
   f.seekg(0, std::ios::end);
   const std::streamoff size = f.tellg();
   if (size < 0) bad(path, "cannot determine its size");

@@ -93,6 +93,13 @@ const std::vector<std::string>& decode_backend_names() {
 Decoder::Decoder(std::string_view spec, const DecodeConfig& cfg) {
   decode::check_config(cfg);
   const ParsedSpec ps = parse_spec(spec);
+  // exact and pages hold at most `capacity` positions, so a longer key length could never be
+  // reached (local, performer and linear ignore capacity: their sequences may be longer).
+  if (ps.name == "exact" || ps.name == "pages")
+    for (size_t b = 0; b < cfg.key_lengths.size(); ++b)
+      if (cfg.key_lengths[b] > cfg.capacity)
+        detail::fail("decode config: key_lengths[", b, "]=", cfg.key_lengths[b], "; expected a value in [0, ",
+                     cfg.capacity, "] (capacity: ", ps.name, " holds at most capacity positions)");
   if (ps.name == "exact") {
     impl_ = decode::make_exact(Params("exact", {}, ps.pairs), cfg);
   } else if (ps.name == "local") {

@@ -160,6 +160,7 @@ MultiHeadAttention::Activations MultiHeadAttention::project(ConstSeq x, const Co
 }
 
 void MultiHeadAttention::forward(ConstSeq x, MutSeq y, const Mask& mask) const {
+  check_seq("x", x, cfg_.d_model);  // the inputs first: a bad x must not be reported as a bad y
   check_seq("y", y, cfg_.d_model);
   if (y.batch != x.batch || y.seq != x.seq)
     detail::fail("y: shape [", y.batch, ", ", y.seq, ", ", y.width, "]; expected [", x.batch, ", ", x.seq, ", ",
@@ -172,6 +173,8 @@ void MultiHeadAttention::forward(ConstSeq x, MutSeq y, const Mask& mask) const {
 }
 
 void MultiHeadAttention::forward(ConstSeq x, ConstSeq context, MutSeq y, const Mask& mask) const {
+  check_seq("x", x, cfg_.d_model);  // the inputs first: a bad x must not be reported as a bad y
+  check_seq("context", context, cfg_.d_model);
   check_seq("y", y, cfg_.d_model);
   if (y.batch != x.batch || y.seq != x.seq)
     detail::fail("y: shape [", y.batch, ", ", y.seq, ", ", y.width, "]; expected [", x.batch, ", ", x.seq, ", ",

@@ -129,6 +129,11 @@ def test_bad_input_names_the_argument():
         attnkit.Decoder("exact", capacity=0)
     with pytest.raises(attnkit.Error, match="key_lengths has 1 entries; expected batch=2"):
         attnkit.Decoder("exact", batch=2, key_lengths=[3])
+    with pytest.raises(attnkit.Error, match="key_lengths: 0 entries; expected 2"):
+        attnkit.Decoder("exact", batch=2, key_lengths=[])
+    with pytest.raises(attnkit.Error, match=r"key_lengths\[1\]=1000000000; expected a value in \[0, 16\]"):
+        attnkit.Decoder("exact", batch=2, d=8, capacity=16, key_lengths=[1, 10**9])
+    attnkit.Decoder("pages", batch=2, d=8, capacity=16, key_lengths=[16, 0])  # capacity itself is fine
     if KERNELIZED:
         with pytest.raises(attnkit.Error, match="expected f32"):
             attnkit.Decoder("linear", storage="int8")

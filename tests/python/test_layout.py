@@ -104,6 +104,11 @@ def test_float64_is_type_error():
         attnkit.attention(q, k.astype(np.int32), v)
     # copy=True converts, to the same result as converting first
     assert bits_equal(attnkit.attention(q.astype(np.float64), k, v, copy=True), attnkit.attention(q, k, v))
+    # ... real data only: numpy would drop an imaginary part with just a warning
+    with pytest.raises(TypeError, match="q: dtype complex64; expected real numbers"):
+        attnkit.attention(q.astype(np.complex64), k, v, copy=True)
+    with pytest.raises(TypeError, match="v: dtype complex128; expected real numbers"):
+        attnkit.attention(q, k, (v + 1j).tolist(), copy=True)
 
 
 @pytest.mark.parametrize("case,pattern", [
@@ -115,6 +120,8 @@ def test_float64_is_type_error():
     ("heads", "k: heads is 3; expected a divisor"),
     ("out_shape", "out: dim is 4; expected 16"),
     ("lengths_count", "key_lengths: 3 entries; expected 2"),
+    ("lengths_empty", r"key_lengths: 0 entries; expected 2 \(one per batch; None for no padding\)"),
+    ("lengths_empty_array", "key_lengths: 0 entries; expected 2"),
     ("lengths_range", r"key_lengths\[1\]: 65; expected a value in \[0, 64\]"),
     ("scale", "scale: -1; expected a finite value > 0"),
     ("threads", "threads: 0; expected >= 1"),
@@ -143,6 +150,10 @@ def test_bad_input_is_value_error_naming_argument(case, pattern):
         kw["out"] = np.zeros(q.shape[:-1] + (4,), np.float32)
     elif case == "lengths_count":
         kw["key_lengths"] = [1, 2, 3]
+    elif case == "lengths_empty":
+        kw["key_lengths"] = []
+    elif case == "lengths_empty_array":
+        kw["key_lengths"] = np.zeros(0, np.int32)
     elif case == "lengths_range":
         kw["key_lengths"] = [3, 65]
     elif case == "scale":

@@ -43,6 +43,11 @@ def test_tensor_dtype_and_layout_errors():
     with pytest.raises(ValueError, match="q: last-axis stride"):
         attnkit.attention(q.transpose(2, 3), k, v)
     assert bits_equal(attnkit.attention(q.double(), k, v, copy=True).numpy(), attnkit.attention(q, k, v).numpy())
+    # copy=True converts bfloat16 (no numpy dtype) as torch's .float() does; complex is refused
+    kb = k.to(torch.bfloat16)
+    assert bits_equal(attnkit.attention(q, kb, v, copy=True).numpy(), attnkit.attention(q, kb.float(), v).numpy())
+    with pytest.raises(TypeError, match="q: dtype complex64; expected real numbers"):
+        attnkit.attention(q.to(torch.complex64), k, v, copy=True)
     lengths = torch.tensor([3, 64])
     assert bits_equal(attnkit.attention(q, k, v, key_lengths=lengths).numpy(),
                       attnkit.attention(q, k, v, key_lengths=[3, 64]).numpy())
@@ -130,6 +135,9 @@ def test_mha_errors():
         attnkit.MultiheadAttention(kv.state_dict(), 4)
     with pytest.raises(TypeError, match="float64"):
         attnkit.MultiheadAttention({k: v.double() for k, v in sd.items()}, 4)
+    with pytest.raises(TypeError, match=r"state_dict\[.*\]: dtype complex64"):
+        attnkit.MultiheadAttention({k: v.to(torch.complex64) for k, v in sd.items()}, 4, copy=True)
+    attnkit.MultiheadAttention({k: v.to(torch.bfloat16) for k, v in sd.items()}, 4, copy=True)
     layer = attnkit.MultiheadAttention({k: v.double() for k, v in sd.items()}, 4, copy=True)
     x = torch.randn(2, 5, 32)
     with pytest.raises(ValueError, match="x: last axis 16; expected d_model = 32"):
@@ -138,5 +146,11 @@ def test_mha_errors():
         layer(x.transpose(0, 1))
     with pytest.raises(ValueError, match="key_lengths"):
         layer(x, key_lengths=[1])
+    with pytest.raises(attnkit.Error, match="key_lengths: 0 entries; expected 2"):
+        layer(x, key_lengths=[])
+    with pytest.raises(attnkit.Error, match=r"^x: shape \[2, 0, 32\]"):  # not the output buffer y
+        layer(np.zeros((2, 0, 32), np.float32))
+    with pytest.raises(attnkit.Error, match="key_lengths: 0 entries; expected 2"):
+        layer.weights(x, key_lengths=torch.zeros(0, dtype=torch.int32))
     with pytest.raises(TypeError, match="x: dtype float64"):
         layer(x.double())
