@@ -188,9 +188,15 @@ std::optional<float> scale_arg(const std::optional<double>& scale) {
 }
 
 ThreadCount::ThreadCount(const std::optional<int>& threads) {
-  if (!threads) return;
   // The CLI's --threads range: far more threads than that exhausts the stack GOMP starts a team
   // from (100000 crashed the interpreter) or the thread limit (libgomp then exits the process).
+  if (!threads) {
+    if (omp_get_max_threads() > kMaxThreads)  // from OMP_NUM_THREADS
+      throw py::value_error("threads: None keeps OpenMP's count " + std::to_string(omp_get_max_threads()) +
+                            " (OMP_NUM_THREADS); expected at most " + std::to_string(kMaxThreads) +
+                            ": pass threads= or set OMP_NUM_THREADS lower");
+    return;
+  }
   if (*threads < 1 || *threads > kMaxThreads)
     throw py::value_error("threads: " + std::to_string(*threads) + "; expected 1.." + std::to_string(kMaxThreads) +
                           " (or None)");

@@ -100,6 +100,8 @@ def main():
             tokens.pop()  # the final newline ends the last line, it does not start a new one
         if len(tokens) != wa.shape[1]:
             fail(f"{a.tokens}: {len(tokens)} lines; expected one token per key, n_k = {wa.shape[1]}")
+        # Tokens are text, not matplotlib mathtext: a "$" (prices, LaTeX in a corpus) would start it.
+        tokens = [t.replace("$", r"\$") for t in tokens]
 
     top = max(wa.max(), wb.max() if wb is not None else 0.0, 1e-12)
     prob_norm = (lambda: LogNorm(vmin=1e-4, vmax=1.0)) if a.log else (lambda: Normalize(vmin=0.0, vmax=top))

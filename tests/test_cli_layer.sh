@@ -91,6 +91,11 @@ if $py -c "import matplotlib" 2>/dev/null; then
   }
   expect_ok "weights png" "$cli" weights --q qs.npy --k ks.npy --causal --out w.npy --png w.png --tokens tok12.txt
   png_ok w.png && ok || bad "w.png is not a PNG"
+  # tokens with "$" are text, not mathtext (an odd "$" made matplotlib fail)
+  printf 'a$b\n$x^$\nprice $5\n' > tokd.txt
+  for i in 3 4 5 6 7 8 9 10 11; do echo "t$i" >> tokd.txt; done
+  expect_ok "weights png, tokens with \$" "$cli" weights --q qs.npy --k ks.npy --out wd.npy --png wd.png --tokens tokd.txt
+  png_ok wd.png && ok || bad "wd.png is not a PNG"
   expect_ok "weights png log" "$cli" weights --q qs.npy --k ks.npy --out wl.npy --png wl.png --log
   png_ok wl.png && ok || bad "wl.png is not a PNG"
   expect_ok "weights compare" "$cli" weights --q qs.npy --k ks.npy --causal --out wc.npy --png wc.png --compare reference

@@ -1,4 +1,6 @@
 // attnkit command line: list, run, gen, sweep, mha, weights, decode, ring.
+#include <omp.h>
+
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -64,6 +66,13 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
+  // --threads' range; OpenMP takes any OMP_NUM_THREADS, and far more threads than this crashed
+  // the first parallel region (its team is started from the stack).
+  if (omp_get_max_threads() > 4096) {
+    std::fprintf(stderr, "attnkit %s: OMP_NUM_THREADS gives %d threads; expected at most 4096\n",
+                 cmd.c_str(), omp_get_max_threads());
+    return 2;
+  }
   for (const std::string& a : args)
     if (is_help(a)) {
       const std::string usage = command_usage(cmd);

@@ -89,6 +89,12 @@ def test_scale_and_threads():
     for t in (0, 4097, 100000):  # 100000 crashed the interpreter inside libgomp
         with pytest.raises(ValueError, match="threads"):
             attnkit.attention(q, k, v, threads=t)
+    # threads=None with OMP_NUM_THREADS far past the range: refused in a fresh interpreter too
+    import os, subprocess, sys
+    code = "import numpy as np, attnkit; q = np.ones((1, 1, 4, 4), np.float32); attnkit.attention(q, q, q)"
+    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, OMP_NUM_THREADS="100000"),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "OMP_NUM_THREADS" in r.stderr and "at most 4096" in r.stderr, r.stderr[-500:]
 
 
 def test_one_row_axes_and_broadcast_keys_reach_blas_backends_correctly():

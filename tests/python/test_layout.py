@@ -124,7 +124,7 @@ def test_float64_is_type_error():
     ("lengths_empty_array", "key_lengths: 0 entries; expected 2"),
     ("lengths_range", r"key_lengths\[1\]: 65; expected a value in \[0, 64\]"),
     ("scale", "scale: -1; expected a finite value > 0"),
-    ("threads", "threads: 0; expected >= 1"),
+    ("threads", "threads: 0; expected 1..4096"),
     ("empty", "q: seq size is 0; expected >= 1"),
     ("spec", "nope"),
     ("spec_key", "window"),
