@@ -70,6 +70,7 @@ std::unique_ptr<PyDecoder> make_decoder(const std::string& spec, int64_t batch, 
 }
 
 void append(PyDecoder& dec, py::handle k, py::handle v, bool copy) {
+  const ThreadCount omp_in_range(std::nullopt);  // OMP_NUM_THREADS within 1..4096
   const ArrayArg ka = as_array(k, "k", copy);
   const ArrayArg va = as_array(v, "v", copy);
   Busy busy(dec);

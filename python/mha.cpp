@@ -188,6 +188,7 @@ padding at the end). Returns y of x's shape, as a numpy array or a torch tensor 
           "weights",
           [](const PyMha& l, py::handle x, int64_t batch, int64_t head, py::handle context, bool causal,
              py::handle key_lengths, bool copy) -> py::object {
+            const ThreadCount omp_in_range(std::nullopt);  // OMP_NUM_THREADS within 1..4096
             const int64_t D = l.impl->config().d_model;
             const Seq xs = seq_arg(x, "x", D, copy);
             std::optional<Seq> cs;

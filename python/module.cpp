@@ -157,6 +157,7 @@ written in place and returned. Releases the GIL.)doc")
           "error_bound",
           [](const PyBackend& b, py::handle q, py::handle k, py::handle v, bool causal, py::handle key_lengths,
              std::optional<double> scale, bool copy) -> py::object {
+            const ThreadCount omp_in_range(std::nullopt);  // OMP_NUM_THREADS within 1..4096
             ProblemArgs a = problem_args_scratch(q, k, v, causal, key_lengths, scale, copy);
             std::optional<ErrorBound> eb;
             {
@@ -179,6 +180,7 @@ Per-row arrays are float64 of q's leading shape [B, H, n_q] (rank 3: [H, n_q], r
           "weights",
           [](const PyBackend& b, py::handle q, py::handle k, py::handle v, int64_t batch, int64_t head, bool causal,
              py::handle key_lengths, std::optional<double> scale, bool copy) -> py::object {
+            const ThreadCount omp_in_range(std::nullopt);  // OMP_NUM_THREADS within 1..4096
             ProblemArgs a = problem_args_scratch(q, k, v, causal, key_lengths, scale, copy);
             const int64_t n_q = a.q.shape[2], n_k = a.k.shape[2];
             if (n_q * n_k > Backend::kMaxWeights)

@@ -388,9 +388,10 @@ TEST_CASE("pruned: the error bound holds when the kept keys' fp64 weights underf
   CHECK(underflow_rows > 0);
 }
 
-TEST_CASE("pruned: the O(1) kept-tile count equals the marked fixed tiles", "[adaptive][pruned]") {
-  // kept_count (cost) counts the union of the sink and window tile ranges without marking; select
-  // (forward) marks them. Shapes where the ranges are disjoint, overlap, touch, or are cut by key_end.
+TEST_CASE("pruned: the fixed tiles and the O(1) kept-tile count match a key-by-key marking", "[adaptive][pruned]") {
+  // kept_count (cost) counts the union of the sink and window tile ranges without marking;
+  // fixed_tiles (forward) marks them. Shapes where the ranges are disjoint, overlap, touch, or are
+  // cut by key_end.
   for (const PrunedOptions& o : {PrunedOptions{64, 1024, 64, 64}, PrunedOptions{16, 64, 200, 40},
                                  PrunedOptions{32, 32, 0, 100}, PrunedOptions{8, 16, 30, 0}})
     for (auto [nq, nk] : {std::pair<int64_t, int64_t>{500, 500}, {130, 700}, {700, 130}})
@@ -399,10 +400,26 @@ TEST_CASE("pruned: the O(1) kept-tile count equals the marked fixed tiles", "[ad
         std::vector<char> fixed;
         for (int64_t t = 0; t < plan.q_tiles(); ++t)
           for (int64_t ke : {int64_t{0}, int64_t{1}, nk / 3, nk - 1, nk}) {
-            const int64_t cand = (ke + o.block - 1) / o.block;
-            const int64_t nf = plan.fixed_tiles(t, cand, ke, causal, fixed);
+            const int64_t B = o.block, cand = (ke + B - 1) / B, off = nk - nq;
+            // The fixed tiles key by key, from the plan's definition: sinks [0, sinks), the window
+            // ending at the tile's last row (causal) or centred on its middle row, within key_end.
+            std::vector<char> mark(static_cast<size_t>(cand), 0);
+            auto keys = [&](int64_t j0, int64_t j1) {
+              for (int64_t j = std::max<int64_t>(j0, 0); j < std::min(j1, ke); ++j) mark[static_cast<size_t>(j / B)] = 1;
+            };
+            keys(0, o.sinks);
+            if (o.window > 0) {
+              const int64_t i0 = t * B, i1 = std::min(nq, i0 + B);
+              const int64_t pos = causal ? i1 - 1 + off : (i0 + i1 - 1) / 2 + off;
+              if (causal)
+                keys(pos - o.window + 1, pos + 1);
+              else
+                keys(pos - o.window / 2, pos - o.window / 2 + o.window);
+            }
+            const int64_t nf = std::count(mark.begin(), mark.end(), 1);
             INFO("block " << o.block << " window " << o.window << " sinks " << o.sinks << " n_q " << nq << " n_k " << nk
                           << " causal " << causal << " tile " << t << " key_end " << ke);
+            CHECK(plan.fixed_tiles(t, cand, ke, causal, fixed) == nf);
             CHECK(plan.kept_count(t, ke, causal) == std::max(nf, std::min(o.keep / o.block, cand)));
           }
       }

@@ -11,8 +11,11 @@ grep -q "^  run --backend SPEC" out.txt && ! grep -q "^  gen " out.txt && ok || 
 expect_ok "sweep -h" "$cli" sweep -h
 grep -q "defaults: --suite quick, --threads 2" out.txt && ok || bad "sweep -h: $(cat out.txt)"
 expect_2 "unknown command with --help" "unknown command 'nosuch'" "$cli" nosuch --help
-expect_2 "OMP_NUM_THREADS=100000" "OMP_NUM_THREADS gives 100000 threads; expected at most 4096" env OMP_NUM_THREADS=100000 "$cli" list
 expect_ok "gen" "$cli" gen --n 300 --d 32 --heads 2 --family peaky --seed 3 --prefix p
+expect_2 "OMP_NUM_THREADS=100000" "OMP_NUM_THREADS gives 100000 threads; expected at most 4096" env OMP_NUM_THREADS=100000 \
+  "$cli" run --backend exact --q p_q.npy --k p_k.npy --v p_v.npy --out o.npy
+expect_ok "OMP_NUM_THREADS=100000 with --threads" env OMP_NUM_THREADS=100000 "$cli" run --backend exact --q p_q.npy \
+  --k p_k.npy --v p_v.npy --out o.npy --threads 2
 expect_ok "run --check" "$cli" run --backend exact --q p_q.npy --k p_k.npy --v p_v.npy --out o.npy --check --repeat 3
 grep -q "rel_fro" out.txt && ok || bad "run --check prints no rel_fro"
 expect_ok "run --json" "$cli" run --backend exact --q p_q.npy --k p_k.npy --v p_v.npy --out o.npy --check --json --causal --threads 1

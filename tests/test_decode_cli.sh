@@ -59,6 +59,12 @@ fi
 "$cli" gen --n 1100 --d 16 --heads 3 --batch 2 --seed 1 --prefix h3 >/dev/null
 expect_2 "H not multiple of G" "attnkit decode: --q/--k: q has 3 heads, not a multiple" "$cli" decode --backend exact --steps 2 --q h3_q.npy --k b_k.npy --v b_v.npy
 expect_2 "no steps" "--steps is required" "$cli" decode --backend exact --cache 10
+# a bad ATTNKIT_SIMD: a clear error from every decode backend (performer/linear's first kernel call
+# is inside a parallel region, where an exception aborted the process)
+for spec in exact "local:window=4" "pages:page=2,keep=4" performer linear; do
+  expect_2 "ATTNKIT_SIMD=bogus decode $spec" "ATTNKIT_SIMD=bogus is not available" env ATTNKIT_SIMD=bogus "$cli" decode \
+    --backend "$spec" --cache 10 --steps 1 --heads 1 --kv-heads 1 --d 16 --threads 1
+done
 expect_2 "bad storage" "expected f32, bf16 or int8" "$cli" decode --backend exact --steps 1 --cache 10 --storage fp8
 # One "attnkit decode: " prefix (main's), not "attnkit decode: decode: ".
 expect_2 "both modes" "attnkit decode: give either --cache N" "$cli" decode --backend exact --steps 1 --cache 10 --q a_q.npy --k b_k.npy --v b_v.npy

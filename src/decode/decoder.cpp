@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "attnkit/error.hpp"
+#include "attnkit/simd.hpp"
 #include "attnkit_config.hpp"
 #include "impl.hpp"
 
@@ -91,6 +92,7 @@ const std::vector<std::string>& decode_backend_names() {
 }
 
 Decoder::Decoder(std::string_view spec, const DecodeConfig& cfg) {
+  simd_path();  // a bad ATTNKIT_SIMD throws here, not at a first kernel call inside a parallel region
   decode::check_config(cfg);
   const ParsedSpec ps = parse_spec(spec);
   // exact and pages hold at most `capacity` positions, so a longer key length could never be

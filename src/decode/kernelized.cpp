@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../core/parallel_errors.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/kernelized.hpp"
 #include "impl.hpp"
@@ -43,19 +44,22 @@ class KernelizedDecode final : public DecodeImpl {
     const int64_t bg = cfg_.batch * cfg_.kv_heads, tok = cfg_.d + cfg_.d_v;
     const int64_t over = std::max<int64_t>(0, npend_ + t - cfg_.max_step);  // must be absorbed now
     const int64_t from_pend = std::min(over, npend_), from_new = over - from_pend;
+    ParallelErrors errors;  // the state's products allocate: bad_alloc for the caller, not an abort
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < bg; ++i) {
-      const int64_t b = i / cfg_.kv_heads, g = i % cfg_.kv_heads;
-      float* pend = pending_.data() + i * cfg_.max_step * tok;
-      for (int64_t j = 0; j < from_pend; ++j) push(i, absorbed_ + j, pend + j * tok, pend + j * tok + cfg_.d);
-      std::memmove(pend, pend + from_pend * tok, static_cast<size_t>((npend_ - from_pend) * tok) * sizeof(float));
-      for (int64_t j = 0; j < from_new; ++j) push(i, absorbed_ + from_pend + j, k.row(b, g, j), v.row(b, g, j));
-      for (int64_t j = from_new; j < t; ++j) {
-        float* dst = pend + (npend_ - from_pend + j - from_new) * tok;
-        std::memcpy(dst, k.row(b, g, j), static_cast<size_t>(cfg_.d) * sizeof(float));
-        std::memcpy(dst + cfg_.d, v.row(b, g, j), static_cast<size_t>(cfg_.d_v) * sizeof(float));
-      }
-    }
+    for (int64_t i = 0; i < bg; ++i)
+      errors.run([&] {
+        const int64_t b = i / cfg_.kv_heads, g = i % cfg_.kv_heads;
+        float* pend = pending_.data() + i * cfg_.max_step * tok;
+        for (int64_t j = 0; j < from_pend; ++j) push(i, absorbed_ + j, pend + j * tok, pend + j * tok + cfg_.d);
+        std::memmove(pend, pend + from_pend * tok, static_cast<size_t>((npend_ - from_pend) * tok) * sizeof(float));
+        for (int64_t j = 0; j < from_new; ++j) push(i, absorbed_ + from_pend + j, k.row(b, g, j), v.row(b, g, j));
+        for (int64_t j = from_new; j < t; ++j) {
+          float* dst = pend + (npend_ - from_pend + j - from_new) * tok;
+          std::memcpy(dst, k.row(b, g, j), static_cast<size_t>(cfg_.d) * sizeof(float));
+          std::memcpy(dst + cfg_.d, v.row(b, g, j), static_cast<size_t>(cfg_.d_v) * sizeof(float));
+        }
+      });
+    errors.rethrow();
     absorbed_ += over;
     npend_ += t - over;
   }
@@ -68,17 +72,20 @@ class KernelizedDecode final : public DecodeImpl {
                    " (each position is decoded once, and at most max_step=", cfg_.max_step, " at a time)");
     const int64_t bg = cfg_.batch * cfg_.kv_heads, tok = cfg_.d + cfg_.d_v, group = cfg_.heads / cfg_.kv_heads;
     const int64_t skip = npend_ - t;
+    ParallelErrors errors;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < bg; ++i) {
-      const int64_t b = i / cfg_.kv_heads, g = i % cfg_.kv_heads;
-      const float* pend = pending_.data() + i * cfg_.max_step * tok;
-      for (int64_t j = 0; j < npend_; ++j) {
-        push(i, absorbed_ + j, pend + j * tok, pend + j * tok + cfg_.d);
-        if (j < skip) continue;
-        for (int64_t hl = 0; hl < group; ++hl)
-          states_[static_cast<size_t>(i)].query(q.row(b, g * group + hl, j - skip), out.row(b, g * group + hl, j - skip));
-      }
-    }
+    for (int64_t i = 0; i < bg; ++i)
+      errors.run([&] {
+        const int64_t b = i / cfg_.kv_heads, g = i % cfg_.kv_heads;
+        const float* pend = pending_.data() + i * cfg_.max_step * tok;
+        for (int64_t j = 0; j < npend_; ++j) {
+          push(i, absorbed_ + j, pend + j * tok, pend + j * tok + cfg_.d);
+          if (j < skip) continue;
+          for (int64_t hl = 0; hl < group; ++hl)
+            states_[static_cast<size_t>(i)].query(q.row(b, g * group + hl, j - skip), out.row(b, g * group + hl, j - skip));
+        }
+      });
+    errors.rethrow();
     absorbed_ += npend_;
     npend_ = 0;
     bytes_read_ = static_cast<int64_t>(states_.size()) * m_ * (cfg_.d_v + 1) * 4;
