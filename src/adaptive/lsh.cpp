@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <span>
 
 #include "../core/blas_rows.hpp"
@@ -20,6 +21,7 @@
 #include "lsh_plan.hpp"
 #include "lsh_rest.hpp"
 #include "../core/numerics.hpp"
+#include "../core/parallel_errors.hpp"
 #include "sets.hpp"
 
 namespace attnkit {
@@ -311,56 +313,70 @@ void LshBackend::forward(const Problem& caller) const {
       mg.nan.assign(static_cast<size_t>(d.n_q), 0);
       if (mean) mg.seen.assign(static_cast<size_t>(d.n_q), 0);
       if (first) blocks.reset(p, b, g, limit);
+      // Every step that allocates runs through errors.run: an exception (bad_alloc) leaves the
+      // region for the caller, and once one is kept every later step is skipped (they read what
+      // the failed one would have written).
+      ParallelErrors errors;
 #pragma omp parallel
       {
         ChunkScratch sc;
         if (first) {  // the kv head's key block sums, next to the planning (no barrier of their own)
 #pragma omp for schedule(static) nowait
-          for (int64_t u = 0; u < blocks.full_blocks(); ++u) blocks.sum_block(u);
+          for (int64_t u = 0; u < blocks.full_blocks(); ++u) errors.run([&] { blocks.sum_block(u); });
         }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t r = 0; r < R; ++r)
-          adaptive::lsh_plan_round(p, d, opt_, rot, b, h, r, rounds[static_cast<size_t>(r)]);
+          errors.run([&] { adaptive::lsh_plan_round(p, d, opt_, rot, b, h, r, rounds[static_cast<size_t>(r)]); });
         if (first) {  // every block is summed (the barrier above); done before the next barrier
 #pragma omp single nowait
-          blocks.accumulate();
+          errors.run([&] { blocks.accumulate(); });
         }
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < limit; ++j)
-          for (int64_t r = 0; r < R; ++r)
-            tab.key_rank[static_cast<size_t>(j * R + r)] = rounds[static_cast<size_t>(r)].key_rank[static_cast<size_t>(j)];
+          errors.run([&] {
+            for (int64_t r = 0; r < R; ++r)
+              tab.key_rank[static_cast<size_t>(j * R + r)] = rounds[static_cast<size_t>(r)].key_rank[static_cast<size_t>(j)];
+          });
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < d.n_q; ++i) {
-          float* o = p.out.row(b, h, i);
-          std::fill(o, o + d.d_v, 0.0f);
-          for (int64_t r = 0; r < R; ++r) {
-            const adaptive::LshRound& lr = rounds[static_cast<size_t>(r)];
-            const size_t c = static_cast<size_t>(lr.query_chunk[static_cast<size_t>(i)]);
-            tab.q_lo[static_cast<size_t>(i * R + r)] = static_cast<int32_t>(lr.lo[c]);
-            tab.q_width[static_cast<size_t>(i * R + r)] = static_cast<int32_t>(lr.hi[c] - lr.lo[c]);
-          }
-        }
+        for (int64_t i = 0; i < d.n_q; ++i)
+          errors.run([&] {
+            float* o = p.out.row(b, h, i);
+            std::fill(o, o + d.d_v, 0.0f);
+            for (int64_t r = 0; r < R; ++r) {
+              const adaptive::LshRound& lr = rounds[static_cast<size_t>(r)];
+              const size_t c = static_cast<size_t>(lr.query_chunk[static_cast<size_t>(i)]);
+              tab.q_lo[static_cast<size_t>(i * R + r)] = static_cast<int32_t>(lr.lo[c]);
+              tab.q_width[static_cast<size_t>(i * R + r)] = static_cast<int32_t>(lr.hi[c] - lr.lo[c]);
+            }
+          });
         // Round by round (the barrier after each keeps the merge order, so the result is the
         // same for any thread count); within a round every row belongs to one chunk.
         for (int64_t r = 0; r < R; ++r) {
 #pragma omp for schedule(dynamic, 1)
           for (int64_t c = 0; c < chunks; ++c)
-            chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, mean, mg, sc);
+            errors.run([&] {
+              chunk_attend(p, d, b, h, rounds[static_cast<size_t>(r)], tab, R, r, c, C, scale, mean, mg, sc);
+            });
         }
         if (!mean) {
 #pragma omp for schedule(static)
-          for (int64_t i = 0; i < d.n_q; ++i) finish_row(p, d, b, h, i, scale, mg, nullptr);
+          for (int64_t i = 0; i < d.n_q; ++i) errors.run([&] { finish_row(p, d, b, h, i, scale, mg, nullptr); });
         } else if (last) {
           // the rows of every query head of kv head g (head g·G + x merged in mgs[x]); every
           // prefix's sums follow lsh_rest.hpp's definition: the same bits for any thread count
           // and task split, and as weights()
-          adaptive::RestSums rs(blocks);
+          std::optional<adaptive::RestSums> rs;
+          errors.run([&] { rs.emplace(blocks); });
 #pragma omp for schedule(dynamic, 1)
           for (int64_t t = 0; t < n_tasks; ++t)
-            for (int64_t i = tasks[static_cast<size_t>(t)]; i < tasks[static_cast<size_t>(t + 1)]; ++i)
-              for (int64_t x = 0; x < G; ++x) finish_row(p, d, b, g * G + x, i, scale, mgs[static_cast<size_t>(x)], &rs);
+            errors.run([&] {
+              for (int64_t i = tasks[static_cast<size_t>(t)]; i < tasks[static_cast<size_t>(t + 1)]; ++i)
+                for (int64_t x = 0; x < G; ++x)
+                  finish_row(p, d, b, g * G + x, i, scale, mgs[static_cast<size_t>(x)], &*rs);
+            });
         }
       }
+      errors.rethrow();
     }
   }
 }

@@ -8,6 +8,7 @@
 
 #include "../simd/attend.hpp"
 #include "../core/blas_threads.hpp"
+#include "../core/parallel_errors.hpp"
 #include "../simd/lowp_heads.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
@@ -103,6 +104,7 @@ void PrunedBackend::forward(const Problem& p) const {
   const bool lowp = opt_.precision != ComputePrecision::fp32;
   if (lowp) simd::lowp_path_name();  // a bad ATTNKIT_SIMD throws here, not inside the parallel region
   const std::vector<simd::LowpKV> kv = lowp ? lowp::pack_heads(p, d, opt_.precision) : std::vector<simd::LowpKV>();
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
     simd::Workspace ws;
@@ -110,29 +112,31 @@ void PrunedBackend::forward(const Problem& p) const {
     std::vector<int64_t> kept;
     std::vector<simd::KeySpan> spans;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t x = 0; x < tasks; ++x) {
-      const int64_t t = qt - 1 - x % qt;  // heaviest (last, causal) query tiles first
-      const int64_t bh = x / qt, b = bh / d.heads, h = bh % d.heads, g = h / d.group();
-      const int64_t i0 = t * B, rows = std::min(B, d.n_q - i0);
-      const int64_t ke = p.key_end(b, i0 + rows - 1);
-      plan.select(p, b, h, t, ke, st[static_cast<size_t>(b * d.kv_heads + g)], sc, kept);
-      spans.clear();
-      for (int64_t u : kept) {
-        const int64_t j0 = u * B, j1 = std::min(ke, j0 + B);
-        if (!spans.empty() && spans.back().end == j0)
-          spans.back().end = j1;
+    for (int64_t x = 0; x < tasks; ++x)
+      errors.run([&] {
+        const int64_t t = qt - 1 - x % qt;  // heaviest (last, causal) query tiles first
+        const int64_t bh = x / qt, b = bh / d.heads, h = bh % d.heads, g = h / d.group();
+        const int64_t i0 = t * B, rows = std::min(B, d.n_q - i0);
+        const int64_t ke = p.key_end(b, i0 + rows - 1);
+        plan.select(p, b, h, t, ke, st[static_cast<size_t>(b * d.kv_heads + g)], sc, kept);
+        spans.clear();
+        for (int64_t u : kept) {
+          const int64_t j0 = u * B, j1 = std::min(ke, j0 + B);
+          if (!spans.empty() && spans.back().end == j0)
+            spans.back().end = j1;
+          else
+            spans.push_back({j0, j1});
+        }
+        const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
+        const simd::PrefixMask mask(limit, d.n_k - d.n_q, p.mask.causal);
+        const simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, i0, rows, scale);
+        if (lowp)
+          simd::attend_lowp(a, kv[static_cast<size_t>(b * d.kv_heads + g)], spans, &mask, ws);
         else
-          spans.push_back({j0, j1});
-      }
-      const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
-      const simd::PrefixMask mask(limit, d.n_k - d.n_q, p.mask.causal);
-      const simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, i0, rows, scale);
-      if (lowp)
-        simd::attend_lowp(a, kv[static_cast<size_t>(b * d.kv_heads + g)], spans, &mask, ws);
-      else
-        simd::attend(a, spans, &mask, engine_block(B), ws);
-    }
+          simd::attend(a, spans, &mask, engine_block(B), ws);
+      });
   }
+  errors.rethrow();
 }
 
 Cost PrunedBackend::cost(const Shape& s) const {

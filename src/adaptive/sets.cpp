@@ -1,6 +1,7 @@
 #include "sets.hpp"
 
 #include "../core/numerics.hpp"
+#include "../core/parallel_errors.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -23,39 +24,42 @@ ErrorBound set_error_bound(const Problem& p, const Shape& d, const std::string& 
     for (int64_t h = 0; h < d.heads; ++h) {
       keys(b, h, rk);
       const int64_t g = h / d.group();
+      ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
       {
         std::vector<double> s;
         std::vector<char> inside;
 #pragma omp for schedule(dynamic, 16)
-        for (int64_t t = 0; t < per_head; ++t) {
-          const int64_t i = rows ? (*rows)[static_cast<size_t>(t)] : t;
-          const int64_t ke = p.key_end(b, i);
-          if (ke == 0) continue;
-          numerics::score_row_fp64(p, d, b, h, i, ke, s);
-          inside.assign(static_cast<size_t>(ke), 0);
-          for (int64_t x = rk.first[i]; x < rk.first[i + 1]; ++x) inside[static_cast<size_t>(rk.idx[x])] = 1;
-          double mx = -std::numeric_limits<double>::infinity(), in = 0, out = 0;
-          bool chosen = false;
-          for (double x : s) mx = std::max(mx, x);
-          for (int64_t j = 0; j < ke; ++j) {
-            const double e = std::exp(s[static_cast<size_t>(j)] - mx);
-            (inside[static_cast<size_t>(j)] ? in : out) += e;
-            chosen |= inside[static_cast<size_t>(j)] != 0;
-          }
-          const double vm = vmax[static_cast<size_t>((b * d.kv_heads + g) * d.n_k + ke - 1)];
-          const size_t r = static_cast<size_t>((b * d.heads + h) * per_head + t);
-          // in == 0 with chosen keys is underflow, not an empty set: eps = 1 (L1 2, 2·max ||v||).
-          const double eps = out / (in + out);
-          if (!chosen && !std::isnan(eps)) {
-            eb.prob_l1[r] = 1.0;
-            eb.out_l2[r] = vm;
-          } else {
-            eb.prob_l1[r] = 2 * eps;
-            eb.out_l2[r] = 2 * eps * vm;
-          }
-        }
+        for (int64_t t = 0; t < per_head; ++t)
+          errors.run([&] {
+            const int64_t i = rows ? (*rows)[static_cast<size_t>(t)] : t;
+            const int64_t ke = p.key_end(b, i);
+            if (ke == 0) return;
+            numerics::score_row_fp64(p, d, b, h, i, ke, s);
+            inside.assign(static_cast<size_t>(ke), 0);
+            for (int64_t x = rk.first[i]; x < rk.first[i + 1]; ++x) inside[static_cast<size_t>(rk.idx[x])] = 1;
+            double mx = -std::numeric_limits<double>::infinity(), in = 0, out = 0;
+            bool chosen = false;
+            for (double x : s) mx = std::max(mx, x);
+            for (int64_t j = 0; j < ke; ++j) {
+              const double e = std::exp(s[static_cast<size_t>(j)] - mx);
+              (inside[static_cast<size_t>(j)] ? in : out) += e;
+              chosen |= inside[static_cast<size_t>(j)] != 0;
+            }
+            const double vm = vmax[static_cast<size_t>((b * d.kv_heads + g) * d.n_k + ke - 1)];
+            const size_t r = static_cast<size_t>((b * d.heads + h) * per_head + t);
+            // in == 0 with chosen keys is underflow, not an empty set: eps = 1 (L1 2, 2·max ||v||).
+            const double eps = out / (in + out);
+            if (!chosen && !std::isnan(eps)) {
+              eb.prob_l1[r] = 1.0;
+              eb.out_l2[r] = vm;
+            } else {
+              eb.prob_l1[r] = 2 * eps;
+              eb.out_l2[r] = 2 * eps * vm;
+            }
+          });
       }
+      errors.rethrow();
     }
   return eb;
 }

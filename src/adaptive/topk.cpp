@@ -8,6 +8,7 @@
 
 #include "../core/blas_rows.hpp"
 #include "../core/blas_threads.hpp"
+#include "../core/parallel_errors.hpp"
 #include "attnkit/adaptive.hpp"
 #include "attnkit/error.hpp"
 #include "sets.hpp"
@@ -45,6 +46,7 @@ void TopkBackend::forward(const Problem& caller) const {
   const int64_t tiles = (d.n_q + kRows - 1) / kRows;
   const int64_t tasks = d.batch * d.heads * tiles;
   SingleThreadedBlas blas;
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
     adaptive::TopkScratch sc;
@@ -52,39 +54,41 @@ void TopkBackend::forward(const Problem& caller) const {
     std::vector<float> chosen, acc;
     std::vector<char> nan_rows;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t bh = t / tiles, b = bh / d.heads, h = bh % d.heads, g = h / d.group();
-      const int64_t i0 = (tiles - 1 - t % tiles) * kRows;  // heaviest (last, causal) first
-      const int64_t rows = std::min(kRows, d.n_q - i0);
-      keys.clear();
-      chosen.clear();
-      adaptive::select_topk(p, d, b, h, i0, rows, opt_.k, sc, keys, chosen, nan_rows);
-      acc.resize(static_cast<size_t>(d.d_v));
-      for (int64_t r = 0; r < rows; ++r) {
-        float* o = p.out.row(b, h, i0 + r);
-        const int64_t a = keys.first[r], e = keys.first[r + 1];
-        if (nan_rows[static_cast<size_t>(r)]) {
-          std::fill(o, o + d.d_v, std::numeric_limits<float>::quiet_NaN());
-          continue;
+    for (int64_t t = 0; t < tasks; ++t)
+      errors.run([&] {
+        const int64_t bh = t / tiles, b = bh / d.heads, h = bh % d.heads, g = h / d.group();
+        const int64_t i0 = (tiles - 1 - t % tiles) * kRows;  // heaviest (last, causal) first
+        const int64_t rows = std::min(kRows, d.n_q - i0);
+        keys.clear();
+        chosen.clear();
+        adaptive::select_topk(p, d, b, h, i0, rows, opt_.k, sc, keys, chosen, nan_rows);
+        acc.resize(static_cast<size_t>(d.d_v));
+        for (int64_t r = 0; r < rows; ++r) {
+          float* o = p.out.row(b, h, i0 + r);
+          const int64_t a = keys.first[r], e = keys.first[r + 1];
+          if (nan_rows[static_cast<size_t>(r)]) {
+            std::fill(o, o + d.d_v, std::numeric_limits<float>::quiet_NaN());
+            continue;
+          }
+          if (a == e) {
+            std::fill(o, o + d.d_v, 0.0f);
+            continue;
+          }
+          float mx = -std::numeric_limits<float>::infinity();
+          for (int64_t x = a; x < e; ++x) mx = std::max(mx, chosen[static_cast<size_t>(x)]);
+          std::fill(acc.begin(), acc.end(), 0.0f);
+          float sum = 0;
+          for (int64_t x = a; x < e; ++x) {
+            const float w = std::exp(chosen[static_cast<size_t>(x)] - mx);
+            sum += w;
+            const float* v = p.v.row(b, g, keys.idx[static_cast<size_t>(x)]);
+            for (int64_t c = 0; c < d.d_v; ++c) acc[static_cast<size_t>(c)] += w * v[c];
+          }
+          for (int64_t c = 0; c < d.d_v; ++c) o[c] = acc[static_cast<size_t>(c)] / sum;
         }
-        if (a == e) {
-          std::fill(o, o + d.d_v, 0.0f);
-          continue;
-        }
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t x = a; x < e; ++x) mx = std::max(mx, chosen[static_cast<size_t>(x)]);
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        float sum = 0;
-        for (int64_t x = a; x < e; ++x) {
-          const float w = std::exp(chosen[static_cast<size_t>(x)] - mx);
-          sum += w;
-          const float* v = p.v.row(b, g, keys.idx[static_cast<size_t>(x)]);
-          for (int64_t c = 0; c < d.d_v; ++c) acc[static_cast<size_t>(c)] += w * v[c];
-        }
-        for (int64_t c = 0; c < d.d_v; ++c) o[c] = acc[static_cast<size_t>(c)] / sum;
-      }
-    }
+      });
   }
+  errors.rethrow();
 }
 
 Cost TopkBackend::cost(const Shape& s) const {

@@ -9,6 +9,7 @@
 
 #include "../core/blas_rows.hpp"
 #include "../core/numerics.hpp"
+#include "../core/parallel_errors.hpp"
 #include "../simd/attend.hpp"
 #include "attnkit/clustered.hpp"
 #include "attnkit/exact.hpp"
@@ -22,15 +23,18 @@ namespace clustered {
 void cluster_all(const Problem& p, const Shape& d, const ClusteredOptions& o, std::vector<HeadClusters>& heads) {
   const int64_t bh_count = d.batch * d.heads;
   heads.resize(static_cast<size_t>(bh_count));
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
     ClusterScratch ws;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t bh = 0; bh < bh_count; ++bh) {
-      const int64_t b = bh / d.heads, h = bh % d.heads;
-      cluster_head(p.q.row(b, h, 0), p.q.stride[2], d.n_q, d.d, o, b, h, ws, heads[static_cast<size_t>(bh)]);
-    }
+    for (int64_t bh = 0; bh < bh_count; ++bh)
+      errors.run([&] {
+        const int64_t b = bh / d.heads, h = bh % d.heads;
+        cluster_head(p.q.row(b, h, 0), p.q.stride[2], d.n_q, d.d, o, b, h, ws, heads[static_cast<size_t>(bh)]);
+      });
   }
+  errors.rethrow();
 }
 
 namespace {
@@ -70,30 +74,32 @@ void forward_plain(const Problem& p, const Shape& d, const std::vector<HeadClust
     centroid_tasks.add_blocks(bh, count, kCentroidBlock);
     broadcast_tasks.add_blocks(bh, d.n_q, kBroadcastBlock);
   }
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
     simd::Workspace ws;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < centroid_tasks.size(); ++t) {
-      const int64_t bh = centroid_tasks.head[static_cast<size_t>(t)], r0 = centroid_tasks.first[static_cast<size_t>(t)];
-      const int64_t b = bh / d.heads, g = (bh % d.heads) / d.group();
-      const HeadClusters& hc = heads[static_cast<size_t>(bh)];
-      simd::AttendArgs a;
-      a.q = hc.centroid.data() + r0 * d.d;
-      a.q_stride = d.d;
-      a.rows = std::min(kCentroidBlock, hc.count - r0);
-      a.k = p.k.row(b, g, 0);
-      a.k_stride = p.k.stride[2];
-      a.v = p.v.row(b, g, 0);
-      a.v_stride = p.v.stride[2];
-      a.d = d.d;
-      a.d_v = d.d_v;
-      a.scale = scale;
-      a.out = outs[static_cast<size_t>(bh)].data() + r0 * d.d_v;
-      a.out_stride = d.d_v;
-      const simd::KeySpan span{0, clustered::visible_keys(p, b)};
-      simd::attend(a, std::span<const simd::KeySpan>(&span, 1), nullptr, kKeyTile, ws);
-    }
+    for (int64_t t = 0; t < centroid_tasks.size(); ++t)
+      errors.run([&] {
+        const int64_t bh = centroid_tasks.head[static_cast<size_t>(t)], r0 = centroid_tasks.first[static_cast<size_t>(t)];
+        const int64_t b = bh / d.heads, g = (bh % d.heads) / d.group();
+        const HeadClusters& hc = heads[static_cast<size_t>(bh)];
+        simd::AttendArgs a;
+        a.q = hc.centroid.data() + r0 * d.d;
+        a.q_stride = d.d;
+        a.rows = std::min(kCentroidBlock, hc.count - r0);
+        a.k = p.k.row(b, g, 0);
+        a.k_stride = p.k.stride[2];
+        a.v = p.v.row(b, g, 0);
+        a.v_stride = p.v.stride[2];
+        a.d = d.d;
+        a.d_v = d.d_v;
+        a.scale = scale;
+        a.out = outs[static_cast<size_t>(bh)].data() + r0 * d.d_v;
+        a.out_stride = d.d_v;
+        const simd::KeySpan span{0, clustered::visible_keys(p, b)};
+        simd::attend(a, std::span<const simd::KeySpan>(&span, 1), nullptr, kKeyTile, ws);
+      });
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < broadcast_tasks.size(); ++t) {
       const int64_t bh = broadcast_tasks.head[static_cast<size_t>(t)], i0 = broadcast_tasks.first[static_cast<size_t>(t)];
@@ -106,6 +112,7 @@ void forward_plain(const Problem& p, const Shape& d, const std::vector<HeadClust
       }
     }
   }
+  errors.rethrow();
 }
 
 // What the top-k variant keeps per centroid of one head.
@@ -179,6 +186,7 @@ void forward_topk(const Problem& p, const Shape& d, const std::vector<HeadCluste
     centroid_tasks.add_blocks(bh, count, kTopkBlock);
     cluster_tasks.add_blocks(bh, count, 1);
   }
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
     std::vector<float> P;
@@ -190,27 +198,30 @@ void forward_topk(const Problem& p, const Shape& d, const std::vector<HeadCluste
       for (int64_t i = 0; i < d.n_q; ++i) std::fill_n(p.out.row(bh / d.heads, bh % d.heads, i), d.d_v, 0.0f);
     }
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < centroid_tasks.size(); ++t) {
-      const int64_t bh = centroid_tasks.head[static_cast<size_t>(t)], r0 = centroid_tasks.first[static_cast<size_t>(t)];
-      const int64_t b = bh / d.heads, g = (bh % d.heads) / d.group();
-      const HeadClusters& hc = heads[static_cast<size_t>(bh)];
-      TopkHead& th = tops[static_cast<size_t>(bh)];
-      const clustered::CentroidBlock a =
-          clustered::CentroidBlock::for_head(p, b, g, hc.centroid.data() + r0 * d.d, std::min(kTopkBlock, hc.count - r0),
-                                             clustered::visible_keys(p, b), scale);
-      float* buf = sized(P, a.rows * a.n_vis);
-      clustered::centroid_probs(a, buf, topk, th.idx.data() + r0 * topk, sel);
-      clustered::split_topk(a, buf, topk, th.idx.data() + r0 * topk, th.prob.data() + r0 * topk,
-                            th.mass.data() + r0, th.rest.data() + r0 * d.d_v);
-    }
+    for (int64_t t = 0; t < centroid_tasks.size(); ++t)
+      errors.run([&] {
+        const int64_t bh = centroid_tasks.head[static_cast<size_t>(t)], r0 = centroid_tasks.first[static_cast<size_t>(t)];
+        const int64_t b = bh / d.heads, g = (bh % d.heads) / d.group();
+        const HeadClusters& hc = heads[static_cast<size_t>(bh)];
+        TopkHead& th = tops[static_cast<size_t>(bh)];
+        const clustered::CentroidBlock a =
+            clustered::CentroidBlock::for_head(p, b, g, hc.centroid.data() + r0 * d.d, std::min(kTopkBlock, hc.count - r0),
+                                               clustered::visible_keys(p, b), scale);
+        float* buf = sized(P, a.rows * a.n_vis);
+        clustered::centroid_probs(a, buf, topk, th.idx.data() + r0 * topk, sel);
+        clustered::split_topk(a, buf, topk, th.idx.data() + r0 * topk, th.prob.data() + r0 * topk,
+                              th.mass.data() + r0, th.rest.data() + r0 * d.d_v);
+      });
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < cluster_tasks.size(); ++t) {
-      const int64_t bh = cluster_tasks.head[static_cast<size_t>(t)], c = cluster_tasks.first[static_cast<size_t>(t)];
-      const int64_t b = bh / d.heads, h = bh % d.heads;
-      const int64_t kk = std::min(topk, clustered::visible_keys(p, b));
-      members_topk(p, d, b, h, heads[static_cast<size_t>(bh)], tops[static_cast<size_t>(bh)], c, kk, topk, scale, ms);
-    }
+    for (int64_t t = 0; t < cluster_tasks.size(); ++t)
+      errors.run([&] {
+        const int64_t bh = cluster_tasks.head[static_cast<size_t>(t)], c = cluster_tasks.first[static_cast<size_t>(t)];
+        const int64_t b = bh / d.heads, h = bh % d.heads;
+        const int64_t kk = std::min(topk, clustered::visible_keys(p, b));
+        members_topk(p, d, b, h, heads[static_cast<size_t>(bh)], tops[static_cast<size_t>(bh)], c, kk, topk, scale, ms);
+      });
   }
+  errors.rethrow();
 }
 
 }  // namespace

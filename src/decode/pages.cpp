@@ -20,6 +20,7 @@
 #include <limits>
 #include <vector>
 
+#include "../core/parallel_errors.hpp"
 #include "attnkit/error.hpp"
 #include "cache_impl.hpp"
 #include "kernel.hpp"
@@ -151,41 +152,44 @@ class PagesDecode final : public CacheImpl {
 
     // 2. Per (batch, kv head): score(page) = max over the rows of (bound − that row's best bound),
     //    so the group shares one selection; the best keep_pages by a partial selection.
+    ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
     {
       std::vector<float> score;
       std::vector<uint64_t> key;
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t i = 0; i < bg; ++i) {
-        std::vector<int64_t>& sel = selected_[static_cast<size_t>(i)];
-        sel.clear();
-        const int64_t nc = cand[static_cast<size_t>(i)];
-        if (last[static_cast<size_t>(i)] < 0) continue;
-        if (nc <= keep_pages_) {
-          for (int64_t p = 0; p < nc; ++p) sel.push_back(p);
-        } else {
-          score.assign(static_cast<size_t>(nc), -std::numeric_limits<float>::infinity());
-          for (int64_t r = 0; r < real_rows; ++r) {
-            const float* br = bound.data() + (i * rows + r) * bstride;
-            float top = -std::numeric_limits<float>::infinity();
-            for (int64_t p = 0; p < nc; ++p) top = br[p] > top ? br[p] : top;
-            for (int64_t p = 0; p < nc; ++p)
-              score[static_cast<size_t>(p)] = std::max(score[static_cast<size_t>(p)], br[p] - top);
+      for (int64_t i = 0; i < bg; ++i)
+        errors.run([&] {
+          std::vector<int64_t>& sel = selected_[static_cast<size_t>(i)];
+          sel.clear();
+          const int64_t nc = cand[static_cast<size_t>(i)];
+          if (last[static_cast<size_t>(i)] < 0) return;
+          if (nc <= keep_pages_) {
+            for (int64_t p = 0; p < nc; ++p) sel.push_back(p);
+          } else {
+            score.assign(static_cast<size_t>(nc), -std::numeric_limits<float>::infinity());
+            for (int64_t r = 0; r < real_rows; ++r) {
+              const float* br = bound.data() + (i * rows + r) * bstride;
+              float top = -std::numeric_limits<float>::infinity();
+              for (int64_t p = 0; p < nc; ++p) top = br[p] > top ? br[p] : top;
+              for (int64_t p = 0; p < nc; ++p)
+                score[static_cast<size_t>(p)] = std::max(score[static_cast<size_t>(p)], br[p] - top);
+            }
+            // The best keep_pages by score, ties broken by page index (the selection is a function of
+            // the input only): a partial selection over 64-bit keys (descending score, then ascending
+            // page) instead of page indices compared through the scores (selection 0.59 -> 0.48 ms
+            // per attend at N = 65536, 1 thread).
+            key.resize(static_cast<size_t>(nc));
+            for (int64_t p = 0; p < nc; ++p) key[static_cast<size_t>(p)] = page_key(score[static_cast<size_t>(p)], p);
+            std::nth_element(key.begin(), key.begin() + keep_pages_, key.end());
+            sel.resize(static_cast<size_t>(keep_pages_));
+            for (int64_t k = 0; k < keep_pages_; ++k) sel[static_cast<size_t>(k)] = static_cast<int64_t>(key[static_cast<size_t>(k)] & 0xffffffffu);
+            std::sort(sel.begin(), sel.end());
           }
-          // The best keep_pages by score, ties broken by page index (the selection is a function of
-          // the input only): a partial selection over 64-bit keys (descending score, then ascending
-          // page) instead of page indices compared through the scores (selection 0.59 -> 0.48 ms
-          // per attend at N = 65536, 1 thread).
-          key.resize(static_cast<size_t>(nc));
-          for (int64_t p = 0; p < nc; ++p) key[static_cast<size_t>(p)] = page_key(score[static_cast<size_t>(p)], p);
-          std::nth_element(key.begin(), key.begin() + keep_pages_, key.end());
-          sel.resize(static_cast<size_t>(keep_pages_));
-          for (int64_t k = 0; k < keep_pages_; ++k) sel[static_cast<size_t>(k)] = static_cast<int64_t>(key[static_cast<size_t>(k)] & 0xffffffffu);
-          std::sort(sel.begin(), sel.end());
-        }
-        for (int64_t p = nc; p <= last[static_cast<size_t>(i)]; ++p) sel.push_back(p);
-      }
+          for (int64_t p = nc; p <= last[static_cast<size_t>(i)]; ++p) sel.push_back(p);
+        });
     }
+    errors.rethrow();
 
     // 3. Work items: runs of consecutive pages, at most kChunk positions per item, over the threads.
     Plan plan;

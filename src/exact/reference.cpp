@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../core/numerics.hpp"
+#include "../core/parallel_errors.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/exact.hpp"
 
@@ -54,15 +55,20 @@ void reference_output(const Problem& p, const Shape& d, int64_t b, int64_t h, in
 void ReferenceBackend::forward(const Problem& p) const {
   const Shape d = check(p);
   const int64_t rows = d.batch * d.heads * d.n_q;
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
-    std::vector<double> w(static_cast<size_t>(d.n_k)), o(static_cast<size_t>(d.d_v));
+    std::vector<double> w, o;
 #pragma omp for schedule(dynamic, 16)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t b = r / (d.heads * d.n_q), h = r / d.n_q % d.heads, i = r % d.n_q;
-      reference_output(p, d, b, h, i, w, o, p.out.row(b, h, i));
-    }
+    for (int64_t r = 0; r < rows; ++r)
+      errors.run([&] {
+        w.resize(static_cast<size_t>(d.n_k));
+        o.resize(static_cast<size_t>(d.d_v));
+        const int64_t b = r / (d.heads * d.n_q), h = r / d.n_q % d.heads, i = r % d.n_q;
+        reference_output(p, d, b, h, i, w, o, p.out.row(b, h, i));
+      });
   }
+  errors.rethrow();
 }
 
 void ReferenceBackend::forward_rows(const Problem& p, const std::vector<int64_t>& rows, float* out) const {
@@ -70,15 +76,20 @@ void ReferenceBackend::forward_rows(const Problem& p, const std::vector<int64_t>
   for (int64_t i : rows)
     if (i < 0 || i >= d.n_q) detail::fail("rows: ", i, "; expected a value in [0, ", d.n_q, ")");
   const int64_t m = static_cast<int64_t>(rows.size()), total = d.batch * d.heads * m;
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
-    std::vector<double> w(static_cast<size_t>(d.n_k)), o(static_cast<size_t>(d.d_v));
+    std::vector<double> w, o;
 #pragma omp for schedule(dynamic, 4)
-    for (int64_t r = 0; r < total; ++r) {
-      const int64_t b = r / (d.heads * m), h = r / m % d.heads, x = r % m;
-      reference_output(p, d, b, h, rows[static_cast<size_t>(x)], w, o, out + r * d.d_v);
-    }
+    for (int64_t r = 0; r < total; ++r)
+      errors.run([&] {
+        w.resize(static_cast<size_t>(d.n_k));
+        o.resize(static_cast<size_t>(d.d_v));
+        const int64_t b = r / (d.heads * m), h = r / m % d.heads, x = r % m;
+        reference_output(p, d, b, h, rows[static_cast<size_t>(x)], w, o, out + r * d.d_v);
+      });
   }
+  errors.rethrow();
 }
 
 void ReferenceBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {

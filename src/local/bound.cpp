@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../core/numerics.hpp"
+#include "../core/parallel_errors.hpp"
 #include "../simd/lowp_heads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
@@ -61,41 +62,44 @@ ErrorBound bound_on(const Problem& p, const Shape& d, const LocalPattern& pat, c
       "||O~_i - O_i||_2 <= 2 eps_i max_{visible j} ||v_j||_2 (a row with no allowed key: L1 = 1, bound max ||v_j||)";
   eb.out_l2.assign(static_cast<size_t>(total), 0.0);
   eb.prob_l1.assign(static_cast<size_t>(total), 0.0);
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
     std::vector<double> s;
     std::vector<char> inside;
     std::vector<KeyRun> runs;
 #pragma omp for schedule(dynamic, 16)
-    for (int64_t r = 0; r < total; ++r) {
-      const int64_t b = r / (d.heads * m), h = r / m % d.heads, i = rows[static_cast<size_t>(r % m)];
-      const int64_t ke = p.key_end(b, i);
-      if (ke == 0) continue;  // both outputs are zero rows
-      pat.row(h, i, ke, runs);
-      mark(runs, ke, inside);
-      numerics::score_row_fp64(p, d, b, h, i, ke, s);
-      double mx = -std::numeric_limits<double>::infinity();
-      for (double x : s) mx = std::max(mx, x);
-      double in = 0, out = 0;
-      bool allowed = false;
-      for (int64_t j = 0; j < ke; ++j) {
-        const double e = std::exp(s[static_cast<size_t>(j)] - mx);
-        (inside[static_cast<size_t>(j)] ? in : out) += e;
-        allowed |= inside[static_cast<size_t>(j)] != 0;
-      }
-      const double vm = vmax[static_cast<size_t>((b * d.kv_heads + h / d.group()) * d.n_k + ke - 1)];
-      // in == 0 with allowed keys is underflow (they lie > 745 below the row's max), not an empty
-      // row: the approximate row is still a convex mix of values, eps = 1 gives L1 2, 2·max ||v||.
-      const double eps = out / (in + out);
-      if (!allowed && !std::isnan(eps)) {  // approximate row is zero: L1 = 1, ||O_i|| <= max ||v||
-        eb.prob_l1[static_cast<size_t>(r)] = 1.0;
-        eb.out_l2[static_cast<size_t>(r)] = vm;
-      } else {
-        eb.prob_l1[static_cast<size_t>(r)] = 2 * eps;
-        eb.out_l2[static_cast<size_t>(r)] = 2 * eps * vm;
-      }
-    }
+    for (int64_t r = 0; r < total; ++r)
+      errors.run([&] {
+        const int64_t b = r / (d.heads * m), h = r / m % d.heads, i = rows[static_cast<size_t>(r % m)];
+        const int64_t ke = p.key_end(b, i);
+        if (ke == 0) return;  // both outputs are zero rows
+        pat.row(h, i, ke, runs);
+        mark(runs, ke, inside);
+        numerics::score_row_fp64(p, d, b, h, i, ke, s);
+        double mx = -std::numeric_limits<double>::infinity();
+        for (double x : s) mx = std::max(mx, x);
+        double in = 0, out = 0;
+        bool allowed = false;
+        for (int64_t j = 0; j < ke; ++j) {
+          const double e = std::exp(s[static_cast<size_t>(j)] - mx);
+          (inside[static_cast<size_t>(j)] ? in : out) += e;
+          allowed |= inside[static_cast<size_t>(j)] != 0;
+        }
+        const double vm = vmax[static_cast<size_t>((b * d.kv_heads + h / d.group()) * d.n_k + ke - 1)];
+        // in == 0 with allowed keys is underflow (they lie > 745 below the row's max), not an empty
+        // row: the approximate row is still a convex mix of values, eps = 1 gives L1 2, 2·max ||v||.
+        const double eps = out / (in + out);
+        if (!allowed && !std::isnan(eps)) {  // approximate row is zero: L1 = 1, ||O_i|| <= max ||v||
+          eb.prob_l1[static_cast<size_t>(r)] = 1.0;
+          eb.out_l2[static_cast<size_t>(r)] = vm;
+        } else {
+          eb.prob_l1[static_cast<size_t>(r)] = 2 * eps;
+          eb.out_l2[static_cast<size_t>(r)] = 2 * eps * vm;
+        }
+      });
   }
+  errors.rethrow();
   return eb;
 }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../core/parallel_errors.hpp"
 #include "../simd/lowp_heads.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/local.hpp"
@@ -63,6 +64,7 @@ void LocalBackend::forward(const Problem& p) const {
   // precision=bf16|int8: K/V of every (batch, kv head) packed once; a gathered (dilated) tile packs
   // its own gathered keys below.
   const std::vector<simd::LowpKV> heads_kv = lowp ? lowp::pack_heads(p, d, opt_.precision) : std::vector<simd::LowpKV>();
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
     simd::Workspace ws;
@@ -74,35 +76,37 @@ void LocalBackend::forward(const Problem& p) const {
     std::vector<float> kbuf, vbuf;
     // Tile-major order: the global (full) rows come first, then the banded tiles.
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const local::Tile& tile = tiles[static_cast<size_t>(t / bh)];
-      const int64_t b = t % bh / d.heads, h = t % d.heads, g = h / d.group();
-      local::build_tile(pat, tile, h, [&](int64_t i) { return p.key_end(b, i); }, mask, gather, runs, rows_runs);
-      mask.union_into(keys);
-      simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, tile.i0, tile.count, scale, tile.step);
-      a.row0 = 0;  // the mask indexes the tile's rows from 0
-      if (lowp) {
-        const simd::LowpKV* kv = &heads_kv[static_cast<size_t>(b * d.kv_heads + g)];
-        if (tile.gather && gather.rows() > 0) {  // no gathered key: empty spans, zero rows, any kv
+    for (int64_t t = 0; t < tasks; ++t)
+      errors.run([&] {
+        const local::Tile& tile = tiles[static_cast<size_t>(t / bh)];
+        const int64_t b = t % bh / d.heads, h = t % d.heads, g = h / d.group();
+        local::build_tile(pat, tile, h, [&](int64_t i) { return p.key_end(b, i); }, mask, gather, runs, rows_runs);
+        mask.union_into(keys);
+        simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, tile.i0, tile.count, scale, tile.step);
+        a.row0 = 0;  // the mask indexes the tile's rows from 0
+        if (lowp) {
+          const simd::LowpKV* kv = &heads_kv[static_cast<size_t>(b * d.kv_heads + g)];
+          if (tile.gather && gather.rows() > 0) {  // no gathered key: empty spans, zero rows, any kv
+            gather_rows(gather, p.k.row(b, g, 0), p.k.stride[2], d.d, kbuf);
+            gather_rows(gather, p.v.row(b, g, 0), p.v.stride[2], d.d_v, vbuf);
+            tile_kv.pack(lowp::to_simd(opt_.precision), kbuf.data(), d.d, vbuf.data(), d.d_v, gather.rows(), d.d, d.d_v);
+            kv = &tile_kv;
+          }
+          simd::attend_lowp(a, *kv, keys, &mask, ws);
+          return;
+        }
+        if (tile.gather) {
           gather_rows(gather, p.k.row(b, g, 0), p.k.stride[2], d.d, kbuf);
           gather_rows(gather, p.v.row(b, g, 0), p.v.stride[2], d.d_v, vbuf);
-          tile_kv.pack(lowp::to_simd(opt_.precision), kbuf.data(), d.d, vbuf.data(), d.d_v, gather.rows(), d.d, d.d_v);
-          kv = &tile_kv;
+          a.k = kbuf.data();
+          a.k_stride = d.d;
+          a.v = vbuf.data();
+          a.v_stride = d.d_v;
         }
-        simd::attend_lowp(a, *kv, keys, &mask, ws);
-        continue;
-      }
-      if (tile.gather) {
-        gather_rows(gather, p.k.row(b, g, 0), p.k.stride[2], d.d, kbuf);
-        gather_rows(gather, p.v.row(b, g, 0), p.v.stride[2], d.d_v, vbuf);
-        a.k = kbuf.data();
-        a.k_stride = d.d;
-        a.v = vbuf.data();
-        a.v_stride = d.d_v;
-      }
-      simd::attend(a, keys, &mask, key_block(opt_, tile, keys), ws);
-    }
+        simd::attend(a, keys, &mask, key_block(opt_, tile, keys), ws);
+      });
   }
+  errors.rethrow();
 }
 
 Cost LocalBackend::computed_cost(const Shape& s) const {
