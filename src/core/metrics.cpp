@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "attnkit/error.hpp"
+#include "parallel_errors.hpp"
 
 namespace attnkit {
 
@@ -75,29 +76,33 @@ void mean_value_baseline(const Problem& p, MutView out) {
       detail::fail("baseline out: shape[", a, "] is ", out.shape[a], "; expected ", p.out.shape[a]);
   // One (batch, kv head) per iteration, summed in key order by one thread: the same bits for any
   // thread count.
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
-    std::vector<double> prefix(static_cast<size_t>((d.n_k + 1) * d.d_v));
+    std::vector<double> prefix;
 #pragma omp for schedule(static)
-    for (int64_t bg = 0; bg < d.batch * d.kv_heads; ++bg) {
-      const int64_t b = bg / d.kv_heads, g = bg % d.kv_heads;
-      // prefix sums of v rows, so each query's visible prefix mean costs O(d_v)
-      for (int64_t c = 0; c < d.d_v; ++c) prefix[static_cast<size_t>(c)] = 0;
-      for (int64_t j = 0; j < d.n_k; ++j)
-        for (int64_t c = 0; c < d.d_v; ++c)
-          prefix[static_cast<size_t>((j + 1) * d.d_v + c)] =
-              prefix[static_cast<size_t>(j * d.d_v + c)] + p.v.row(b, g, j)[c];
-      for (int64_t hh = 0; hh < d.group(); ++hh) {
-        const int64_t h = g * d.group() + hh;
-        for (int64_t i = 0; i < d.n_q; ++i) {
-          const int64_t e = p.key_end(b, i);
-          float* o = out.row(b, h, i);
+    for (int64_t bg = 0; bg < d.batch * d.kv_heads; ++bg)
+      errors.run([&] {
+        prefix.resize(static_cast<size_t>((d.n_k + 1) * d.d_v));
+        const int64_t b = bg / d.kv_heads, g = bg % d.kv_heads;
+        // prefix sums of v rows, so each query's visible prefix mean costs O(d_v)
+        for (int64_t c = 0; c < d.d_v; ++c) prefix[static_cast<size_t>(c)] = 0;
+        for (int64_t j = 0; j < d.n_k; ++j)
           for (int64_t c = 0; c < d.d_v; ++c)
-            o[c] = e > 0 ? static_cast<float>(prefix[static_cast<size_t>(e * d.d_v + c)] / e) : 0.0f;
+            prefix[static_cast<size_t>((j + 1) * d.d_v + c)] =
+                prefix[static_cast<size_t>(j * d.d_v + c)] + p.v.row(b, g, j)[c];
+        for (int64_t hh = 0; hh < d.group(); ++hh) {
+          const int64_t h = g * d.group() + hh;
+          for (int64_t i = 0; i < d.n_q; ++i) {
+            const int64_t e = p.key_end(b, i);
+            float* o = out.row(b, h, i);
+            for (int64_t c = 0; c < d.d_v; ++c)
+              o[c] = e > 0 ? static_cast<float>(prefix[static_cast<size_t>(e * d.d_v + c)] / e) : 0.0f;
+          }
         }
-      }
-    }
+      });
   }
+  errors.rethrow();
 }
 
 }  // namespace attnkit

@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <optional>
 
+#include "../core/parallel_errors.hpp"
 #include "attnkit/error.hpp"
 #include "kernel.hpp"
 
@@ -139,55 +141,59 @@ void run(const KvCache& cache, const Queries& qs, const Plan& plan, MutView out)
     quantize_q16(qs.q.data(), qs.bg * rows, d, q16.data(), q16_scale.data());
   }
 
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
-    const auto scratch = aligned_floats(static_cast<size_t>(scratch_n));
+    std::optional<decltype(aligned_floats(0))> scratch;
+    errors.run([&] { scratch.emplace(aligned_floats(static_cast<size_t>(scratch_n))); });
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t it = 0; it < nitems; ++it) {
-      const Item& item = plan.items[static_cast<size_t>(it)];
-      float* m = part.get() + it * per;
-      float* l = m + rows;
-      float* acc = l + rows;
-      std::fill(m, m + rows, kNegInf);
-      std::fill(l, l + rows, 0.0f);
-      std::fill(acc, acc + rows * dv, 0.0f);
-      const int64_t b = item.bg / G, g = item.bg % G;
-      Rows R;
-      R.q = qs.q.data() + item.bg * rows * d;
-      R.rows = rows;
-      R.begin = qs.begin.data() + item.bg * rows;
-      R.end = qs.end.data() + item.bg * rows;
-      R.d = d;
-      R.d_v = dv;
-      if (!q16.empty()) {
-        R.q16 = q16.data() + item.bg * rows * d;
-        R.q16_scale = q16_scale.data() + item.bg * rows;
-      }
-      const auto* kb = static_cast<const unsigned char*>(cache.keys(b, g));
-      const auto* vb = static_cast<const unsigned char*>(cache.values(b, g));
-      const float* ks = cache.key_scales(b, g);
-      const float* vs = cache.value_scales(b, g);
-      for (int64_t si = item.seg_begin; si < item.seg_end; ++si) {
-        const Segment& sg = plan.segs[static_cast<size_t>(si)];
-        Block blk;
-        blk.storage = cache.storage();
-        blk.k = kb + sg.slot0 * d * eb;
-        blk.v = vb + sg.slot0 * dv * eb;
-        blk.ks = ks ? ks + sg.slot0 : nullptr;
-        blk.vs = vs ? vs + sg.slot0 : nullptr;
-        blk.pos0 = sg.pos0;
-        blk.count = sg.count;
-        blk.first_requested = si > item.seg_begin;
-        for (int64_t a = 0; a < 2 && si + 1 + a < item.seg_end; ++a) {
-          const Segment& nx = plan.segs[static_cast<size_t>(si + 1 + a)];
-          blk.next_k[a] = kb + nx.slot0 * d * eb;
-          blk.next_v[a] = vb + nx.slot0 * dv * eb;
-          blk.next_count[a] = nx.count;
+    for (int64_t it = 0; it < nitems; ++it)
+      errors.run([&] {
+        const Item& item = plan.items[static_cast<size_t>(it)];
+        float* m = part.get() + it * per;
+        float* l = m + rows;
+        float* acc = l + rows;
+        std::fill(m, m + rows, kNegInf);
+        std::fill(l, l + rows, 0.0f);
+        std::fill(acc, acc + rows * dv, 0.0f);
+        const int64_t b = item.bg / G, g = item.bg % G;
+        Rows R;
+        R.q = qs.q.data() + item.bg * rows * d;
+        R.rows = rows;
+        R.begin = qs.begin.data() + item.bg * rows;
+        R.end = qs.end.data() + item.bg * rows;
+        R.d = d;
+        R.d_v = dv;
+        if (!q16.empty()) {
+          R.q16 = q16.data() + item.bg * rows * d;
+          R.q16_scale = q16_scale.data() + item.bg * rows;
         }
-        kern.attend_block(R, blk, m, l, acc, scratch.get());
-      }
-    }
+        const auto* kb = static_cast<const unsigned char*>(cache.keys(b, g));
+        const auto* vb = static_cast<const unsigned char*>(cache.values(b, g));
+        const float* ks = cache.key_scales(b, g);
+        const float* vs = cache.value_scales(b, g);
+        for (int64_t si = item.seg_begin; si < item.seg_end; ++si) {
+          const Segment& sg = plan.segs[static_cast<size_t>(si)];
+          Block blk;
+          blk.storage = cache.storage();
+          blk.k = kb + sg.slot0 * d * eb;
+          blk.v = vb + sg.slot0 * dv * eb;
+          blk.ks = ks ? ks + sg.slot0 : nullptr;
+          blk.vs = vs ? vs + sg.slot0 : nullptr;
+          blk.pos0 = sg.pos0;
+          blk.count = sg.count;
+          blk.first_requested = si > item.seg_begin;
+          for (int64_t a = 0; a < 2 && si + 1 + a < item.seg_end; ++a) {
+            const Segment& nx = plan.segs[static_cast<size_t>(si + 1 + a)];
+            blk.next_k[a] = kb + nx.slot0 * d * eb;
+            blk.next_v[a] = vb + nx.slot0 * dv * eb;
+            blk.next_count[a] = nx.count;
+          }
+          kern.attend_block(R, blk, m, l, acc, scratch->get());
+        }
+      });
   }
+  errors.rethrow();
 
   // Merge: items of one bg are adjacent. weight_i = exp(m_i − max m) ∈ [0, 1]: nothing overflows.
   std::vector<int64_t> first(static_cast<size_t>(qs.bg + 1), nitems);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "../core/parallel_errors.hpp"
 #include "../simd/attend.hpp"
 #include "../simd/blocks.hpp"
 #include "../simd/lowp_heads.hpp"
@@ -63,21 +64,24 @@ void for_each_block(const Problem& p, const Shape& d, int64_t bq, Body body) {
   const int64_t qblocks = (d.n_q + bq - 1) / bq;
   const int64_t tasks = d.batch * d.heads * qblocks;
   const float scale = p.effective_scale();
+  ParallelErrors errors;  // an exception (bad_alloc) leaves the region for the caller, not as an abort
 #pragma omp parallel
   {
     simd::Workspace ws;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; ++t) {
-      const int64_t qb = qblocks - 1 - t % qblocks;
-      const int64_t bh = t / qblocks, b = bh / d.heads, h = bh % d.heads, g = h / d.group();
-      const int64_t r0 = qb * bq, rows = std::min(bq, d.n_q - r0);
-      const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
-      const simd::PrefixMask mask(limit, d.n_k - d.n_q, p.mask.causal);
-      const simd::KeySpan span{0, mask.end(r0 + rows - 1)};
-      const simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, r0, rows, scale);
-      body(a, std::span<const simd::KeySpan>(&span, 1), mask, b * d.kv_heads + g, ws);
-    }
+    for (int64_t t = 0; t < tasks; ++t)
+      errors.run([&] {
+        const int64_t qb = qblocks - 1 - t % qblocks;
+        const int64_t bh = t / qblocks, b = bh / d.heads, h = bh % d.heads, g = h / d.group();
+        const int64_t r0 = qb * bq, rows = std::min(bq, d.n_q - r0);
+        const int64_t limit = p.mask.key_lengths.empty() ? d.n_k : p.mask.key_lengths[static_cast<size_t>(b)];
+        const simd::PrefixMask mask(limit, d.n_k - d.n_q, p.mask.causal);
+        const simd::KeySpan span{0, mask.end(r0 + rows - 1)};
+        const simd::AttendArgs a = simd::AttendArgs::for_head(p, b, h, g, r0, rows, scale);
+        body(a, std::span<const simd::KeySpan>(&span, 1), mask, b * d.kv_heads + g, ws);
+      });
   }
+  errors.rethrow();
 }
 
 // precision=bf16|int8: the same tasks as the fp32 path, on K/V packed once per call.
