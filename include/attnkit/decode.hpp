@@ -68,6 +68,9 @@
 // Thread-safety: none — one Decoder per stream; attend() uses the OpenMP threads inside
 // (omp_get_max_threads()). Errors: attnkit::Error naming the argument, the value seen and the
 // expected value, thrown before anything changes (a failed append leaves the cache as it was).
+// Out of memory inside append or attend of performer / linear (std::bad_alloc, after some heads'
+// recurrent states moved on) makes that Decoder unusable: every later call throws attnkit::Error
+// saying so, never a decode from mixed states.
 #include <cstdint>
 #include <memory>
 #include <optional>

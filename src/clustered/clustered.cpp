@@ -7,6 +7,7 @@
 
 #include "../core/blas_rows.hpp"
 #include "../core/numerics.hpp"
+#include "../core/parallel_errors.hpp"
 #include "attnkit/clustered.hpp"
 #include "attnkit/error.hpp"
 #include "centroid_rows.hpp"
@@ -74,15 +75,18 @@ std::optional<ErrorBound> ClusteredBackend::error_bound(const Problem& caller) c
   std::vector<double> k_spec(static_cast<size_t>(kv_count)), v_spec(k_spec.size()), k_max(k_spec.size()),
       v_max(k_spec.size());
   clustered::SingleThreadedBlas blas;
+  ParallelErrors errors;  // the spectral norms allocate: bad_alloc for the caller, not an abort
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t bg = 0; bg < kv_count; ++bg) {
-    const int64_t b = bg / d.kv_heads, g = bg % d.kv_heads, n = clustered::visible_keys(p, b);
-    const size_t u = static_cast<size_t>(bg);
-    k_spec[u] = clustered::spectral_norm_upper(p.k.row(b, g, 0), n, p.k.stride[2], d.d);
-    v_spec[u] = clustered::spectral_norm_upper(p.v.row(b, g, 0), n, p.v.stride[2], d.d_v);
-    k_max[u] = clustered::max_row_norm(p.k.row(b, g, 0), n, p.k.stride[2], d.d);
-    v_max[u] = clustered::max_row_norm(p.v.row(b, g, 0), n, p.v.stride[2], d.d_v);
-  }
+  for (int64_t bg = 0; bg < kv_count; ++bg)
+    errors.run([&] {
+      const int64_t b = bg / d.kv_heads, g = bg % d.kv_heads, n = clustered::visible_keys(p, b);
+      const size_t u = static_cast<size_t>(bg);
+      k_spec[u] = clustered::spectral_norm_upper(p.k.row(b, g, 0), n, p.k.stride[2], d.d);
+      v_spec[u] = clustered::spectral_norm_upper(p.v.row(b, g, 0), n, p.v.stride[2], d.d_v);
+      k_max[u] = clustered::max_row_norm(p.k.row(b, g, 0), n, p.k.stride[2], d.d);
+      v_max[u] = clustered::max_row_norm(p.v.row(b, g, 0), n, p.v.stride[2], d.d_v);
+    });
+  errors.rethrow();
   std::vector<clustered::HeadClusters> heads;
   clustered::cluster_all(p, d, opt_, heads);
   ErrorBound eb;

@@ -38,6 +38,8 @@ class ParallelErrors {
   void rethrow() const {
     if (first_) std::rethrow_exception(first_);
   }
+  // After the region: whether anything threw (for callers whose state the partial work changed).
+  bool failed() const { return first_ != nullptr; }
 
  private:
   std::atomic<bool> failed_{false};

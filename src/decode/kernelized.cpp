@@ -40,6 +40,7 @@ class KernelizedDecode final : public DecodeImpl {
   }
 
   void append(ConstView k, ConstView v) override {
+    check_usable();
     const int64_t t = check_kv(cfg_, k, v);
     const int64_t bg = cfg_.batch * cfg_.kv_heads, tok = cfg_.d + cfg_.d_v;
     const int64_t over = std::max<int64_t>(0, npend_ + t - cfg_.max_step);  // must be absorbed now
@@ -59,12 +60,13 @@ class KernelizedDecode final : public DecodeImpl {
           std::memcpy(dst + cfg_.d, v.row(b, g, j), static_cast<size_t>(cfg_.d_v) * sizeof(float));
         }
       });
-    errors.rethrow();
+    fail_if(errors);
     absorbed_ += over;
     npend_ += t - over;
   }
 
   void attend(ConstView q, MutView out) override {
+    check_usable();
     const int64_t t = check_attend(q, out);
     if (t > npend_)
       detail::fail("attend: t=", t, " but only the last ", npend_,
@@ -85,13 +87,27 @@ class KernelizedDecode final : public DecodeImpl {
             states_[static_cast<size_t>(i)].query(q.row(b, g * group + hl, j - skip), out.row(b, g * group + hl, j - skip));
         }
       });
-    errors.rethrow();
+    fail_if(errors);
     absorbed_ += npend_;
     npend_ = 0;
     bytes_read_ = static_cast<int64_t>(states_.size()) * m_ * (cfg_.d_v + 1) * 4;
   }
 
  private:
+  // An exception inside the parallel loops (out of memory) leaves some heads updated and others
+  // not: the recurrent state is then lost for good, and every later call says so instead of
+  // decoding from a state that mixes steps.
+  void fail_if(const ParallelErrors& errors) {
+    if (!errors.failed()) return;
+    broken_ = true;
+    errors.rethrow();
+  }
+  void check_usable() const {
+    if (broken_)
+      detail::fail("decoder: its recurrent state was lost to an earlier exception (out of memory) inside append or "
+                   "attend; expected a new Decoder");
+  }
+
   // Absorbs position pos of (batch, kv head) i unless key_lengths marks it as padding.
   void push(int64_t i, int64_t pos, const float* k, const float* v) {
     if (!cfg_.key_lengths.empty() && pos >= cfg_.key_lengths[static_cast<size_t>(i / cfg_.kv_heads)]) return;
@@ -103,6 +119,7 @@ class KernelizedDecode final : public DecodeImpl {
   int64_t m_ = 0;
   std::vector<float> pending_;  // [bg][max_step][k d | v d_v]
   int64_t npend_ = 0, absorbed_ = 0;
+  bool broken_ = false;  // see fail_if
 };
 
 }  // namespace

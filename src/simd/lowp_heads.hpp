@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../core/parallel_errors.hpp"
 #include "lowp.hpp"
 #include "attnkit/precision.hpp"
 #include "attnkit/problem.hpp"
@@ -31,12 +32,15 @@ inline int64_t packed_keys(const Problem& p, const Shape& d, int64_t b) {
 inline std::vector<simd::LowpKV> pack_heads(const Problem& p, const Shape& d, ComputePrecision prec) {
   std::vector<simd::LowpKV> kv(static_cast<size_t>(d.batch * d.kv_heads));
   const simd::Precision sp = to_simd(prec);
+  ParallelErrors errors;  // the packs allocate O(n_k·(d + d_v)): bad_alloc for the caller, not an abort
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t bg = 0; bg < d.batch * d.kv_heads; ++bg) {
-    const int64_t b = bg / d.kv_heads, g = bg % d.kv_heads;
-    kv[static_cast<size_t>(bg)].pack(sp, p.k.row(b, g, 0), p.k.stride[2], p.v.row(b, g, 0), p.v.stride[2],
-                                     packed_keys(p, d, b), d.d, d.d_v);
-  }
+  for (int64_t bg = 0; bg < d.batch * d.kv_heads; ++bg)
+    errors.run([&] {
+      const int64_t b = bg / d.kv_heads, g = bg % d.kv_heads;
+      kv[static_cast<size_t>(bg)].pack(sp, p.k.row(b, g, 0), p.k.stride[2], p.v.row(b, g, 0), p.v.stride[2],
+                                       packed_keys(p, d, b), d.d, d.d_v);
+    });
+  errors.rethrow();
   return kv;
 }
 
