@@ -6,9 +6,8 @@
 // layout for a size-1 axis), 0 on a broadcast sequence axis (np.broadcast_to), or overlapping rows.
 // Handed to BLAS as lda, OpenBLAS rejects the call ("parameter number 8 had an illegal value"),
 // prints a line, skips the product and returns: silently wrong output. Backends that pass a
-// problem's rows to BLAS (performer and linear, clustered, topk, lsh) start from this instead of
-// the caller's Problem (pruned multiplies only its own buffers; nystrom and linformer copy such
-// operands themselves, lowrank's blas_operand):
+// problem's rows to BLAS (performer and linear, clustered, topk, lsh, nystrom, linformer) start
+// from this instead of the caller's Problem (pruned multiplies only its own buffers):
 //   - a view of one row gets the row stride of a dense row (the stride is never used to address);
 //   - an input view of several rows with a row stride below its row length is copied densely
 //     (O(B·H·n·d) extra memory, only for such views);

@@ -78,19 +78,3 @@ void zero_rows(const Problem& p, int64_t b, int64_t h, int64_t n_q, int64_t d_v)
 }
 
 }  // namespace attnkit::lowrank
-
-namespace attnkit::lowrank {
-
-const float* blas_operand(const float* x, int64_t ld, int64_t rows, int64_t cols, std::vector<float>& copy,
-                          int64_t* ld_out) {
-  if (ld >= cols || rows <= 1) {
-    *ld_out = std::max(ld, cols);
-    return x;
-  }
-  copy.resize(static_cast<size_t>(rows * cols));
-  for (int64_t i = 0; i < rows; ++i) std::copy(x + i * ld, x + i * ld + cols, copy.data() + i * cols);
-  *ld_out = cols;
-  return copy.data();
-}
-
-}  // namespace attnkit::lowrank

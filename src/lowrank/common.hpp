@@ -41,12 +41,3 @@ void divide_rows(float* x, int64_t rows, int64_t cols, int64_t ld, const double*
 void zero_rows(const Problem& p, int64_t b, int64_t h, int64_t n_q, int64_t d_v);
 
 }  // namespace attnkit::lowrank
-
-namespace attnkit::lowrank {
-
-// A rows × cols operand at row stride ld as BLAS needs it (ld >= cols): x itself, or (a zero or
-// short stride, which Problem allows for inputs) a contiguous copy in `copy`. Sets *ld_out.
-const float* blas_operand(const float* x, int64_t ld, int64_t rows, int64_t cols, std::vector<float>& copy,
-                          int64_t* ld_out);
-
-}  // namespace attnkit::lowrank

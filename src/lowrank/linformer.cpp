@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/blas_rows.hpp"
 #include "../core/parallel_errors.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/lowrank.hpp"
@@ -65,7 +66,9 @@ void project(const Problem& p, const Shape& D, int64_t b, int64_t g, int64_t k, 
 
 }  // namespace
 
-void LinformerBackend::forward(const Problem& p) const {
+void LinformerBackend::forward(const Problem& caller) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   refuse_causal(p, spec());
   const Shape D = check(p);
   const float scale = p.effective_scale();
@@ -105,9 +108,7 @@ void LinformerBackend::forward(const Problem& p) const {
         l.resize(static_cast<size_t>(c * K));
         o.resize(static_cast<size_t>(c * dv));
         sums.resize(static_cast<size_t>(c));
-        int64_t ldq = 0;
-        const float* q = blas_operand(p.q.row(b, h, i0), p.q.stride[2], c, D.d, copy, &ldq);
-        gemm_nt(c, K, D.d, scale, q, ldq, ek.data() + kv * K * D.d, D.d, l.data(), K);
+        gemm_nt(c, K, D.d, scale, p.q.row(b, h, i0), p.q.stride[2], ek.data() + kv * K * D.d, D.d, l.data(), K);
         exp_rows(l.data(), c, K, K, sums.data());
         gemm_nn(c, dv, K, l.data(), K, ev.data() + kv * K * dv, dv, o.data(), dv);
         divide_rows(o.data(), c, dv, dv, sums.data());
@@ -117,7 +118,9 @@ void LinformerBackend::forward(const Problem& p) const {
   errors.rethrow();
 }
 
-void LinformerBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+void LinformerBackend::weights(const Problem& caller, int64_t b, int64_t h, float* w) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   refuse_causal(p, spec());
   const Shape D = check_weights(p, b, h, w);
   std::fill(w, w + D.n_q * D.n_k, 0.0f);
@@ -131,9 +134,7 @@ void LinformerBackend::weights(const Problem& p, int64_t b, int64_t h, float* w)
   project(p, D, b, g, K, n, e.data(), n, ek.data(), ev.data(), copy, wide);
   std::vector<float> l(static_cast<size_t>(D.n_q * K));
   std::vector<double> sums(static_cast<size_t>(D.n_q));
-  int64_t ldq = 0;
-  const float* q = blas_operand(p.q.row(b, h, 0), p.q.stride[2], D.n_q, D.d, copy, &ldq);
-  gemm_nt(D.n_q, K, D.d, p.effective_scale(), q, ldq, ek.data(), D.d, l.data(), K);
+  gemm_nt(D.n_q, K, D.d, p.effective_scale(), p.q.row(b, h, 0), p.q.stride[2], ek.data(), D.d, l.data(), K);
   exp_rows(l.data(), D.n_q, K, K, sums.data());
   divide_rows(l.data(), D.n_q, K, K, sums.data());
   gemm_nn(D.n_q, n, K, l.data(), K, e.data(), n, w, D.n_k);  // softmax(·) E

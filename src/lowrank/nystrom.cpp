@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/blas_rows.hpp"
 #include "../core/parallel_errors.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/lowrank.hpp"
@@ -21,7 +22,7 @@ using namespace lowrank;
 
 // Per-thread scratch of the landmark pass.
 struct LandmarkScratch {
-  std::vector<float> qt, a, b, kcopy;
+  std::vector<float> qt, a, b;
   std::vector<double> sums, ad, ws;
 };
 
@@ -54,8 +55,8 @@ Landmarks landmark_pass(const Problem& p, const Shape& D, int64_t b, int64_t h, 
   newton_schulz_pinv(s.ad.data(), L.mq, L.mk, o.iterations, z.data(), s.ws);
 
   // B = softmax(s·Q̃ Kᵀ) over the visible keys.
-  int64_t ldk = 0;
-  const float* k = blas_operand(p.k.row(b, g, 0), p.k.stride[2], L.n, d, s.kcopy, &ldk);
+  const float* k = p.k.row(b, g, 0);  // row strides BLAS accepts: the caller's BlasRows
+  const int64_t ldk = p.k.stride[2];
   s.b.resize(static_cast<size_t>(L.mq * L.n));
   gemm_nt(L.mq, L.n, d, scale, s.qt.data(), d, k, ldk, s.b.data(), L.n);
   exp_rows(s.b.data(), L.mq, L.n, L.n, s.sums.data());
@@ -66,14 +67,12 @@ Landmarks landmark_pass(const Problem& p, const Shape& D, int64_t b, int64_t h, 
 // F·W for query rows [i0, i1) of (b, h) into out, F = softmax(s·Q K̃ᵀ) (normalised after the product).
 void output_rows(const Problem& p, const Shape& D, int64_t b, int64_t h, int64_t i0, int64_t i1, int64_t mk,
                  const float* kt, const float* w, float scale, std::vector<float>& f, std::vector<float>& o,
-                 std::vector<float>& qcopy, std::vector<double>& sums) {
+                 std::vector<double>& sums) {
   const int64_t c = i1 - i0, dv = D.d_v;
   f.resize(static_cast<size_t>(c * mk));
   o.resize(static_cast<size_t>(c * dv));
   sums.resize(static_cast<size_t>(c));
-  int64_t ldq = 0;
-  const float* q = blas_operand(p.q.row(b, h, i0), p.q.stride[2], c, D.d, qcopy, &ldq);
-  gemm_nt(c, mk, D.d, scale, q, ldq, kt, D.d, f.data(), mk);
+  gemm_nt(c, mk, D.d, scale, p.q.row(b, h, i0), p.q.stride[2], kt, D.d, f.data(), mk);
   exp_rows(f.data(), c, mk, mk, sums.data());
   gemm_nn(c, dv, mk, f.data(), mk, w, dv, o.data(), dv);
   divide_rows(o.data(), c, dv, dv, sums.data());
@@ -89,7 +88,9 @@ void refuse_causal(const Problem& p, const std::string& spec) {
 
 }  // namespace
 
-void NystromBackend::forward(const Problem& p) const {
+void NystromBackend::forward(const Problem& caller) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   refuse_causal(p, spec());
   const Shape D = check(p);
   const float scale = p.effective_scale();
@@ -105,7 +106,7 @@ void NystromBackend::forward(const Problem& p) const {
   {
     LandmarkScratch s;
     std::vector<double> z, bvd, wd;
-    std::vector<float> bv, vcopy;
+    std::vector<float> bv;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < bh; ++t)
       errors.run([&] {
@@ -114,8 +115,8 @@ void NystromBackend::forward(const Problem& p) const {
         const Landmarks L = landmark_pass(p, D, b, h, opt_, scale, ktt, z, s);
         mk[static_cast<size_t>(t)] = L.mk;
         if (L.n == 0) return;
-        int64_t ldv = 0;
-        const float* v = blas_operand(p.v.row(b, g, 0), p.v.stride[2], L.n, dv, vcopy, &ldv);
+        const float* v = p.v.row(b, g, 0);
+        const int64_t ldv = p.v.stride[2];
         bv.resize(static_cast<size_t>(L.mq * dv));
         gemm_nn(L.mq, dv, L.n, s.b.data(), L.n, v, ldv, bv.data(), dv);  // B V
         bvd.assign(bv.begin(), bv.end());
@@ -125,7 +126,7 @@ void NystromBackend::forward(const Problem& p) const {
                     0.0, wd.data(), static_cast<int>(dv));
         std::copy(wd.begin(), wd.end(), w.begin() + t * mmax * dv);
       });
-    std::vector<float> f, o, qcopy;
+    std::vector<float> f, o;
     std::vector<double> sums;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < bh * qchunks; ++t)
@@ -137,14 +138,15 @@ void NystromBackend::forward(const Problem& p) const {
           for (int64_t i = i0; i < i1; ++i) std::fill(p.out.row(b, h, i), p.out.row(b, h, i) + dv, 0.0f);
           return;
         }
-        output_rows(p, D, b, h, i0, i1, m, kt.data() + hd * mmax * D.d, w.data() + hd * mmax * dv, scale, f, o, qcopy,
-                    sums);
+        output_rows(p, D, b, h, i0, i1, m, kt.data() + hd * mmax * D.d, w.data() + hd * mmax * dv, scale, f, o, sums);
       });
   }
   errors.rethrow();
 }
 
-void NystromBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) const {
+void NystromBackend::weights(const Problem& caller, int64_t b, int64_t h, float* w) const {
+  const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
+  const Problem& p = blas_rows.problem();
   refuse_causal(p, spec());
   const Shape D = check_weights(p, b, h, w);
   std::fill(w, w + D.n_q * D.n_k, 0.0f);
@@ -160,11 +162,9 @@ void NystromBackend::weights(const Problem& p, int64_t b, int64_t h, float* w) c
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(L.mk), static_cast<int>(L.n),
               static_cast<int>(L.mq), 1.0, z.data(), static_cast<int>(L.mq), bd.data(), static_cast<int>(L.n), 0.0,
               zb.data(), static_cast<int>(L.n));
-  std::vector<float> zbf(zb.begin(), zb.end()), f(static_cast<size_t>(D.n_q * L.mk)), qcopy;
+  std::vector<float> zbf(zb.begin(), zb.end()), f(static_cast<size_t>(D.n_q * L.mk));
   std::vector<double> sums(static_cast<size_t>(D.n_q));
-  int64_t ldq = 0;
-  const float* q = blas_operand(p.q.row(b, h, 0), p.q.stride[2], D.n_q, D.d, qcopy, &ldq);
-  gemm_nt(D.n_q, L.mk, D.d, scale, q, ldq, kt.data(), D.d, f.data(), L.mk);
+  gemm_nt(D.n_q, L.mk, D.d, scale, p.q.row(b, h, 0), p.q.stride[2], kt.data(), D.d, f.data(), L.mk);
   exp_rows(f.data(), D.n_q, L.mk, L.mk, sums.data());
   divide_rows(f.data(), D.n_q, L.mk, L.mk, sums.data());
   gemm_nn(D.n_q, L.n, L.mk, f.data(), L.mk, zbf.data(), L.n, w, D.n_k);
