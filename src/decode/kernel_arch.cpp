@@ -154,6 +154,25 @@ inline void in_reg(B& x) {
 #endif
 }
 
+// The largest lane of x, which holds no NaN (the callers' maxima start at -inf or 0 and let no NaN
+// win): a shuffle tree, where a store and a serial scalar loop cost ~5% of the int8 kernel.
+inline float hmax(const B& x) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_max_ps(x.data);
+#elif defined(__AVX__)
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(x.data), _mm256_extractf128_ps(x.data, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+#else
+  alignas(64) float t[W];
+  x.store_aligned(t);
+  float m = t[0];
+  for (int64_t i = 1; i < W; ++i) m = t[i] > m ? t[i] : m;
+  return m;
+#endif
+}
+
 // out[0..n) = the horizontal sums of a[0..n): whole groups of W with one haddp, the rest one by one.
 template <int N>
 inline void reduce_sums(const B* a, float* out) {
@@ -255,13 +274,13 @@ template <int K>
     }
 }
 
-// out[r * K + i] = float(Σ_c q16[r][c] · k_i[c]) (exact int32 sum) for the 4 rows and K <= 2 keys.
+#if defined(__AVX2__)
+// The exact int32 sums Σ_c q16[r][c] · k_i[c] of the 4 rows and K <= 2 keys, as
+// [r0k0, r0k1, r1k0, r1k1, r2k0, r2k1, r3k0, r3k1] (K = 2; K = 1: row r at 2r).
 template <int K>
-inline void dot4i(const int16_t* q, int64_t d, const int8_t* k0, float* out, Prefetch& pf) {
+inline __m256i dot4i_vec(const int16_t* q, int64_t d, const int8_t* k0, Prefetch& pf) {
   static_assert(K == 1 || K == 2);
   int64_t c = 0;
-  alignas(32) int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-#if defined(__AVX2__)
   // Named accumulators (an array of them made GCC shuffle registers every step).
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   const int8_t* k1 = k0 + (K == 2 ? d : 0);
@@ -284,25 +303,61 @@ inline void dot4i(const int16_t* q, int64_t d, const int8_t* k0, float* out, Pre
       a7 = _mm256_add_epi32(a7, _mm256_madd_epi16(q3, x1));
     }
   }
-  // Horizontal sums with a hadd tree (exact int32): sums[2r + i] = row r, key i.
+  // Horizontal sums with a hadd tree (exact int32): lane 2r + i = row r, key i.
   const __m256i h01 = _mm256_hadd_epi32(a0, a1), h23 = _mm256_hadd_epi32(a2, a3);
   const __m256i h45 = _mm256_hadd_epi32(a4, a5), h67 = _mm256_hadd_epi32(a6, a7);
   const __m256i h03 = _mm256_hadd_epi32(h01, h23), h47 = _mm256_hadd_epi32(h45, h67);
-  const __m256i t = _mm256_add_epi32(_mm256_permute2x128_si256(h03, h47, 0x20), _mm256_permute2x128_si256(h03, h47, 0x31));
-  if (c == d) {  // no tail: convert in the vector (the common case)
-    _mm256_storeu_ps(out, _mm256_cvtepi32_ps(t));
-    if constexpr (K == 1)  // the K = 1 sums sit at 0, 2, 4, 6
-      for (int r = 1; r < 4; ++r) out[r] = out[2 * r];
-    return;
+  __m256i t = _mm256_add_epi32(_mm256_permute2x128_si256(h03, h47, 0x20), _mm256_permute2x128_si256(h03, h47, 0x31));
+  if (c < d) {  // channels past the last whole vector
+    alignas(32) int32_t sums[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sums), t);
+    if constexpr (K == 1) {
+      int32_t s4[4] = {sums[0], sums[2], sums[4], sums[6]};
+      dot4i_tail<1>(q, d, k0, c, s4);
+      for (int r = 0; r < 4; ++r) sums[2 * r] = s4[r];
+    } else {
+      dot4i_tail<2>(q, d, k0, c, sums);
+    }
+    t = _mm256_load_si256(reinterpret_cast<const __m256i*>(sums));
   }
-  _mm256_store_si256(reinterpret_cast<__m256i*>(sums), t);
-  if constexpr (K == 1)
-    for (int r = 1; r < 4; ++r) sums[r] = sums[2 * r];
+  return t;
+}
+
+// srow[r * TK + j] = float(sum_r,j) · qs[r] (· ks[j] if ks) for 8 keys j of the 4 rows, from the
+// dot4i_vec<2> sums of their 4 key pairs: a 4 x 4 transpose of 64-bit (row, pair) cells gives
+// each row its 8 scores in order (the scalar scatter of 8 scores per pair took ~9% of the kernel).
+inline void scores8(const __m256i t[4], const float* qs, const float* ks, float* srow) {
+  const __m256d a = _mm256_castsi256_pd(t[0]), b = _mm256_castsi256_pd(t[1]);
+  const __m256d c = _mm256_castsi256_pd(t[2]), e = _mm256_castsi256_pd(t[3]);
+  const __m256d u0 = _mm256_unpacklo_pd(a, b), u1 = _mm256_unpackhi_pd(a, b);
+  const __m256d u2 = _mm256_unpacklo_pd(c, e), u3 = _mm256_unpackhi_pd(c, e);
+  const __m256d row[4] = {_mm256_permute2f128_pd(u0, u2, 0x20), _mm256_permute2f128_pd(u1, u3, 0x20),
+                          _mm256_permute2f128_pd(u0, u2, 0x31), _mm256_permute2f128_pd(u1, u3, 0x31)};
+  const __m256 kv = ks ? _mm256_loadu_ps(ks) : _mm256_set1_ps(1.0f);
+  for (int r = 0; r < 4; ++r) {
+    // (float(sum) · qs) · ks: the order (and so the rounding) of the scalar path
+    __m256 x = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_castpd_si256(row[r])), _mm256_set1_ps(qs[r]));
+    if (ks) x = _mm256_mul_ps(x, kv);
+    _mm256_storeu_ps(srow + r * TK, x);
+  }
+}
+#endif
+
+// out[r * K + i] = float(Σ_c q16[r][c] · k_i[c]) (exact int32 sum) for the 4 rows and K <= 2 keys.
+template <int K>
+inline void dot4i(const int16_t* q, int64_t d, const int8_t* k0, float* out, Prefetch& pf) {
+  static_assert(K == 1 || K == 2);
+#if defined(__AVX2__)
+  const __m256i t = dot4i_vec<K>(q, d, k0, pf);
+  _mm256_storeu_ps(out, _mm256_cvtepi32_ps(t));
+  if constexpr (K == 1)  // the K = 1 sums sit at 0, 2, 4, 6
+    for (int r = 1; r < 4; ++r) out[r] = out[2 * r];
 #else
   (void)pf;
-#endif
-  if (c < d) dot4i_tail<K>(q, d, k0, c, sums);
+  int32_t sums[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  dot4i_tail<K>(q, d, k0, 0, sums);
   for (int i = 0; i < 4 * K; ++i) out[i] = static_cast<float>(sums[i]);
+#endif
 }
 
 // w16[j] (j < nk, then one 0 if nk is odd) = round-half-even(w[j] · 32767 / max w) for the
@@ -355,44 +410,51 @@ inline float quantize_weights(const float* w, int64_t nk, int16_t* w16, float kn
 inline void pv4i(const int16_t* w16, const float* ws, const int8_t* vp, int64_t nk, int64_t dv, float* acc) {
   int64_t c = 0;
 #if defined(__AVX2__)
+  // Plain loops over named accumulators: with the pair step as a lambda (shared with the odd last
+  // row) GCC renamed every accumulator each step (8 register moves) and kept two of them on the
+  // stack as well.
+  const int64_t whole = nk / 2;
   for (; c + 16 <= dv; c += 16) {
     __m256i o0 = _mm256_setzero_si256(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
-    // Whole pairs; an odd last row pairs with itself (weight 0 for the second).
-    const int64_t whole = nk / 2;
     // No prefetch pacing here: dot4i's one step per key pair paces the next tile (a step per pair of
     // rows here cost 5% in L2 and, N = 65536 at 2 threads, 12.7 vs 12.3 ms per token).
-    auto step = [&](const int8_t* a, const int8_t* b, int64_t jp) {
+    const int8_t* a = vp + c;
+    // Whole pairs, then an odd last row paired with itself (its second weight is the 0 padding).
+    for (int64_t jp = 0; jp <= whole; ++jp, a += 2 * dv) {
+      if (jp == whole && nk % 2 == 0) break;
+      const int8_t* b = jp < whole ? a + dv : a;
       const __m128i A = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
       const __m128i Bv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
       const __m256i L = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(A, Bv));
       const __m256i H = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(A, Bv));
+      // (w_2jp, w_2jp+1) of each row as one int32 (memcpy: no aliasing)
       const int16_t* wp = w16 + 2 * jp;
-      auto pair = [&](int64_t r) {  // (w_2jp, w_2jp+1) of row r as one int32 (memcpy: no aliasing)
-        int32_t x;
-        std::memcpy(&x, wp + r * TK, 4);
-        return _mm256_set1_epi32(x);
-      };
-      const __m256i w0 = pair(0), w1 = pair(1);
+      int32_t x0, x1, x2, x3;
+      std::memcpy(&x0, wp, 4);
+      std::memcpy(&x1, wp + TK, 4);
+      std::memcpy(&x2, wp + 2 * TK, 4);
+      std::memcpy(&x3, wp + 3 * TK, 4);
+      const __m256i w0 = _mm256_set1_epi32(x0), w1 = _mm256_set1_epi32(x1);
       o0 = _mm256_add_epi32(o0, _mm256_madd_epi16(L, w0));
       o1 = _mm256_add_epi32(o1, _mm256_madd_epi16(H, w0));
       o2 = _mm256_add_epi32(o2, _mm256_madd_epi16(L, w1));
       o3 = _mm256_add_epi32(o3, _mm256_madd_epi16(H, w1));
-      const __m256i w2 = pair(2), w3 = pair(3);
+      const __m256i w2 = _mm256_set1_epi32(x2), w3 = _mm256_set1_epi32(x3);
       o4 = _mm256_add_epi32(o4, _mm256_madd_epi16(L, w2));
       o5 = _mm256_add_epi32(o5, _mm256_madd_epi16(H, w2));
       o6 = _mm256_add_epi32(o6, _mm256_madd_epi16(L, w3));
       o7 = _mm256_add_epi32(o7, _mm256_madd_epi16(H, w3));
-    };
-    const int8_t* a = vp + c;
-    for (int64_t jp = 0; jp < whole; ++jp, a += 2 * dv) step(a, a + dv, jp);
-    if (nk % 2) step(a, a, whole);
-    const __m256i o[8] = {o0, o1, o2, o3, o4, o5, o6, o7};
-    for (int r = 0; r < 4; ++r) {
+    }
+    auto put = [&](int r, __m256i lo8, __m256i hi8) {
       const __m256 f = _mm256_set1_ps(ws[r]);
       float* ar = acc + r * dv + c;
-      _mm256_storeu_ps(ar, _mm256_fmadd_ps(_mm256_cvtepi32_ps(o[2 * r]), f, _mm256_loadu_ps(ar)));
-      _mm256_storeu_ps(ar + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(o[2 * r + 1]), f, _mm256_loadu_ps(ar + 8)));
-    }
+      _mm256_storeu_ps(ar, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo8), f, _mm256_loadu_ps(ar)));
+      _mm256_storeu_ps(ar + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi8), f, _mm256_loadu_ps(ar + 8)));
+    };
+    put(0, o0, o1);
+    put(1, o2, o3);
+    put(2, o4, o5);
+    put(3, o6, o7);
   }
 #endif
   if (c < dv) pv4i_tail(w16, ws, vp, nk, dv, acc, c);
@@ -439,6 +501,15 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
     const E* kp = kb + j0 * d;
     const E* vp = vb + j0 * dv;
 
+    // Scores are processed in whole vectors: [nk, nkw) is padding (-inf, probability 0).
+    const int64_t nkw = (nk + W - 1) / W * W;
+    const bool vec_scales = int8 && nk == nkw;  // a partial vector of scales would read past the block
+    // The integer kernel's scores of a whole tile leave QK multiplied by the key scales already.
+#if defined(__AVX2__)
+    const bool ks_applied = use_int && vec_scales;
+#else
+    const bool ks_applied = false;
+#endif
     float dots[12];
     if (use_int) {  // int8, integer dot products
       for (int64_t rb = 0; rb < rows; rb += 4) {
@@ -446,6 +517,14 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
         float* srow = s + rb * TK;
         const float* qs = R.q16_scale + rb;
         int64_t j = 0;
+#if defined(__AVX2__)
+        if (ks_applied)  // nk is a whole number of vectors, so of 8 keys
+          for (; j + 8 <= nk; j += 8) {
+            __m256i t[4];
+            for (int p = 0; p < 4; ++p) t[p] = dot4i_vec<2>(q, d, reinterpret_cast<const int8_t*>(kp + (j + 2 * p) * d), pf);
+            scores8(t, qs, blk.ks + j0 + j, srow + j);
+          }
+#endif
         for (; j + 2 <= nk; j += 2) {
           dot4i<2>(q, d, reinterpret_cast<const int8_t*>(kp + j * d), dots, pf);
           for (int r = 0; r < 4; ++r)
@@ -482,9 +561,6 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       }
     }
 
-    // Scores are processed in whole vectors: [nk, nkw) is padding (-inf, probability 0).
-    const int64_t nkw = (nk + W - 1) / W * W;
-    const bool vec_scales = int8 && nk == nkw;  // a partial vector of scales would read past the block
     // int8: per row the tile's largest weight (for its int16 scale), from the softmax loop's
     // vectors where it has the final weights; -1: quantize_weights finds it.
     float* wmax = s + rows * TK + rows * (TK / 2 + 1) + rows;
@@ -504,17 +580,16 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
         B mx(kNegInf);
         for (int64_t j = 0; j < nkw; j += W) {
           B x = B::load_unaligned(sr + j);
-          if (vec_scales) {
+          if (vec_scales && !ks_applied) {
             x = x * B::load_unaligned(blk.ks + j0 + j);
             x.store_unaligned(sr + j);
           }
           mx = xsimd::select(x > mx, x, mx);  // like the scalar loop: a NaN score never wins
         }
-        alignas(64) float t[W];
-        mx.store_aligned(t);
-        for (int64_t i = 0; i < W; ++i) mt = t[i] > mt ? t[i] : mt;
+        const float hm = hmax(mx);
+        mt = hm > mt ? hm : mt;
       } else {
-        if (vec_scales)
+        if (vec_scales && !ks_applied)
           for (int64_t j = 0; j < nk; ++j) sr[j] *= blk.ks[j0 + j];
         for (int64_t j = 0; j < nk; ++j)
           if (p0 + j < R.begin[r] || p0 + j >= R.end[r]) sr[j] = kNegInf;
@@ -547,11 +622,7 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       }
       l[r] += xsimd::hadd(sum);
       if (use_int && vec_scales) {
-        alignas(64) float t[W];
-        wm.store_aligned(t);
-        float x = 0;
-        for (int64_t i = 0; i < W; ++i) x = t[i] > x ? t[i] : x;
-        wmax[r] = x;
+        wmax[r] = hmax(wm);
       }
       if (int8 && !vec_scales)
         for (int64_t j = 0; j < nk; ++j) sr[j] *= blk.vs[j0 + j];
