@@ -50,16 +50,17 @@ struct Block {
 };
 
 constexpr int64_t kRowBlock = 4;   // query rows per register block
-constexpr int64_t kTileKeys = 32;  // cache rows per tile
+constexpr int64_t kTileKeys = 128;  // cache rows of the longest tile (int8; f32 and bf16: 32)
 constexpr int64_t kBoundLanes = 16;  // pages per block of the page-bound layout (pages.cpp)
 
 // Floats of scratch one attend_block call needs.
 inline int64_t scratch_floats(int64_t rows, int64_t d, int64_t d_v) {
   (void)d;
   (void)d_v;
-  // the tile's scores / probabilities; int8: their int16 weights, per row one scale and the tile's
-  // largest weight
-  return rows * kTileKeys + rows * (kTileKeys / 2 + 1) + 2 * rows + 64;
+  // the tile's scores / probabilities; int8: their u8 weights (kTileKeys bytes per row), then per
+  // row one scale
+  static_assert(kTileKeys % 8 == 0, "int8 PV: the u8 weights of a tile are whole groups of 8");
+  return rows * kTileKeys + rows * (kTileKeys / 4) + rows + 64;
 }
 
 struct Kernels {

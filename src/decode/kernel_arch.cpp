@@ -39,7 +39,7 @@ namespace {
 using A = ATTNKIT_SIMD_ARCH;
 using B = xsimd::batch<float, A>;
 constexpr int64_t W = B::size;
-constexpr int64_t TK = kTileKeys;
+constexpr int64_t TK = kTileKeys;  // the scratch's row stride: room for the longest tile
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 static_assert(TK % W == 0, "a tile of scores is whole vectors");
 static_assert(kRowBlock == 4, "dot4x2 computes 4 rows");
@@ -156,14 +156,19 @@ inline void in_reg(B& x) {
 
 // The largest lane of x, which holds no NaN (the callers' maxima start at -inf or 0 and let no NaN
 // win): a shuffle tree, where a store and a serial scalar loop cost ~5% of the int8 kernel.
+#if defined(__AVX__)
+inline float hmax8(__m256 x) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+#endif
 inline float hmax(const B& x) {
 #if defined(__AVX512F__)
   return _mm512_reduce_max_ps(x.data);
 #elif defined(__AVX__)
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(x.data), _mm256_extractf128_ps(x.data, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-  return _mm_cvtss_f32(m);
+  return hmax8(x.data);
 #else
   alignas(64) float t[W];
   x.store_aligned(t);
@@ -360,90 +365,206 @@ inline void dot4i(const int16_t* q, int64_t d, const int8_t* k0, float* out, Pre
 #endif
 }
 
-// w16[j] (j < nk, then one 0 if nk is odd) = round-half-even(w[j] · 32767 / max w) for the
-// weights w >= 0 of one row; returns the row's weight scale max w / 32767 (0 if every w is 0).
-// known_max: the largest weight of w (a NaN never wins, the max starts at 0) if the caller has it
-// (the softmax loop's vectors: a serial scalar max over a row's tile cost ~10% of the int8 kernel),
-// else negative.
-inline float quantize_weights(const float* w, int64_t nk, int16_t* w16, float known_max) {
-  float mx = known_max;
-  if (mx < 0) {
-    mx = 0;
-    for (int64_t j = 0; j < nk; ++j) mx = w[j] > mx ? w[j] : mx;
-  }
-  if (nk % 2) w16[nk] = 0;
-  if (!(mx > 0)) {
-    for (int64_t j = 0; j < nk; ++j) w16[j] = 0;
-    return 0.0f;
-  }
-  const float inv = 32767.0f / mx;
+// ---- int8 PV: u8 weights, 8 cache rows per widening ----
+// vpmaddubsw multiplies 32 u8 x s8 byte pairs per instruction and sums adjacent products into
+// int16; vpmaddwd (int16 pairs, the previous kernel) does 16. The cache rows are interleaved four
+// at a time (each 32-bit lane: one channel of rows j..j+3), so that a lane's two int16 sums are
+// w_j·v_j + w_j+1·v_j+1 and w_j+2·v_j+2 + w_j+3·v_j+3; the next four rows' products are added in
+// int16 and one vpmaddwd with ones widens the lane to the int32 sum of 8 rows. That is 3
+// multiplying instructions per 64 multiply-adds instead of 4 (the PV loop in L1: 41 -> 31 cycles
+// per cache row). No int16 sum may overflow: each sums 4 weights times values of |v| <= 127, so
+// the weights are scaled for 4 of them to sum to at most 256 (+ 2 from rounding: 258 · 127 < 2^15).
+
+// The weight groups of one lane: positions {0, 1, 4, 5} and {2, 3, 6, 7} of each 8.
+// w8[j] (j < nk rounded up to 8; 0 past nk) = min(round-half-even(w[j] · 256 / G), 255), G the
+// largest lane group sum (x0 + x4) + (x1 + x5) or (x2 + x6) + (x3 + x7) over the groups of 8
+// weights w >= 0 of one row (that order of additions on every path); returns the weight scale
+// G / 256 (0 if no weight is positive; a NaN weight is never the largest sum and becomes 255).
+inline float quantize_u8(const float* w, int64_t nk, uint8_t* w8) {
+  const int64_t nk8 = (nk + 7) / 8 * 8;
+  float G = 0;
   int64_t j = 0;
 #if defined(__AVX2__)
-  // _mm256_cvtps_epi32 rounds in the current (default: nearest-even) mode, like std::nearbyint.
-  const __m256 iv = _mm256_set1_ps(inv), top = _mm256_set1_ps(32767.0f);
+  __m256 gv = _mm256_setzero_ps();
+  for (; j + 8 <= nk; j += 8) {
+    const __m256 x = _mm256_loadu_ps(w + j);
+    const __m256 t = _mm256_add_ps(x, _mm256_permute2f128_ps(x, x, 1));        // x0+x4, x1+x5, ...
+    const __m256 u = _mm256_add_ps(t, _mm256_permute_ps(t, _MM_SHUFFLE(2, 3, 0, 1)));  // lane 0, 2: the sums
+    gv = _mm256_blendv_ps(gv, u, _mm256_cmp_ps(u, gv, _CMP_GT_OQ));
+  }
+  G = hmax8(gv);
+#endif
+  for (; j < nk8; j += 8) {
+    float x[8];
+    for (int i = 0; i < 8; ++i) x[i] = j + i < nk ? w[j + i] : 0.0f;
+    const float lo = (x[0] + x[4]) + (x[1] + x[5]), hi = (x[2] + x[6]) + (x[3] + x[7]);
+    G = lo > G ? lo : G;
+    G = hi > G ? hi : G;
+  }
+  if (!(G > 0)) {
+    std::memset(w8, 0, static_cast<size_t>(nk8));
+    return 0.0f;
+  }
+  const float inv = 256.0f / G;
+  j = 0;
+#if defined(__AVX2__)
+  // _mm256_cvtps_epi32 rounds in the current (default: nearest-even) mode, like std::nearbyint;
+  // _mm256_min_ps(x, 255) gives 255 for a NaN x, like the scalar loop.
+  const __m256 iv = _mm256_set1_ps(inv), top = _mm256_set1_ps(255.0f);
   for (; j + 8 <= nk; j += 8) {
     const __m256i x = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_loadu_ps(w + j), iv), top));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(w16 + j),
-                     _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
+    const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(w8 + j), _mm_packus_epi16(h, h));
   }
 #endif
-  for (; j < nk; ++j) {
-    const float x = std::nearbyint(std::min(w[j] * inv, 32767.0f));
-    w16[j] = static_cast<int16_t>(x);
+  for (; j < nk8; ++j) {
+    if (j >= nk) {
+      w8[j] = 0;
+      continue;
+    }
+    const float y = w[j] * inv;
+    w8[j] = static_cast<uint8_t>(std::nearbyint(y < 255.0f ? y : 255.0f));
   }
-  return mx / 32767.0f;
+  return G / 256.0f;
 }
 
-// acc[r * dv + c] += float(Σ_j w16[r][j] · v_j[c]) · ws[r] for c in [c0, dv): past the last whole block.
-[[gnu::noinline]] void pv4i_tail(const int16_t* w16, const float* ws, const int8_t* vp, int64_t nk, int64_t dv, float* acc,
+// acc[r * dv + c] += float(Σ_j w8[r][j] · v_j[c]) · ws[r] for c in [c0, dv): past the last whole block.
+[[gnu::noinline]] void pv4u_tail(const uint8_t* w8, const float* ws, const int8_t* vp, int64_t nk, int64_t dv, float* acc,
                                  int64_t c0) {
   for (int64_t c = c0; c < dv; ++c)
     for (int r = 0; r < 4; ++r) {
       int32_t s = 0;
-      for (int64_t j = 0; j < nk; ++j) s += int32_t{w16[r * TK + j]} * int32_t{vp[j * dv + c]};
+      for (int64_t j = 0; j < nk; ++j) s += int32_t{w8[r * TK + j]} * int32_t{vp[j * dv + c]};
       acc[r * dv + c] += static_cast<float>(s) * ws[r];
     }
 }
 
-// acc rows 0..3 (stride dv) += float(Σ_j w16[r][j] · v_j) · ws[r] for j < nk (w16 row stride TK,
-// padded with a 0 weight to an even count).
-inline void pv4i(const int16_t* w16, const float* ws, const int8_t* vp, int64_t nk, int64_t dv, float* acc) {
+#if defined(__AVX2__)
+alignas(32) constexpr int16_t kOnes16[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
+// The int32 sums of adjacent int16 pairs of t: vpmaddwd with ones from memory. As a register the
+// ones made 17 live vectors in pv4u and GCC kept accumulators on the stack.
+inline __m256i widen_pairs(__m256i t) {
+#if defined(__GNUC__)
+  __m256i r;
+  asm("vpmaddwd %1, %2, %0" : "=x"(r) : "m"(*reinterpret_cast<const __m256i*>(kOnes16)), "x"(t));
+  return r;
+#else
+  return _mm256_madd_epi16(t, _mm256_load_si256(reinterpret_cast<const __m256i*>(kOnes16)));
+#endif
+}
+
+// Rows a[0], a[1], a[2], a[3] (16 channels each) interleaved: each 32-bit lane one channel of the
+// 4 rows (bytes in row order); X0 channels 0-7, X1 channels 8-15, in order.
+inline void quad_rows(const int8_t* const a[4], __m256i& X0, __m256i& X1) {
+  const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[0]));
+  const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[1]));
+  const __m128i r2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[2]));
+  const __m128i r3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[3]));
+  const __m128i u0 = _mm_unpacklo_epi8(r0, r1), u1 = _mm_unpackhi_epi8(r0, r1);
+  const __m128i u2 = _mm_unpacklo_epi8(r2, r3), u3 = _mm_unpackhi_epi8(r2, r3);
+  X0 = _mm256_set_m128i(_mm_unpackhi_epi16(u0, u2), _mm_unpacklo_epi16(u0, u2));
+  X1 = _mm256_set_m128i(_mm_unpackhi_epi16(u1, u3), _mm_unpacklo_epi16(u1, u3));
+}
+#endif
+
+#if defined(__AVX2__)
+// One step of pv4u: rows a[0..7] (16 channels each) times the 4 rows' weights wb[r * TK + 0..7]
+// into o[2r] (channels 0-7) and o[2r + 1] (8-15). GCC, given these intrinsics, computed all 16
+// products before the sums and kept accumulators on the stack (17+ live vectors); written out, the
+// step needs the 8 accumulators, the 4 interleaved vectors and 4 temporaries: the 16 registers.
+inline void pv8_step(const int8_t* const a[8], const uint8_t* wb, __m256i& o0, __m256i& o1, __m256i& o2, __m256i& o3,
+                     __m256i& o4, __m256i& o5, __m256i& o6, __m256i& o7) {
+#if defined(__GNUC__)
+  static_assert(TK == 128, "the weight displacements below are rows of 128 bytes");
+#define ATTNKIT_PV8_ROW(off, oa, ob)                                                                  \
+  "vpbroadcastd " #off "(%[w]), %%ymm12\n\t"                                                         \
+  "vpbroadcastd 4+" #off "(%[w]), %%ymm13\n\t"                                                       \
+  "vpmaddubsw %%ymm8, %%ymm12, %%ymm14\n\t"                                                         \
+  "vpmaddubsw %%ymm10, %%ymm13, %%ymm15\n\t"                                                        \
+  "vpaddw %%ymm15, %%ymm14, %%ymm14\n\t"                                                            \
+  "vpmaddwd %[ones], %%ymm14, %%ymm14\n\t"                                                          \
+  "vpaddd %%ymm14, %[" #oa "], %[" #oa "]\n\t"                                                       \
+  "vpmaddubsw %%ymm9, %%ymm12, %%ymm14\n\t"                                                         \
+  "vpmaddubsw %%ymm11, %%ymm13, %%ymm15\n\t"                                                        \
+  "vpaddw %%ymm15, %%ymm14, %%ymm14\n\t"                                                            \
+  "vpmaddwd %[ones], %%ymm14, %%ymm14\n\t"                                                          \
+  "vpaddd %%ymm14, %[" #ob "], %[" #ob "]\n\t"
+  asm("vmovdqu (%[a0]), %%xmm8\n\t"
+      "vmovdqu (%[a1]), %%xmm9\n\t"
+      "vmovdqu (%[a2]), %%xmm10\n\t"
+      "vmovdqu (%[a3]), %%xmm11\n\t"
+      "vpunpckhbw %%xmm9, %%xmm8, %%xmm12\n\t"
+      "vpunpcklbw %%xmm9, %%xmm8, %%xmm8\n\t"
+      "vpunpckhbw %%xmm11, %%xmm10, %%xmm13\n\t"
+      "vpunpcklbw %%xmm11, %%xmm10, %%xmm10\n\t"
+      "vpunpckhwd %%xmm10, %%xmm8, %%xmm9\n\t"
+      "vpunpcklwd %%xmm10, %%xmm8, %%xmm8\n\t"
+      "vinserti128 $1, %%xmm9, %%ymm8, %%ymm8\n\t"     // X0: channels 0-7 of rows 0-3
+      "vpunpckhwd %%xmm13, %%xmm12, %%xmm9\n\t"
+      "vpunpcklwd %%xmm13, %%xmm12, %%xmm12\n\t"
+      "vinserti128 $1, %%xmm9, %%ymm12, %%ymm9\n\t"    // X1: channels 8-15 of rows 0-3
+      "vmovdqu (%[a4]), %%xmm10\n\t"
+      "vmovdqu (%[a5]), %%xmm11\n\t"
+      "vmovdqu (%[a6]), %%xmm12\n\t"
+      "vmovdqu (%[a7]), %%xmm13\n\t"
+      "vpunpckhbw %%xmm11, %%xmm10, %%xmm14\n\t"
+      "vpunpcklbw %%xmm11, %%xmm10, %%xmm10\n\t"
+      "vpunpckhbw %%xmm13, %%xmm12, %%xmm15\n\t"
+      "vpunpcklbw %%xmm13, %%xmm12, %%xmm12\n\t"
+      "vpunpckhwd %%xmm12, %%xmm10, %%xmm11\n\t"
+      "vpunpcklwd %%xmm12, %%xmm10, %%xmm10\n\t"
+      "vinserti128 $1, %%xmm11, %%ymm10, %%ymm10\n\t"  // Y0: channels 0-7 of rows 4-7
+      "vpunpckhwd %%xmm15, %%xmm14, %%xmm11\n\t"
+      "vpunpcklwd %%xmm15, %%xmm14, %%xmm14\n\t"
+      "vinserti128 $1, %%xmm11, %%ymm14, %%ymm11\n\t"  // Y1: channels 8-15 of rows 4-7
+      ATTNKIT_PV8_ROW(0, o0, o1) ATTNKIT_PV8_ROW(128, o2, o3) ATTNKIT_PV8_ROW(256, o4, o5) ATTNKIT_PV8_ROW(384, o6, o7)
+      : [o0] "+x"(o0), [o1] "+x"(o1), [o2] "+x"(o2), [o3] "+x"(o3), [o4] "+x"(o4), [o5] "+x"(o5), [o6] "+x"(o6),
+        [o7] "+x"(o7)
+      : [a0] "r"(a[0]), [a1] "r"(a[1]), [a2] "r"(a[2]), [a3] "r"(a[3]), [a4] "r"(a[4]), [a5] "r"(a[5]),
+        [a6] "r"(a[6]), [a7] "r"(a[7]), [w] "r"(wb), [ones] "m"(*reinterpret_cast<const __m256i*>(kOnes16)),
+        "m"(*reinterpret_cast<const uint8_t(*)[4 * TK]>(wb))
+      : "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+#undef ATTNKIT_PV8_ROW
+#else
+  __m256i X0, X1, Y0, Y1;
+  quad_rows(a, X0, X1);
+  quad_rows(a + 4, Y0, Y1);
+  auto row = [&](int r, __m256i& oa, __m256i& ob) {
+    int32_t p, q;  // (w_j .. w_j+3) and (w_j+4 .. w_j+7) of row r (memcpy: no aliasing)
+    std::memcpy(&p, wb + r * TK, 4);
+    std::memcpy(&q, wb + r * TK + 4, 4);
+    const __m256i wp = _mm256_set1_epi32(p), wq = _mm256_set1_epi32(q);
+    oa = _mm256_add_epi32(oa, widen_pairs(_mm256_add_epi16(_mm256_maddubs_epi16(wp, X0), _mm256_maddubs_epi16(wq, Y0))));
+    ob = _mm256_add_epi32(ob, widen_pairs(_mm256_add_epi16(_mm256_maddubs_epi16(wp, X1), _mm256_maddubs_epi16(wq, Y1))));
+  };
+  row(0, o0, o1);
+  row(1, o2, o3);
+  row(2, o4, o5);
+  row(3, o6, o7);
+#endif
+}
+#endif
+
+// acc rows 0..3 (stride dv) += float(Σ_j w8[r][j] · v_j) · ws[r] for j < nk (w8 row stride TK,
+// quantize_u8's weights: 0 from nk to the next multiple of 8).
+inline void pv4u(const uint8_t* w8, const float* ws, const int8_t* vp, int64_t nk, int64_t dv, float* acc) {
   int64_t c = 0;
 #if defined(__AVX2__)
-  // Plain loops over named accumulators: with the pair step as a lambda (shared with the odd last
-  // row) GCC renamed every accumulator each step (8 register moves) and kept two of them on the
-  // stack as well.
-  const int64_t whole = nk / 2;
+  const int64_t nk8 = (nk + 7) / 8 * 8;
   for (; c + 16 <= dv; c += 16) {
     __m256i o0 = _mm256_setzero_si256(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
     // No prefetch pacing here: dot4i's one step per key pair paces the next tile (a step per pair of
     // rows here cost 5% in L2 and, N = 65536 at 2 threads, 12.7 vs 12.3 ms per token).
-    const int8_t* a = vp + c;
-    // Whole pairs, then an odd last row paired with itself (its second weight is the 0 padding).
-    for (int64_t jp = 0; jp <= whole; ++jp, a += 2 * dv) {
-      if (jp == whole && nk % 2 == 0) break;
-      const int8_t* b = jp < whole ? a + dv : a;
-      const __m128i A = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
-      const __m128i Bv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
-      const __m256i L = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(A, Bv));
-      const __m256i H = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(A, Bv));
-      // (w_2jp, w_2jp+1) of each row as one int32 (memcpy: no aliasing)
-      const int16_t* wp = w16 + 2 * jp;
-      int32_t x0, x1, x2, x3;
-      std::memcpy(&x0, wp, 4);
-      std::memcpy(&x1, wp + TK, 4);
-      std::memcpy(&x2, wp + 2 * TK, 4);
-      std::memcpy(&x3, wp + 3 * TK, 4);
-      const __m256i w0 = _mm256_set1_epi32(x0), w1 = _mm256_set1_epi32(x1);
-      o0 = _mm256_add_epi32(o0, _mm256_madd_epi16(L, w0));
-      o1 = _mm256_add_epi32(o1, _mm256_madd_epi16(H, w0));
-      o2 = _mm256_add_epi32(o2, _mm256_madd_epi16(L, w1));
-      o3 = _mm256_add_epi32(o3, _mm256_madd_epi16(H, w1));
-      const __m256i w2 = _mm256_set1_epi32(x2), w3 = _mm256_set1_epi32(x3);
-      o4 = _mm256_add_epi32(o4, _mm256_madd_epi16(L, w2));
-      o5 = _mm256_add_epi32(o5, _mm256_madd_epi16(H, w2));
-      o6 = _mm256_add_epi32(o6, _mm256_madd_epi16(L, w3));
-      o7 = _mm256_add_epi32(o7, _mm256_madd_epi16(H, w3));
+    for (int64_t j = 0; j < nk8; j += 8) {
+      const int8_t* a[8];
+      const int8_t* r0 = vp + j * dv + c;
+      if (j + 8 <= nk) {
+        for (int i = 0; i < 8; ++i) a[i] = r0 + i * dv;
+      } else {  // past nk: row nk - 1 again (in the block; its weight there is 0)
+        for (int i = 0; i < 8; ++i) a[i] = vp + (j + i < nk ? j + i : nk - 1) * dv + c;
+      }
+      pv8_step(a, w8 + j, o0, o1, o2, o3, o4, o5, o6, o7);
     }
     auto put = [&](int r, __m256i lo8, __m256i hi8) {
       const __m256 f = _mm256_set1_ps(ws[r]);
@@ -457,11 +578,70 @@ inline void pv4i(const int16_t* w16, const float* ws, const int8_t* vp, int64_t 
     put(3, o6, o7);
   }
 #endif
-  if (c < dv) pv4i_tail(w16, ws, vp, nk, dv, acc, c);
+  if (c < dv) pv4u_tail(w8, ws, vp, nk, dv, acc, c);
 }
+
+// The online-softmax update of the 4 query rows rb.. of a tile that all of them see whole, its nkw
+// keys a whole number of vectors and their scores final (key scales applied): the 4 rows' maxima,
+// exponentials and sums interleaved as independent chains (row by row they were latency-bound,
+// about 8 cycles per score in the int8 kernel). kVs (int8): the weights are multiplied by the
+// value scales vs. Returns false, having changed nothing,
+// where a row needs the general path (a partly visible tile, no finite score yet, a NaN).
+template <bool kVs>
+inline bool softmax4(const Rows& R, int64_t rb, int64_t p0, int64_t p1, int64_t nkw, float* s, const float* vs,
+                     float* m, float* l, float* acc, int64_t dv) {
+  for (int64_t r = rb; r < rb + 4; ++r)
+    if (!(R.begin[r] <= p0 && R.end[r] >= p1)) return false;
+  float* sr[4] = {s + rb * TK, s + (rb + 1) * TK, s + (rb + 2) * TK, s + (rb + 3) * TK};
+  B mx[4] = {B(kNegInf), B(kNegInf), B(kNegInf), B(kNegInf)};
+  for (int64_t j = 0; j < nkw; j += W)
+    for (int r = 0; r < 4; ++r) {
+      const B x = B::load_unaligned(sr[r] + j);
+      mx[r] = xsimd::select(x > mx[r], x, mx[r]);  // like the general path: a NaN score never wins
+    }
+  float mt[4];
+  for (int r = 0; r < 4; ++r) {
+    const float hm = hmax(mx[r]);
+    mt[r] = hm > m[rb + r] ? hm : m[rb + r];
+    if (mt[r] == kNegInf || std::isnan(mt[r])) return false;
+  }
+  B mb[4], sum[4];
+  for (int r = 0; r < 4; ++r) {
+    const int64_t row = rb + r;
+    if (mt[r] != m[row]) {
+      const float alpha = m[row] == kNegInf ? 0.0f : std::exp(m[row] - mt[r]);
+      l[row] *= alpha;
+      scale_row(acc + row * dv, dv, alpha);
+      m[row] = mt[r];
+    }
+    mb[r] = B(mt[r]);
+    sum[r] = B(0.0f);
+  }
+  for (int64_t j = 0; j < nkw; j += W) {
+    B v(1.0f);
+    if constexpr (kVs) v = B::load_unaligned(vs + j);
+    for (int r = 0; r < 4; ++r) {
+      B e = simd::ATTNKIT_SIMD_NS::exp(B::load_unaligned(sr[r] + j) - mb[r]);
+      sum[r] += e;
+      if constexpr (kVs) e = e * v;
+      e.store_unaligned(sr[r] + j);
+    }
+  }
+  for (int r = 0; r < 4; ++r) l[rb + r] += xsimd::hadd(sum[r]);
+  return true;
+}
+
+// Cache rows per tile: the per-tile work (softmax bookkeeping, the weights' scale, the PV
+// accumulators' load, scale and store) is a fixed cost per tile. int8's tile is 128 rows (33 KiB at
+// d = 128): N = 65536 at 2 threads, 9.6 -> 9.2 ms per token against 32 rows. f32 and bf16 keep 32
+// (32 KiB of f32 rows): at 128 their prefetched tile ahead crowded L2 (f32 23.6 -> 25.1 ms).
+template <class E>
+constexpr int64_t kTile = std::is_same_v<E, int8_t> ? 128 : 32;
+static_assert(kTile<int8_t> <= TK && kTile<float> <= TK && kTile<uint16_t> <= TK);
 
 template <class E>
 void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* acc, float* s) {
+  constexpr int64_t tile = kTile<E>;
   const int64_t d = R.d, dv = R.d_v, rows = R.rows;
   const E* kb = static_cast<const E*>(blk.k);
   const E* vb = static_cast<const E*>(blk.v);
@@ -471,25 +651,25 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
   // The first tiles: nobody requested them yet.
   Prefetch pf;
   if (!blk.first_requested) {  // the first tiles: nobody requested them yet
-    pf.set(kb, lo(kPrefetchTiles * TK, blk.count) * kbytes, vb, lo(kPrefetchTiles * TK, blk.count) * vbytes);
+    pf.set(kb, lo(kPrefetchTiles * tile, blk.count) * kbytes, vb, lo(kPrefetchTiles * tile, blk.count) * vbytes);
     pf.finish();
     if (blk.next_k[0]) {
-      const int64_t n = lo(TK, blk.next_count[0]);
+      const int64_t n = lo(tile, blk.next_count[0]);
       pf.set(blk.next_k[0], n * kbytes, blk.next_v[0], n * vbytes);
       pf.finish();
     }
   }
-  for (int64_t j0 = 0; j0 < blk.count; j0 += TK) {
-    const int64_t nk = lo(TK, blk.count - j0);
+  for (int64_t j0 = 0; j0 < blk.count; j0 += tile) {
+    const int64_t nk = lo(tile, blk.count - j0);
     const int64_t p0 = blk.pos0 + j0, p1 = p0 + nk;
     {  // the tile kPrefetchTiles ahead (or the next block's first rows), requested during this one
       pf.finish();
-      const int64_t a = j0 + kPrefetchTiles * TK;
+      const int64_t a = j0 + kPrefetchTiles * tile;
       if (a < blk.count) {
-        const int64_t n = lo(TK, blk.count - a);
+        const int64_t n = lo(tile, blk.count - a);
         pf.set(kb + a * d, n * kbytes, vb + a * dv, n * vbytes);
-      } else if (blk.next_k[1] && j0 + TK >= blk.count) {  // the last tile: the block after next
-        const int64_t n = lo(TK, blk.next_count[1]);
+      } else if (blk.next_k[1] && j0 + tile >= blk.count) {  // the last tile: the block after next
+        const int64_t n = lo(tile, blk.next_count[1]);
         pf.set(blk.next_k[1], n * kbytes, blk.next_v[1], n * vbytes);
       } else {
         pf.set(nullptr, 0, nullptr, 0);
@@ -561,11 +741,12 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       }
     }
 
-    // int8: per row the tile's largest weight (for its int16 scale), from the softmax loop's
-    // vectors where it has the final weights; -1: quantize_weights finds it.
-    float* wmax = s + rows * TK + rows * (TK / 2 + 1) + rows;
-    if (use_int) std::fill(wmax, wmax + rows, -1.0f);
+    const bool fast = nk == nkw && (!int8 || ks_applied);
     for (int64_t r = 0; r < rows; ++r) {
+      if (fast && r % 4 == 0 && softmax4<int8>(R, r, p0, p1, nkw, s, int8 ? blk.vs + j0 : nullptr, m, l, acc, dv)) {
+        r += 3;
+        continue;
+      }
       float* sr = s + r * TK;
       if (!(R.begin[r] < p1 && R.end[r] > p0)) {
         for (int64_t j = 0; j < nk; ++j) sr[j] = 0.0f;
@@ -610,31 +791,25 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
         m[r] = mt;
       }
       const B mb(mt);
-      B sum(0.0f), wm(0.0f);
+      B sum(0.0f);
       for (int64_t j = 0; j < nkw; j += W) {
         B e = simd::ATTNKIT_SIMD_NS::exp(B::load_unaligned(sr + j) - mb);
         sum += e;
-        if (vec_scales) {
-          e = e * B::load_unaligned(blk.vs + j0 + j);
-          wm = xsimd::select(e > wm, e, wm);  // like quantize_weights' loop: a NaN never wins
-        }
+        if (vec_scales) e = e * B::load_unaligned(blk.vs + j0 + j);
         e.store_unaligned(sr + j);
       }
       l[r] += xsimd::hadd(sum);
-      if (use_int && vec_scales) {
-        wmax[r] = hmax(wm);
-      }
       if (int8 && !vec_scales)
         for (int64_t j = 0; j < nk; ++j) sr[j] *= blk.vs[j0 + j];
     }
 
     if (use_int) {
-      // The weights as int16 (after the scores: s + rows * TK), one scale per row after them.
-      int16_t* w16 = reinterpret_cast<int16_t*>(s + rows * TK);
-      float* ws = s + rows * TK + rows * (TK / 2 + 1);
-      for (int64_t r = 0; r < rows; ++r) ws[r] = quantize_weights(s + r * TK, nk, w16 + r * TK, wmax[r]);
+      // The weights as u8 (after the scores: s + rows * TK), one scale per row after them.
+      uint8_t* w8 = reinterpret_cast<uint8_t*>(s + rows * TK);
+      float* ws = s + rows * TK + rows * (TK / 4);
+      for (int64_t r = 0; r < rows; ++r) ws[r] = quantize_u8(s + r * TK, nk, w8 + r * TK);
       for (int64_t rb = 0; rb < rows; rb += 4)
-        pv4i(w16 + rb * TK, ws + rb, reinterpret_cast<const int8_t*>(vp), nk, dv, acc + rb * dv);
+        pv4u(w8 + rb * TK, ws + rb, reinterpret_cast<const int8_t*>(vp), nk, dv, acc + rb * dv);
       continue;
     }
     for (int64_t rb = 0; rb < rows; rb += 4) pv4(s + rb * TK, vp, nk, dv, acc + rb * dv, pf);
