@@ -52,14 +52,21 @@
 // attend quantises every query row q·scale once to int16, s_q = max|q·scale| / 32767, q16 =
 // round-half-even(q·scale · 32767 / max|q·scale|) (a row with a non-finite element: NaN scores);
 // scores are exact int32 dot products with the stored int8 keys, float(Σ q16·k8) · s_q · s_k.
-// Per tile of 32 cached positions (tiles start at multiples of 32 within each split-K chunk) the
-// softmax weights w_j = exp(s_j − running max) · s_v,j become int16: round-half-even(w_j · 32767 /
-// max_tile w), and the tile adds float(Σ_j w16_j · v8_j) · max_tile w / 32767 (exact int32 sums)
-// to the float accumulator; the softmax denominator sums the unrounded exp. Relative rounding:
-// 2^-16 of a row's largest |q| element, 2^-16 of a tile's largest weight — far below int8
-// storage's own (error vs fp64 about 1e-2 on gaussian and trained inputs, tested <= 3e-2).
+// Per tile of 128 cached positions (tiles start at multiples of 128 within each split-K chunk;
+// local's ring and pages' pages start tiles where their runs start) the softmax weights
+// w_j = exp(s_j − running max) · s_v,j become u8: with G the largest of the sums
+// w_j + w_j+1 + w_j+4 + w_j+5 and w_j+2 + w_j+3 + w_j+6 + w_j+7 over the tile's groups of 8
+// positions (j a multiple of 8 from the tile's start; positions past the tile's end count 0),
+// w8_j = min(round-half-even(w_j · 256 / G), 255), and the tile adds float(Σ_j w8_j · v8_j) · G / 256
+// (exact int32 sums) to the float accumulator; the softmax denominator sums the unrounded exp.
+// (The bound on those sums keeps every int16 partial of the AVX2 kernel, 4 weights times |v8| <=
+// 127, below 2^15.) Relative rounding: 2^-16 of a row's largest |q| element; a weight's rounding
+// is at most 1/512 of the largest group sum G (about 1/128 of a weight where a tile's weights are
+// alike). Error vs fp64 with int8 storage: about 1.3e-2 on gaussian and 0.8e-2–1.0e-2 on the
+// trained inputs (int16 weights gave 0.9e-2 and 0.6e-2–0.8e-2 at 9% more time per token; see
+// reports/decode/README.md), tested <= 3e-2.
 // Integer sums do not depend on the SIMD path or the thread count: every path computes the same
-// scores (AVX2: vpmaddwd; the others in scalar code).
+// scores and weighted sums (AVX2: vpmaddwd and vpmaddubsw; the others in scalar code).
 //
 // Cost per attend: exact reads every cached K/V row once (bytes_read()); pages reads the page
 // bounds (2·d bfloat16 per page, in whole blocks of 16 pages) plus the selected pages; local reads

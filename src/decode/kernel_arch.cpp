@@ -7,13 +7,14 @@
 //       reduced with haddp — the rows' q vectors come from L1, the key vectors from memory.
 //   softmax: per row a running (max, sum); the accumulator is rescaled only when the max grows;
 //       vectorised for a tile every row sees whole (the common case).
-//   PV: 4 rows x 3 output vectors of accumulators in registers over the kTileKeys keys of a tile.
+//   PV: 4 rows x 3 output vectors of accumulators in registers over the keys of a tile (kTile).
 //   The rows of the next tile are prefetched (into L2) during this tile's arithmetic.
 // Per cache row that is 4 x (d + d_v) FMAs = 64 cycles at d = 128 on Zen 2 (two 8-wide FMAs per
 // cycle); measured in L1 at 3.3 GHz: ~40 ns per row (f32), i.e. about half the FMA peak.
 // bf16 elements are widened to float in registers as they are loaded (one vpmovzx per vector: a
 // widened copy in L1 scratch cost a store per vector, the bottleneck on Zen 2). int8 storage runs
-// integer dot products instead (q quantised to int16, see "int8 storage" below) where d <= 512,
+// integer dot products instead (q quantised to int16, weights to u8, see "int8 storage" below;
+// tiles of 128 rows, kTile) where d <= 512,
 // the float kernel with widened elements above; its scales multiply the scores (keys) and the
 // probabilities (values), never the elements.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -260,13 +261,12 @@ inline void pv4(const float* p, const E* vp, int64_t nk, int64_t dv, float* acc,
 // ---- int8 storage: integer dot products (Rows::q16 set) ----
 // QK: q as int16 (quantised once per attend, engine.cpp) times the int8 keys, summed exactly in
 // int32 (vpmaddwd: 16 products per instruction, no int8 -> float conversion of the keys);
-// score = float(sum) · q scale · key scale. PV: per tile and row the weights p · v_scale as int16
-// (scale = max / 32767, round half to even), two cache rows at a time: their bytes interleaved
-// (v_j[c], v_j+1[c]) and one vpmaddwd with the pair of weights (w_j, w_j+1) gives
-// w_j·v_j[c] + w_j+1·v_j+1[c] for 8 channels, summed exactly in int32 over the tile (<= 32 x 32767
-// x 127 < 2^31), then acc += float(sum) · weight scale. Both halve the instructions per cache row
-// of the float kernel (which widened every element to float). Integer sums are exact, so every
-// SIMD path computes the same sums; the portable path runs the same arithmetic in scalar code.
+// score = float(sum) · q scale · key scale. PV: per tile and row the weights p · v_scale as u8
+// (quantize_u8) times the int8 values with vpmaddubsw, 8 cache rows per int32 widening (pv4u),
+// summed exactly in int32 over the tile (<= 128 x 255 x 127 < 2^31), then acc += float(sum) ·
+// weight scale. Both avoid the per-element int8 -> float conversions of the float kernel. Integer
+// sums are exact, so every SIMD path computes the same sums; the portable path runs the same
+// arithmetic in scalar code.
 
 // sums[r * K + i] += Σ_{c0 <= c < d} q16[r][c] · k_i[c]: the channels past the last whole vector.
 template <int K>
