@@ -39,10 +39,12 @@ struct Block {
   const float* ks = nullptr;       // int8: scale per row, else null
   const float* vs = nullptr;
   int64_t pos0 = 0, count = 0;
-  // The two blocks that follow in the same work item (null if none). Pages are runs of a few rows
-  // that the hardware prefetcher cannot follow: the first block of an item requests its own and the
-  // next block's first tile; every block requests, during its last tile, the first tile of the
-  // block after next. first_requested: this block is not the first of its item.
+  // The two blocks that follow in the same run of work items (null if none; engine.cpp gives a
+  // thread runs of consecutive items). Pages are runs of a few rows that the hardware prefetcher
+  // cannot follow, and every item's start would otherwise wait for its first tile: the first block
+  // of a run requests its own first tile (and, if it is a single tile, the next block's); during
+  // its last tile a block of several tiles requests the next block's first tile, a block of one
+  // tile the block after next's. first_requested: this block is not the first of its run.
   const void* next_k[2] = {nullptr, nullptr};
   const void* next_v[2] = {nullptr, nullptr};
   int64_t next_count[2] = {0, 0};

@@ -650,10 +650,14 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
   const int64_t kbytes = d * int64_t(sizeof(E)), vbytes = dv * int64_t(sizeof(E));
   // The first tiles: nobody requested them yet.
   Prefetch pf;
+  // A block of several tiles requests, during its last tile, the next block's first tile (one tile
+  // ahead, like its own tiles); a block of one tile (a page) the block after next's, and the first
+  // block of a run its own and the next block's at its start (one block ahead is too close).
+  const bool long_block = blk.count > tile;
   if (!blk.first_requested) {  // the first tiles: nobody requested them yet
     pf.set(kb, lo(kPrefetchTiles * tile, blk.count) * kbytes, vb, lo(kPrefetchTiles * tile, blk.count) * vbytes);
     pf.finish();
-    if (blk.next_k[0]) {
+    if (blk.next_k[0] && !long_block) {
       const int64_t n = lo(tile, blk.next_count[0]);
       pf.set(blk.next_k[0], n * kbytes, blk.next_v[0], n * vbytes);
       pf.finish();
@@ -668,9 +672,9 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       if (a < blk.count) {
         const int64_t n = lo(tile, blk.count - a);
         pf.set(kb + a * d, n * kbytes, vb + a * dv, n * vbytes);
-      } else if (blk.next_k[1] && j0 + tile >= blk.count) {  // the last tile: the block after next
-        const int64_t n = lo(tile, blk.next_count[1]);
-        pf.set(blk.next_k[1], n * kbytes, blk.next_v[1], n * vbytes);
+      } else if (const int nb = long_block ? 0 : 1; blk.next_k[nb] && j0 + tile >= blk.count) {  // the last tile
+        const int64_t n = lo(tile, blk.next_count[nb]);
+        pf.set(blk.next_k[nb], n * kbytes, blk.next_v[nb], n * vbytes);
       } else {
         pf.set(nullptr, 0, nullptr, 0);
       }
