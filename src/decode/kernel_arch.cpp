@@ -490,34 +490,25 @@ inline void pv8_step(const int8_t* const a[8], const uint8_t* wb, __m256i& o0, _
   "vpaddw %%ymm15, %%ymm14, %%ymm14\n\t"                                                            \
   "vpmaddwd %[ones], %%ymm14, %%ymm14\n\t"                                                          \
   "vpaddd %%ymm14, %[" #ob "], %[" #ob "]\n\t"
-  asm("vmovdqu (%[a0]), %%xmm8\n\t"
-      "vmovdqu (%[a1]), %%xmm9\n\t"
-      "vmovdqu (%[a2]), %%xmm10\n\t"
-      "vmovdqu (%[a3]), %%xmm11\n\t"
-      "vpunpckhbw %%xmm9, %%xmm8, %%xmm12\n\t"
-      "vpunpcklbw %%xmm9, %%xmm8, %%xmm8\n\t"
-      "vpunpckhbw %%xmm11, %%xmm10, %%xmm13\n\t"
-      "vpunpcklbw %%xmm11, %%xmm10, %%xmm10\n\t"
-      "vpunpckhwd %%xmm10, %%xmm8, %%xmm9\n\t"
-      "vpunpcklwd %%xmm10, %%xmm8, %%xmm8\n\t"
-      "vinserti128 $1, %%xmm9, %%ymm8, %%ymm8\n\t"     // X0: channels 0-7 of rows 0-3
-      "vpunpckhwd %%xmm13, %%xmm12, %%xmm9\n\t"
-      "vpunpcklwd %%xmm13, %%xmm12, %%xmm12\n\t"
-      "vinserti128 $1, %%xmm9, %%ymm12, %%ymm9\n\t"    // X1: channels 8-15 of rows 0-3
-      "vmovdqu (%[a4]), %%xmm10\n\t"
-      "vmovdqu (%[a5]), %%xmm11\n\t"
-      "vmovdqu (%[a6]), %%xmm12\n\t"
-      "vmovdqu (%[a7]), %%xmm13\n\t"
-      "vpunpckhbw %%xmm11, %%xmm10, %%xmm14\n\t"
-      "vpunpcklbw %%xmm11, %%xmm10, %%xmm10\n\t"
-      "vpunpckhbw %%xmm13, %%xmm12, %%xmm15\n\t"
-      "vpunpcklbw %%xmm13, %%xmm12, %%xmm12\n\t"
-      "vpunpckhwd %%xmm12, %%xmm10, %%xmm11\n\t"
-      "vpunpcklwd %%xmm12, %%xmm10, %%xmm10\n\t"
-      "vinserti128 $1, %%xmm11, %%ymm10, %%ymm10\n\t"  // Y0: channels 0-7 of rows 4-7
-      "vpunpckhwd %%xmm15, %%xmm14, %%xmm11\n\t"
-      "vpunpcklwd %%xmm15, %%xmm14, %%xmm14\n\t"
-      "vinserti128 $1, %%xmm11, %%ymm14, %%ymm11\n\t"  // Y1: channels 8-15 of rows 4-7
+// Rows p0..p3 (16 channels each) into ymm A (channels 0-7) and ymm B (8-15), each 32-bit lane one
+// channel of the 4 rows; C..F are scratch.
+#define ATTNKIT_PV8_QUAD(p0, p1, p2, p3, A, B, C, D, E, F)                                            \
+  "vmovdqu (%[" #p0 "]), %%xmm" #A "\n\t"                                                           \
+  "vmovdqu (%[" #p1 "]), %%xmm" #B "\n\t"                                                           \
+  "vmovdqu (%[" #p2 "]), %%xmm" #C "\n\t"                                                           \
+  "vmovdqu (%[" #p3 "]), %%xmm" #D "\n\t"                                                           \
+  "vpunpckhbw %%xmm" #B ", %%xmm" #A ", %%xmm" #E "\n\t"                                            \
+  "vpunpcklbw %%xmm" #B ", %%xmm" #A ", %%xmm" #A "\n\t"                                            \
+  "vpunpckhbw %%xmm" #D ", %%xmm" #C ", %%xmm" #F "\n\t"                                            \
+  "vpunpcklbw %%xmm" #D ", %%xmm" #C ", %%xmm" #C "\n\t"                                            \
+  "vpunpckhwd %%xmm" #C ", %%xmm" #A ", %%xmm" #B "\n\t"                                            \
+  "vpunpcklwd %%xmm" #C ", %%xmm" #A ", %%xmm" #A "\n\t"                                            \
+  "vinserti128 $1, %%xmm" #B ", %%ymm" #A ", %%ymm" #A "\n\t"                                       \
+  "vpunpckhwd %%xmm" #F ", %%xmm" #E ", %%xmm" #B "\n\t"                                            \
+  "vpunpcklwd %%xmm" #F ", %%xmm" #E ", %%xmm" #E "\n\t"                                            \
+  "vinserti128 $1, %%xmm" #B ", %%ymm" #E ", %%ymm" #B "\n\t"
+  // X0, X1 (rows 0-3) in ymm8, ymm9; Y0, Y1 (rows 4-7) in ymm10, ymm11.
+  asm(ATTNKIT_PV8_QUAD(a0, a1, a2, a3, 8, 9, 10, 11, 12, 13) ATTNKIT_PV8_QUAD(a4, a5, a6, a7, 10, 11, 12, 13, 14, 15)
       ATTNKIT_PV8_ROW(0, o0, o1) ATTNKIT_PV8_ROW(128, o2, o3) ATTNKIT_PV8_ROW(256, o4, o5) ATTNKIT_PV8_ROW(384, o6, o7)
       : [o0] "+x"(o0), [o1] "+x"(o1), [o2] "+x"(o2), [o3] "+x"(o3), [o4] "+x"(o4), [o5] "+x"(o5), [o6] "+x"(o6),
         [o7] "+x"(o7)
@@ -526,6 +517,7 @@ inline void pv8_step(const int8_t* const a[8], const uint8_t* wb, __m256i& o0, _
         "m"(*reinterpret_cast<const uint8_t(*)[4 * TK]>(wb))
       : "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 #undef ATTNKIT_PV8_ROW
+#undef ATTNKIT_PV8_QUAD
 #else
   __m256i X0, X1, Y0, Y1;
   quad_rows(a, X0, X1);
