@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "attnkit/limits.hpp"
 #include "attnkit/problem.hpp"
 
 namespace attnkit::python {
@@ -67,8 +68,6 @@ std::vector<int32_t> key_lengths_arg(py::handle obj, int64_t batch);
 
 // scale: None or a number (float32, as the CLI's --scale).
 std::optional<float> scale_arg(const std::optional<double>& scale);
-
-constexpr int kMaxThreads = 4096;  // as the CLI's --threads
 
 // Sets the OpenMP thread count of the calling thread for one call (the scope of this object) and
 // restores it after. threads must be in 1..kMaxThreads (ValueError otherwise); nullopt leaves the count alone.

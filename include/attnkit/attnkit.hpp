@@ -5,6 +5,7 @@
 #include "attnkit/blas.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/inputs.hpp"
+#include "attnkit/limits.hpp"
 #include "attnkit/metrics.hpp"
 #include "attnkit/npy.hpp"
 #include "attnkit/problem.hpp"

@@ -20,6 +20,7 @@
 #include "attnkit/decode.hpp"
 #include "attnkit/error.hpp"
 #include "attnkit/inputs.hpp"
+#include "attnkit/limits.hpp"
 #include "commands.hpp"
 #include "json.hpp"
 
@@ -99,7 +100,7 @@ int cmd_decode(const std::vector<std::string>& argv) {
   const int64_t steps = args.integer("--steps", -1, 1, int64_t{1} << 30);
   if (steps < 0) detail::fail("--steps is required; expected --steps S (decoded positions, >= 1)");
   const KvStorage storage = parse_kv_storage(args.str("--storage", "f32"));
-  const int64_t threads = args.integer("--threads", 0, 0, 4096);
+  const int64_t threads = args.integer("--threads", 0, 0, kMaxThreads);
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
   const bool gen = args.has("--cache"), files = args.has("--q") || args.has("--k") || args.has("--v");
   if (gen == files)

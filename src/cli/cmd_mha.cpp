@@ -7,6 +7,7 @@
 
 #include "args.hpp"
 #include "attnkit/error.hpp"
+#include "attnkit/limits.hpp"
 #include "attnkit/mha.hpp"
 #include "attnkit/npy.hpp"
 #include "attnkit/registry.hpp"
@@ -96,7 +97,7 @@ int cmd_mha(const std::vector<std::string>& argv) {
   const std::string out_path = args.str("--out");
   if (!args.has("--heads")) detail::fail("--heads: required");
   const int64_t H = args.integer("--heads", 0, 1, 1 << 20);
-  const int64_t threads = args.integer("--threads", 0, 0, 4096);
+  const int64_t threads = args.integer("--threads", 0, 0, kMaxThreads);
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
 
   MhaConfig cfg;

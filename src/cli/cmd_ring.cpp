@@ -14,6 +14,7 @@
 
 #include "args.hpp"
 #include "attnkit/error.hpp"
+#include "attnkit/limits.hpp"
 #include "attnkit/npy.hpp"
 #include "attnkit/ring.hpp"
 #include "commands.hpp"
@@ -135,7 +136,7 @@ int cmd_ring(const std::vector<std::string>& argv) {
     Args args(argv, {"--q", "--k", "--v", "--out", "--layout", "--threads", "--key-lengths"}, {"--causal", "--json"});
     json = args.has("--json");
     layout = parse_ring_layout(args.str("--layout", "contiguous"));
-    const int64_t threads = args.integer("--threads", 0, 0, 4096);
+    const int64_t threads = args.integer("--threads", 0, 0, kMaxThreads);
     if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
     out_path = args.str("--out");
     qa = open_array("--q", args.str("--q"));

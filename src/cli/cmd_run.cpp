@@ -7,6 +7,7 @@
 
 #include "args.hpp"
 #include "attnkit/error.hpp"
+#include "attnkit/limits.hpp"
 #include "attnkit/metrics.hpp"
 #include "attnkit/npy.hpp"
 #include "attnkit/registry.hpp"
@@ -25,7 +26,7 @@ int cmd_run(const std::vector<std::string>& argv) {
   Tensor k = load_tensor("--k", args.str("--k"));
   Tensor v = load_tensor("--v", args.str("--v"));
   const std::string out_path = args.str("--out");
-  const int64_t threads = args.integer("--threads", 0, 0, 4096);
+  const int64_t threads = args.integer("--threads", 0, 0, kMaxThreads);
   const int64_t repeat = args.integer("--repeat", 1, 1, 100000);
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
 

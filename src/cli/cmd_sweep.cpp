@@ -14,6 +14,7 @@
 #include "../core/numerics.hpp"
 #include "args.hpp"
 #include "attnkit/attnkit.hpp"
+#include "attnkit/limits.hpp"
 #include "attnkit_config.hpp"
 #include "commands.hpp"
 #include "json.hpp"
@@ -284,7 +285,7 @@ int cmd_sweep(const std::vector<std::string>& argv) {
   s.heads = args.integer("--heads", s.heads, 1, 256);
   s.d = args.integer("--d", s.d, 1, 1024);
   s.repeat = static_cast<int>(args.integer("--repeat", s.repeat, 1, 1000));
-  const int64_t threads = args.integer("--threads", 2, 1, 4096);
+  const int64_t threads = args.integer("--threads", 2, 1, kMaxThreads);
   omp_set_num_threads(static_cast<int>(threads));
   const std::string out_dir = args.str("--out", "results");
 

@@ -10,6 +10,7 @@
 
 #include "attnkit/blas.hpp"
 #include "attnkit/error.hpp"
+#include "attnkit/limits.hpp"
 #include "attnkit_config.hpp"
 #include "commands.hpp"
 
@@ -72,9 +73,9 @@ int main(int argc, char** argv) {
   // used: sweep always sets its own, list and gen run no kernel, --threads replaces it.
   const bool own_count = cmd == "sweep" || cmd == "list" || cmd == "gen" ||
                          std::find(args.begin(), args.end(), "--threads") != args.end();
-  if (!own_count && omp_get_max_threads() > 4096) {
-    std::fprintf(stderr, "attnkit %s: OMP_NUM_THREADS gives %d threads; expected at most 4096 (or pass --threads T)\n",
-                 cmd.c_str(), omp_get_max_threads());
+  if (!own_count && omp_get_max_threads() > attnkit::kMaxThreads) {
+    std::fprintf(stderr, "attnkit %s: OMP_NUM_THREADS gives %d threads; expected at most %d (or pass --threads T)\n",
+                 cmd.c_str(), omp_get_max_threads(), attnkit::kMaxThreads);
     return 2;
   }
   for (const std::string& a : args)
