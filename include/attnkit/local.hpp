@@ -112,6 +112,8 @@ class LocalBackend final : public Backend {
   Capabilities capabilities() const override;
   void forward(const Problem& p) const override;
   // Flops of the allowed pairs: 2·(d + d_v) per (query, key in N(i)) (no key_lengths in a Shape).
+  // Counts every query row's runs: O(n_q) time per call (O(heads·n_q) with random blocks), unlike
+  // the O(1) of the dense backends.
   Cost cost(const Shape& s) const override;
   // Flops of the score tiles actually multiplied (union of each query tile's key ranges,
   // including masked corners): what the machine executes, for GFLOP/s on the computed band.
