@@ -573,56 +573,6 @@ inline void pv4u(const uint8_t* w8, const float* ws, const int8_t* vp, int64_t n
   if (c < dv) pv4u_tail(w8, ws, vp, nk, dv, acc, c);
 }
 
-// The online-softmax update of the 4 query rows rb.. of a tile that all of them see whole, its nkw
-// keys a whole number of vectors and their scores final (key scales applied): the 4 rows' maxima,
-// exponentials and sums interleaved as independent chains (row by row they were latency-bound,
-// about 8 cycles per score in the int8 kernel). kVs (int8): the weights are multiplied by the
-// value scales vs. Returns false, having changed nothing,
-// where a row needs the general path (a partly visible tile, no finite score yet, a NaN).
-template <bool kVs>
-inline bool softmax4(const Rows& R, int64_t rb, int64_t p0, int64_t p1, int64_t nkw, float* s, const float* vs,
-                     float* m, float* l, float* acc, int64_t dv) {
-  for (int64_t r = rb; r < rb + 4; ++r)
-    if (!(R.begin[r] <= p0 && R.end[r] >= p1)) return false;
-  float* sr[4] = {s + rb * TK, s + (rb + 1) * TK, s + (rb + 2) * TK, s + (rb + 3) * TK};
-  B mx[4] = {B(kNegInf), B(kNegInf), B(kNegInf), B(kNegInf)};
-  for (int64_t j = 0; j < nkw; j += W)
-    for (int r = 0; r < 4; ++r) {
-      const B x = B::load_unaligned(sr[r] + j);
-      mx[r] = xsimd::select(x > mx[r], x, mx[r]);  // like the general path: a NaN score never wins
-    }
-  float mt[4];
-  for (int r = 0; r < 4; ++r) {
-    const float hm = hmax(mx[r]);
-    mt[r] = hm > m[rb + r] ? hm : m[rb + r];
-    if (mt[r] == kNegInf || std::isnan(mt[r])) return false;
-  }
-  B mb[4], sum[4];
-  for (int r = 0; r < 4; ++r) {
-    const int64_t row = rb + r;
-    if (mt[r] != m[row]) {
-      const float alpha = m[row] == kNegInf ? 0.0f : std::exp(m[row] - mt[r]);
-      l[row] *= alpha;
-      scale_row(acc + row * dv, dv, alpha);
-      m[row] = mt[r];
-    }
-    mb[r] = B(mt[r]);
-    sum[r] = B(0.0f);
-  }
-  for (int64_t j = 0; j < nkw; j += W) {
-    B v(1.0f);
-    if constexpr (kVs) v = B::load_unaligned(vs + j);
-    for (int r = 0; r < 4; ++r) {
-      B e = simd::ATTNKIT_SIMD_NS::exp(B::load_unaligned(sr[r] + j) - mb[r]);
-      sum[r] += e;
-      if constexpr (kVs) e = e * v;
-      e.store_unaligned(sr[r] + j);
-    }
-  }
-  for (int r = 0; r < 4; ++r) l[rb + r] += xsimd::hadd(sum[r]);
-  return true;
-}
-
 // Cache rows per tile: the per-tile work (softmax bookkeeping, the weights' scale, the PV
 // accumulators' load, scale and store) is a fixed cost per tile. int8's tile is 128 rows (33 KiB at
 // d = 128): N = 65536 at 2 threads, 9.6 -> 9.2 ms per token against 32 rows. f32 and bf16 keep 32
@@ -737,12 +687,7 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       }
     }
 
-    const bool fast = nk == nkw && (!int8 || ks_applied);
     for (int64_t r = 0; r < rows; ++r) {
-      if (fast && r % 4 == 0 && softmax4<int8>(R, r, p0, p1, nkw, s, int8 ? blk.vs + j0 : nullptr, m, l, acc, dv)) {
-        r += 3;
-        continue;
-      }
       float* sr = s + r * TK;
       if (!(R.begin[r] < p1 && R.end[r] > p0)) {
         for (int64_t j = 0; j < nk; ++j) sr[j] = 0.0f;
