@@ -439,43 +439,17 @@ inline float quantize_u8(const float* w, int64_t nk, uint8_t* w8) {
     }
 }
 
-#if defined(__AVX2__)
+#if defined(__AVX2__) && defined(__GNUC__)
 alignas(32) constexpr int16_t kOnes16[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
 
-// The int32 sums of adjacent int16 pairs of t: vpmaddwd with ones from memory. As a register the
-// ones made 17 live vectors in pv4u and GCC kept accumulators on the stack.
-inline __m256i widen_pairs(__m256i t) {
-#if defined(__GNUC__)
-  __m256i r;
-  asm("vpmaddwd %1, %2, %0" : "=x"(r) : "m"(*reinterpret_cast<const __m256i*>(kOnes16)), "x"(t));
-  return r;
-#else
-  return _mm256_madd_epi16(t, _mm256_load_si256(reinterpret_cast<const __m256i*>(kOnes16)));
-#endif
-}
-
-// Rows a[0], a[1], a[2], a[3] (16 channels each) interleaved: each 32-bit lane one channel of the
-// 4 rows (bytes in row order); X0 channels 0-7, X1 channels 8-15, in order.
-inline void quad_rows(const int8_t* const a[4], __m256i& X0, __m256i& X1) {
-  const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[0]));
-  const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[1]));
-  const __m128i r2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[2]));
-  const __m128i r3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a[3]));
-  const __m128i u0 = _mm_unpacklo_epi8(r0, r1), u1 = _mm_unpackhi_epi8(r0, r1);
-  const __m128i u2 = _mm_unpacklo_epi8(r2, r3), u3 = _mm_unpackhi_epi8(r2, r3);
-  X0 = _mm256_set_m128i(_mm_unpackhi_epi16(u0, u2), _mm_unpacklo_epi16(u0, u2));
-  X1 = _mm256_set_m128i(_mm_unpackhi_epi16(u1, u3), _mm_unpacklo_epi16(u1, u3));
-}
-#endif
-
-#if defined(__AVX2__)
 // One step of pv4u: rows a[0..7] (16 channels each) times the 4 rows' weights wb[r * TK + 0..7]
-// into o[2r] (channels 0-7) and o[2r + 1] (8-15). GCC, given these intrinsics, computed all 16
-// products before the sums and kept accumulators on the stack (17+ live vectors); written out, the
-// step needs the 8 accumulators, the 4 interleaved vectors and 4 temporaries: the 16 registers.
+// into o[2r] (channels 0-7) and o[2r + 1] (8-15). Inline asm (GCC and clang): given intrinsics,
+// GCC computed all 16 products before the sums and kept accumulators on the stack (17+ live
+// vectors); written out, the step needs the 8 accumulators, the 4 interleaved vectors and 4
+// temporaries: the 16 registers. The rows a[i] are read without "m" operands: the cache is not
+// written while an attend runs. Other compilers run pv4u_tail's scalar loop.
 inline void pv8_step(const int8_t* const a[8], const uint8_t* wb, __m256i& o0, __m256i& o1, __m256i& o2, __m256i& o3,
                      __m256i& o4, __m256i& o5, __m256i& o6, __m256i& o7) {
-#if defined(__GNUC__)
   static_assert(TK == 128, "the weight displacements below are rows of 128 bytes");
 #define ATTNKIT_PV8_ROW(off, oa, ob)                                                                  \
   "vpbroadcastd " #off "(%[w]), %%ymm12\n\t"                                                         \
@@ -518,23 +492,6 @@ inline void pv8_step(const int8_t* const a[8], const uint8_t* wb, __m256i& o0, _
       : "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 #undef ATTNKIT_PV8_ROW
 #undef ATTNKIT_PV8_QUAD
-#else
-  __m256i X0, X1, Y0, Y1;
-  quad_rows(a, X0, X1);
-  quad_rows(a + 4, Y0, Y1);
-  auto row = [&](int r, __m256i& oa, __m256i& ob) {
-    int32_t p, q;  // (w_j .. w_j+3) and (w_j+4 .. w_j+7) of row r (memcpy: no aliasing)
-    std::memcpy(&p, wb + r * TK, 4);
-    std::memcpy(&q, wb + r * TK + 4, 4);
-    const __m256i wp = _mm256_set1_epi32(p), wq = _mm256_set1_epi32(q);
-    oa = _mm256_add_epi32(oa, widen_pairs(_mm256_add_epi16(_mm256_maddubs_epi16(wp, X0), _mm256_maddubs_epi16(wq, Y0))));
-    ob = _mm256_add_epi32(ob, widen_pairs(_mm256_add_epi16(_mm256_maddubs_epi16(wp, X1), _mm256_maddubs_epi16(wq, Y1))));
-  };
-  row(0, o0, o1);
-  row(1, o2, o3);
-  row(2, o4, o5);
-  row(3, o6, o7);
-#endif
 }
 #endif
 
@@ -542,12 +499,12 @@ inline void pv8_step(const int8_t* const a[8], const uint8_t* wb, __m256i& o0, _
 // quantize_u8's weights: 0 from nk to the next multiple of 8).
 inline void pv4u(const uint8_t* w8, const float* ws, const int8_t* vp, int64_t nk, int64_t dv, float* acc) {
   int64_t c = 0;
-#if defined(__AVX2__)
+#if defined(__AVX2__) && defined(__GNUC__)
   const int64_t nk8 = (nk + 7) / 8 * 8;
   for (; c + 16 <= dv; c += 16) {
     __m256i o0 = _mm256_setzero_si256(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
-    // No prefetch pacing here: dot4i's one step per key pair paces the next tile (a step per pair of
-    // rows here cost 5% in L2 and, N = 65536 at 2 threads, 12.7 vs 12.3 ms per token).
+    // No prefetch pacing here: dot4i's one step per key pair paces the next tile (a step per 8
+    // rows here made no difference, N = 65536 at 2 threads).
     for (int64_t j = 0; j < nk8; j += 8) {
       const int8_t* a[8];
       const int8_t* r0 = vp + j * dv + c;
