@@ -144,8 +144,9 @@ void run(const KvCache& cache, const Queries& qs, const Plan& plan, MutView out)
   // Threads take runs of consecutive items (each item still its own partial: the result does not
   // depend on the thread count), so that the kernel can request the next item's first rows while
   // it computes the last ones of this item: each item starting cold (a tile's rows requested at
-  // once, then waited for) cost int8 decode ~10% at N = 65536, 2 threads (9.7 -> 8.8 ms per token
-  // with 8 items per run).
+  // once, then waited for) cost int8 decode ~4% at N = 65536, 2 threads (9.08 -> 8.71 ms per token
+  // with 8 items per run, best of 5 alternating; exact f32 and pages a little too). At least 16
+  // runs per thread keep dynamic scheduling's balance where a plan has few items (pages).
   const int64_t per_run = std::clamp<int64_t>(nitems / (16 * static_cast<int64_t>(omp_get_max_threads())), 1, 8);
   const int64_t nruns = (nitems + per_run - 1) / per_run;
 
