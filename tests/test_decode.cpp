@@ -683,6 +683,44 @@ TEST_CASE("decode: bad input throws attnkit::Error and leaves the cache intact",
   }
 }
 
+TEST_CASE("non-finite cache values: int8 append refuses them, f32 and bf16 propagate them", "[decode][errors][storage]") {
+  const int64_t N = 40;
+  const Seq s = make_seq(1, 4, 2, N, 16, 91);
+  for (const KvStorage st : {KvStorage::F32, KvStorage::BF16, KvStorage::Int8}) {
+    INFO(kv_storage_name(st));
+    for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      INFO(bad);
+      Decoder dec("exact", config_for(s, st));
+      dec.append(slice(s.k.cview(), 0, N - 1), slice(s.v.cview(), 0, N - 1));
+      Tensor k1(1, 2, 1, 16), v1(1, 2, 1, 16);
+      for (int64_t g = 0; g < 2; ++g)
+        for (int64_t c = 0; c < 16; ++c) {
+          k1.view().row(0, g, 0)[c] = s.k.cview().row(0, g, N - 1)[c];
+          v1.view().row(0, g, 0)[c] = s.v.cview().row(0, g, N - 1)[c];
+        }
+      v1.view().row(0, 1, 0)[5] = bad;  // kv head 1: query heads 2 and 3
+      Tensor out(1, 4, 1, 16);
+      if (st == KvStorage::Int8) {
+        CHECK_THROWS_WITH(dec.append(k1.view(), v1.view()), Catch::Contains("v[0,1,0,5] is") &&
+                                                                Catch::Contains("int8 storage holds finite values only"));
+        CHECK(dec.size() == N - 1);
+        k1.view().row(0, 0, 0)[3] = bad;
+        v1.view().row(0, 1, 0)[5] = 1.0f;
+        CHECK_THROWS_WITH(dec.append(k1.view(), v1.view()), Catch::Contains("k[0,0,0,3] is"));
+        CHECK(dec.size() == N - 1);
+        continue;
+      }
+      dec.append(k1.view(), v1.view());
+      dec.attend(slice(s.q.cview(), N - 1, N), out.view());
+      for (int64_t h = 0; h < 4; ++h) {
+        INFO("head " << h);
+        CHECK(std::isfinite(out.view().row(0, h, 0)[5]) == (h < 2));  // NaN -> NaN, inf -> inf
+        CHECK(std::isfinite(out.view().row(0, h, 0)[4]));
+      }
+    }
+  }
+}
+
 TEST_CASE("read bandwidth probe: positive for a small buffer, errors for bad arguments", "[decode][probe]") {
   ReadProbe probe(int64_t{1} << 20);
   CHECK(probe.bytes() == int64_t{1} << 20);

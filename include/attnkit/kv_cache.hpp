@@ -59,8 +59,10 @@ class KvCache {
   ~KvCache();
 
   // Appends t >= 1 new positions: k [B, H_kv, t, d], v [B, H_kv, t, d_v] (any strides with a
-  // contiguous last axis). Throws (writing nothing) on a shape mismatch, a null pointer, or, for a
-  // linear cache, size() + t > capacity().
+  // contiguous last axis). Throws (writing nothing) on a shape mismatch, a null pointer, for a
+  // linear cache size() + t > capacity(), or for int8 storage a NaN or infinity among the stored
+  // elements (an int8 row cannot represent one; f32 and bf16 store it, and it propagates to the
+  // outputs that attend to it).
   void append(ConstView k, ConstView v);
   // Forgets every position (size() = 0); keeps the memory.
   void clear();

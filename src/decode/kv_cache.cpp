@@ -106,6 +106,20 @@ void check_view(const char* name, ConstView x, int64_t b, int64_t g, int64_t dim
     if (x.stride[a] < 0) detail::fail("append: ", name, " stride[", a, "] is ", x.stride[a], "; expected >= 0");
 }
 
+// int8 rows are a scale and integers: a NaN or an infinity has no representation (before this
+// check its conversion was undefined behaviour and stored garbage), so append refuses it.
+void check_finite(const char* name, ConstView x, int64_t first, int64_t t) {
+  for (int64_t b = 0; b < x.shape[0]; ++b)
+    for (int64_t g = 0; g < x.shape[1]; ++g)
+      for (int64_t j = first; j < t; ++j) {
+        const float* r = x.row(b, g, j);
+        for (int64_t c = 0; c < x.shape[3]; ++c)
+          if (!std::isfinite(r[c]))
+            detail::fail("append: ", name, "[", b, ",", g, ",", j, ",", c, "] is ", r[c],
+                         "; int8 storage holds finite values only");
+      }
+}
+
 }  // namespace
 
 struct KvCache::Buffers {
@@ -206,6 +220,10 @@ void KvCache::append(ConstView k, ConstView v) {
                  "; expected at most ", slots_ - size_);
   // A ring keeps only the last `slots` of the new positions.
   const int64_t first = (ring_ && t > slots_) ? t - slots_ : 0;
+  if (storage_ == KvStorage::Int8) {
+    check_finite("k", k, first, t);
+    check_finite("v", v, first, t);
+  }
   const int64_t eb = kv_storage_elem_bytes(storage_);
   const int64_t bg = batch_ * kv_heads_;
   unsigned char* kb = buf_->k.get();
