@@ -290,8 +290,13 @@ inline void pv_cols(const float* p, const E* vp, int64_t nk, int64_t dv, float* 
 template <class E>
 inline void pv4(const float* p, const E* vp, int64_t nk, int64_t dv, float* acc, Prefetch& pf) {
   int64_t c = 0;
-  if constexpr (kWide<E>)
-    for (; c + 3 * W <= dv; c += 3 * W) pv_cols<3>(p, vp, nk, dv, acc, c, pf);
+  if constexpr (kWide<E>) {
+    // Groups of 3 vectors, then of 2: a last single vector (4 accumulators) would be bound by the
+    // FMA latency (d_v = 128 = 16 vectors: 4 x 3 + 2 x 2, not 5 x 3 + 1).
+    const int64_t nv = dv / W;
+    const int64_t n3 = nv % 3 == 1 && nv >= 4 ? nv / 3 - 1 : nv / 3;
+    for (int64_t g = 0; g < n3; ++g, c += 3 * W) pv_cols<3>(p, vp, nk, dv, acc, c, pf);
+  }
   for (; c + 2 * W <= dv; c += 2 * W) pv_cols<2>(p, vp, nk, dv, acc, c, pf);
   if (c + W <= dv) {
     pv_cols<1>(p, vp, nk, dv, acc, c, pf);
