@@ -54,8 +54,8 @@
 // scores are exact int32 dot products with the stored int8 keys, float(Σ q16·k8) · s_q · s_k.
 // Per tile of 128 cached positions (tiles start at multiples of 128 within each split-K chunk;
 // local's ring and pages' pages start tiles where their runs start) the softmax weights
-// w_j = exp(s_j − running max) · s_v,j become u8 (this exp, as bf16 storage's, is a degree-4
-// polynomial with relative error <= 1e-5; f32 storage uses the kernels' exp): with G the largest of the sums
+// w_j = exp(s_j − running max) · s_v,j become u8 (this exp, as bf16 storage's, is a degree-5
+// polynomial with relative error < 1.2e-5; f32 storage uses the kernels' exp): with G the largest of the sums
 // w_j + w_j+1 + w_j+4 + w_j+5 and w_j+2 + w_j+3 + w_j+6 + w_j+7 over the tile's groups of 8
 // positions (j a multiple of 8 from the tile's start; positions past the tile's end count 0),
 // w8_j = min(round-half-even(w_j · 256 / G), 255), and the tile adds float(Σ_j w8_j · v8_j) · G / 256

@@ -231,35 +231,6 @@ inline void dot4(const float* q, int64_t d, const E* k0, float* out, Prefetch& p
       for (int i = 0; i < K; ++i) out[r * K + i] += q[r * d + c] * to_f(k0[i * d + c]);
 }
 
-// e^x for the softmax of int8 and bf16 storage, x = score - running max: x <= 0, -inf (masked,
-// padding) or NaN. 2^(x·log2 e) = 2^n · 2^f, n = round(x·log2 e), |f| <= 1/2, 2^f by a degree-4
-// polynomial (coefficients fitted here for the least maximum relative error on [-1/2, 1/2]: 2.7e-6
-// in float arithmetic), plus the rounding of x·log2 e (|x·log2 e| <= 127 ulps: 5e-6). Relative
-// error <= 1e-5 for x >= -87.3; x·log2 e <= -127 (so -inf) gives exactly 0 (the exponent bits 0);
-// NaN stays NaN (x86 max returns its second operand when one is NaN). simd::exp's 1.2e-7 buys
-// nothing there: int8's weights are rounded to u8 next (quantize_u8: steps of 1/256 of a group's
-// sum), bf16's values carry 8 significant bits (rounding up to 2^-9). Its degree-7 polynomial, two-step
-// reduction and clamps cost ~5% of the int8 kernel (8.63 -> 8.22 ms per token, N = 65536, 2 threads)
-// and ~4% of bf16's (12.58 -> 12.07 ms): the tile's softmax is a chain of dependent operations per
-// vector, and the shorter chain overlaps better. f32 keeps simd::exp (decode equals the forward).
-inline B exp_lowp_softmax(B x) {
-  using I = xsimd::batch<int32_t, A>;
-#if defined(__SSE2__)
-  const B y = xsimd::max(B(-127.0f), x * B(1.44269504088896341f));
-#else
-  B y = x * B(1.44269504088896341f);
-  y = xsimd::select(y < B(-127.0f), B(-127.0f), y);
-#endif
-  const B n = xsimd::nearbyint(y);
-  const B f = y - n;
-  B p(9.570101276040077e-3f);
-  p = xsimd::fma(p, f, B(5.591786280274391e-2f));
-  p = xsimd::fma(p, f, B(2.40247443318367e-1f));
-  p = xsimd::fma(p, f, B(6.931217908859253e-1f));
-  p = xsimd::fma(p, f, B(9.999992847442627e-1f));
-  return p * xsimd::bitwise_cast<B>((xsimd::to_int(n) + I(127)) << 23);
-}
-
 // acc[0..n) *= f
 inline void scale_row(float* acc, int64_t n, float f) {
   const B fb(f);
@@ -760,7 +731,12 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       B sum(0.0f);
       for (int64_t j = 0; j < nkw; j += W) {
         const B x = B::load_unaligned(sr + j) - mb;
-        B e = (use_int || std::is_same_v<E, uint16_t>) ? exp_lowp_softmax(x) : simd::ATTNKIT_SIMD_NS::exp(x);
+        // int8's weights are rounded to u8 next, bf16's values carry 8 significant bits: the short exp
+        // (simd/exp.hpp) costs nothing in accuracy there and saves ~5% (int8, 8.63 -> 8.22 ms per
+        // token at N = 65536, 2 threads) and ~4% (bf16, 12.58 -> 12.07 ms).
+        // f32 keeps exp(): its decode equals the forward to 1e-6.
+        B e = (use_int || std::is_same_v<E, uint16_t>) ? simd::ATTNKIT_SIMD_NS::exp_softmax_lowp<A>(x)
+                                                       : simd::ATTNKIT_SIMD_NS::exp(x);
         sum += e;
         if (vec_scales) e = e * B::load_unaligned(blk.vs + j0 + j);
         e.store_unaligned(sr + j);

@@ -118,30 +118,13 @@ inline float hmax(const B& x) {
   return m;
 }
 
-// e^x for the softmax of the fast sets (x <= the slack below, -inf or NaN): 2^t as 2^f · 2^round(t)
-// with a degree-5 polynomial for 2^f, |f| <= 1/2 (relative error < 3e-6: P is rounded to bf16,
-// 2^-9, anyway) and vscalefps for the exponent: 10 instructions instead of exp()'s 24, which
-// matters because the AMX products leave the softmax as the bulk of the work. Below 2^-125 (and
-// for -inf, masked keys) the result is exactly 0, never a subnormal: on Intel cores every fp32
-// operation that reads or makes a subnormal takes a microcode assist of ~100 cycles, and masked
-// keys (causal diagonal, local windows) would make one per key. The portable set keeps exp().
+// e^x for the softmax of the fast sets (x <= the slack below, -inf or NaN): exp_softmax_lowp
+// (exp.hpp: 10 instructions instead of exp()'s 24 with AVX-512, which matters because the AMX
+// products leave the softmax as the bulk of the work; P is rounded to bf16, 2^-9, anyway). The
+// portable set keeps exp().
 inline B softmax_exp(const B& x) {
 #if defined(__AVX512BF16__)
-  if constexpr (W == 16) {
-    __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-    // keep: t >= -125 or NaN (unordered compares true), so NaN still reaches the sum
-    const __mmask16 keep = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.0f), _CMP_NLT_UQ);
-    t = _mm512_max_ps(_mm512_set1_ps(-125.0f), t);  // the second operand (NaN) wins when either is NaN
-    const __m512 ti = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 f = _mm512_sub_ps(t, ti);
-    __m512 p = _mm512_set1_ps(1.333355814e-3f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618129108e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550410866e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402265070e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471806e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_scalef_ps(keep, p, ti);
-  }
+  if constexpr (W == 16) return exp_softmax_lowp<A>(x);
 #endif
   return exp<A>(x);
 }
