@@ -87,6 +87,19 @@ TEST_CASE("element-wise kernels match plain loops, on the active path", "[simd]"
   CHECK(e[3] == 0.0f);
   CHECK(std::isnan(e[19]));
   CHECK(e[0] == 1.5f);
+  // The maxima skip NaN entries wherever they sit (first lane of a vector, any other lane, the
+  // tail): the largest other entry, -inf when every entry is NaN.
+  for (size_t at : {size_t{0}, size_t{5}, size_t{16}, size_t{20}}) {
+    INFO("NaN at " << at);
+    std::vector<float> t(21);
+    for (size_t i = 0; i < t.size(); ++i) t[i] = -1.0f - static_cast<float>(i);
+    t[at] = nan;
+    const float want = at == 0 ? -2.0f : -1.0f;
+    CHECK(simd::max_of(t.data(), 21) == want);
+    CHECK(simd::add_and_max(t.data(), 21, 0.5f) == want + 0.5f);
+  }
+  std::vector<float> all_nan(17, nan);
+  CHECK(simd::max_of(all_nan.data(), 17) == -inf);
   CHECK(ran_on(simd::Kernel::elementwise));
 }
 

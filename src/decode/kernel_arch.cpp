@@ -31,6 +31,7 @@
 #include <type_traits>
 
 #include "../simd/exp.hpp"
+#include "../simd/reduce.hpp"
 #include "kernel.hpp"
 
 namespace attnkit::decode::ATTNKIT_SIMD_NS {
@@ -174,29 +175,6 @@ inline void in_reg(B& x) {
 #endif
 }
 
-// The largest lane of x, which holds no NaN (the callers' maxima start at -inf or 0 and let no NaN
-// win): a shuffle tree, where a store and a serial scalar loop cost ~5% of the int8 kernel.
-#if defined(__AVX__)
-inline float hmax8(__m256 x) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-  return _mm_cvtss_f32(m);
-}
-#endif
-inline float hmax(const B& x) {
-#if defined(__AVX512F__)
-  return _mm512_reduce_max_ps(x.data);
-#elif defined(__AVX__)
-  return hmax8(x.data);
-#else
-  alignas(64) float t[W];
-  x.store_aligned(t);
-  float m = t[0];
-  for (int64_t i = 1; i < W; ++i) m = t[i] > m ? t[i] : m;
-  return m;
-#endif
-}
 
 // out[0..n) = the horizontal sums of a[0..n): whole groups of W with one haddp, the rest one by one.
 template <int N>
@@ -417,7 +395,7 @@ inline float quantize_u8(const float* w, int64_t nk, uint8_t* w8) {
     const __m256 u = _mm256_add_ps(t, _mm256_permute_ps(t, _MM_SHUFFLE(2, 3, 0, 1)));  // lane 0, 2: the sums
     gv = _mm256_blendv_ps(gv, u, _mm256_cmp_ps(u, gv, _CMP_GT_OQ));
   }
-  G = hmax8(gv);
+  G = simd::ATTNKIT_SIMD_NS::hmax_m256(gv);  // gv holds no NaN (the blend lets none win)
 #endif
   for (; j < nk8; j += 8) {
     float x[8];
@@ -704,7 +682,7 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
           }
           mx = xsimd::select(x > mx, x, mx);  // like the scalar loop: a NaN score never wins
         }
-        const float hm = hmax(mx);
+        const float hm = simd::ATTNKIT_SIMD_NS::hmax<A>(mx);
         mt = hm > mt ? hm : mt;
       } else {
         if (vec_scales && !ks_applied)

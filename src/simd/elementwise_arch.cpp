@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "exp.hpp"
+#include "reduce.hpp"
 #include "kernels_arch.hpp"
 
 namespace attnkit::simd::ATTNKIT_SIMD_NS {
@@ -20,13 +21,8 @@ using B = xsimd::batch<float, A>;
 constexpr int64_t W = B::size;
 constexpr float kNegInf = -__builtin_inff();
 
-inline float hmax(const B& x) {
-  alignas(64) float t[W];
-  x.store_aligned(t);
-  float r = t[0];
-  for (int64_t i = 1; i < W; ++i) r = t[i] > r ? t[i] : r;
-  return r;
-}
+// Running maximum that skips NaN: x86 max returns its second operand when either is NaN.
+inline B max_skip_nan(const B& m, const B& x) { return xsimd::select(x > m, x, m); }
 
 // Loads the tail [i, n) padded with `fill`, applies f, stores it back.
 template <class F>
@@ -48,9 +44,9 @@ float add_and_max(float* p, int64_t n, float off) {
   for (; i + W <= n; i += W) {
     const B x = B::load_unaligned(p + i) + vo;
     x.store_unaligned(p + i);
-    mx = xsimd::max(mx, x);
+    mx = max_skip_nan(mx, x);
   }
-  float r = hmax(mx);
+  float r = hmax<A>(mx);
   for (; i < n; ++i) {
     p[i] += off;
     r = p[i] > r ? p[i] : r;
@@ -62,8 +58,8 @@ float max_of(const float* p, int64_t n) {
   ran(Kernel::elementwise);
   B mx(kNegInf);
   int64_t i = 0;
-  for (; i + W <= n; i += W) mx = xsimd::max(mx, B::load_unaligned(p + i));
-  float r = hmax(mx);
+  for (; i + W <= n; i += W) mx = max_skip_nan(mx, B::load_unaligned(p + i));
+  float r = hmax<A>(mx);
   for (; i < n; ++i) r = p[i] > r ? p[i] : r;
   return r;
 }

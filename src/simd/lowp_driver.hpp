@@ -28,6 +28,7 @@
 #include <type_traits>
 
 #include "exp.hpp"
+#include "reduce.hpp"
 #include "lowp_paths.hpp"
 
 namespace attnkit::simd::ATTNKIT_SIMD_NS {
@@ -107,17 +108,6 @@ inline void store_bf16(const B& p, uint16_t* dst) {
   for (int64_t i = 0; i < W; ++i) dst[i] = static_cast<uint16_t>(tmp[i]);
 }
 
-inline float hmax(const B& x) {
-#if defined(__AVX512BF16__)
-  if constexpr (W == 16) return _mm512_reduce_max_ps(x);
-#endif
-  alignas(64) float lanes[W];
-  x.store_aligned(lanes);
-  float m = lanes[0];
-  for (int64_t i = 1; i < W; ++i) m = lanes[i] > m ? lanes[i] : m;
-  return m;
-}
-
 // e^x for the softmax of the fast sets (x <= the slack below, -inf or NaN): exp_softmax_lowp
 // (exp.hpp: 10 instructions instead of exp()'s 24 with AVX-512, which matters because the AMX
 // products leave the softmax as the bulk of the work; P is rounded to bf16, 2^-9, anyway). The
@@ -192,9 +182,11 @@ void attend_tiles(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan
       if (kind == TileKind::Partial) mask->apply(a.row0, rows, vb, ve - vb, S + (vb - k0), kStepKeys);
       // score = raw · f_t per key tile: the softmax scale, times the int8 scales of Q and K.
       B f[kTiles];
+      float fs[kTiles];
       for (int64_t t = 0; t < nt; ++t) {
         float ft = prec == Precision::bf16 ? a.scale : a.scale * qscale * kv.kscale_[k0 / kKeyTile + t];
         if (ft == 0.0f) ft = 1.0f;  // an all-zero Q block or K tile: its raw dots are 0 anyway
+        fs[t] = ft;
         f[t] = B(ft);
       }
       for (int64_t r = 0; r < rows; ++r) {
@@ -205,10 +197,11 @@ void attend_tiles(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan
           for (int64_t t = 0; t < nt; ++t)
             for (int64_t j = t * kKeyTile; j < (t + 1) * kKeyTile; j += W)
               mx = xsimd::max(mx, B::load_aligned(s + j) * f[t]);
-          const float tmax = hmax(mx);
+          const float tmax = hmax<A>(mx);
           if (tmax == kNegInf) {  // nothing visible in this step either (or only NaN: made NaN here)
+            // The scores, not the raw dots: a NaN key makes its tile's int8 scale NaN (hmax skips NaN).
             bool nan = false;
-            for (int64_t j = 0; j < nk; ++j) nan |= std::isnan(s[j]);
+            for (int64_t j = 0; j < nk; ++j) nan |= std::isnan(s[j] * fs[j / kKeyTile]);
             if (nan) lsum[r * W] = std::numeric_limits<float>::quiet_NaN();
             std::memset(pr, 0, static_cast<size_t>(nk) * 2);
             continue;
@@ -238,7 +231,7 @@ void attend_tiles(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan
           B sum = B::load_aligned(lsum + r * W);
           const B over = pass == 0 ? pass_over(shift, sum, std::false_type{}) : pass_over(shift, sum, std::true_type{});
           if (pass == 0 && xsimd::any(over > B(kShiftSlack))) {
-            const float tmax = m[r] + hmax(over);
+            const float tmax = m[r] + hmax<A>(over);
             const B al(std::exp(m[r] - tmax));
             m[r] = tmax;
             float* o = acc + r * dvp;
