@@ -10,8 +10,8 @@
 // They are stored in blocks of kBoundLanes pages, channel-major within a block (kernel.hpp), so
 // the scan's vectors run over pages and need no horizontal sums.
 // The scan is split into blocks of pages across the threads, the choice is a partial selection
-// (nth_element), and the kept pages are read by the split-K engine, which prefetches the next page
-// while computing the current one.
+// (nth_element on a copy for the threshold, then a pass in page order), and the kept pages are read
+// by the split-K engine, which requests the page after next while computing the current one.
 #include <omp.h>
 
 #include <algorithm>
