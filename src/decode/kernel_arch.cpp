@@ -588,6 +588,14 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
       if (a < blk.count) {
         const int64_t n = lo(tile, blk.count - a);
         pf.set(kb + a * d, n * kbytes, vb + a * dv, n * vbytes);
+        // int8: the tile's key and value scales too (4 bytes a row each, 2 x 8 lines of a 128-row
+        // tile, their own arrays): N = 65536, 2 threads, 8.36 -> 8.25 and 8.41 -> 8.23 ms per token
+        // (best of 4, alternating; 1 thread the same).
+        if (int8 && blk.ks)
+          for (int64_t o = 0; o < n; o += 16) {
+            __builtin_prefetch(blk.ks + a + o, 0, 2);
+            __builtin_prefetch(blk.vs + a + o, 0, 2);
+          }
       } else if (const int nb = long_block ? 0 : 1; blk.next_k[nb] && j0 + tile >= blk.count) {  // the last tile
         const int64_t n = lo(tile, blk.next_count[nb]);
         pf.set(blk.next_k[nb], n * kbytes, blk.next_v[nb], n * vbytes);
