@@ -124,10 +124,8 @@ class Decoder {
   // for a shape mismatch or, for exact/pages, going past the capacity.
   void append(ConstView k, ConstView v);
   // Decodes the last t positions: q [B, H, t, d] -> out [B, H, t, d_v] (out must not overlap q).
-  // Throws for a shape mismatch, t > size(), t > max_step (local, performer, linear), for
-  // performer/linear positions already attended, or scores that could pass float32's range: scale
-  // times the largest row norm of q times the largest of every key appended (rows with a NaN or inf
-  // skipped) above FLT_MAX, as Problem::validate (the softmax would give NaN for finite inputs).
+  // Throws for a shape mismatch, t > size(), t > max_step (local, performer, linear) or, for
+  // performer/linear, positions already attended.
   void attend(ConstView q, MutView out);
   // append(k, v) then attend(q, out).
   void step(ConstView q, ConstView k, ConstView v, MutView out) {

@@ -1,12 +1,10 @@
 // attnkit::Decoder: spec parsing, the shared checks, and forwarding to the backend's DecodeImpl.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "attnkit/error.hpp"
 #include "attnkit/simd.hpp"
 #include "attnkit_config.hpp"
-#include "../core/score_range.hpp"
 #include "impl.hpp"
 
 namespace attnkit {
@@ -35,8 +33,6 @@ std::pair<uintptr_t, uintptr_t> extent(const float* p, const std::array<int64_t,
 
 }  // namespace
 
-void DecodeImpl::note_keys(ConstView k) { key_norm2_max_ = std::max(key_norm2_max_, detail::max_row_norm2(k)); }
-
 float DecodeImpl::scale() const {
   return cfg_.scale ? *cfg_.scale : 1.0f / std::sqrt(static_cast<float>(cfg_.d));
 }
@@ -55,7 +51,6 @@ int64_t DecodeImpl::check_attend(ConstView q, MutView out) const {
   const auto a = extent(q.data, q.shape, q.stride);
   const auto b = extent(out.data, out.shape, out.stride);
   if (a.first <= b.second && b.first <= a.second) detail::fail("attend: out overlaps q; expected separate buffers");
-  detail::check_score_range("attend: ", scale(), detail::max_row_norm2(q), key_norm2_max_);
   return t;
 }
 
@@ -132,10 +127,7 @@ Decoder::~Decoder() = default;
 Decoder::Decoder(Decoder&&) noexcept = default;
 Decoder& Decoder::operator=(Decoder&&) noexcept = default;
 
-void Decoder::append(ConstView k, ConstView v) {
-  impl_->append(k, v);  // checks k and v (throwing before any change)
-  impl_->note_keys(k);
-}
+void Decoder::append(ConstView k, ConstView v) { impl_->append(k, v); }
 void Decoder::attend(ConstView q, MutView out) { impl_->attend(q, out); }
 int64_t Decoder::size() const { return impl_->size(); }
 std::string Decoder::spec() const { return impl_->spec; }

@@ -24,20 +24,15 @@ class DecodeImpl {
   std::string spec;
   const DecodeConfig& config() const { return cfg_; }
   int64_t bytes_read() const { return bytes_read_; }
-  // After a successful append: the largest squared norm of the finite key rows seen so far, for
-  // check_attend's range check (a bound over every key ever appended, also those a ring dropped).
-  void note_keys(ConstView k);
 
  protected:
   float scale() const;
-  // q [B,H,t,d] and out [B,H,t,d_v] against the config; t <= size(); out not overlapping q; scores
-  // within float32's range (scale x largest finite row norm of q x that of the keys <= FLT_MAX, as
-  // Problem::validate). Returns t.
+  // q [B,H,t,d] and out [B,H,t,d_v] against the config; t <= size(); out not overlapping q.
+  // Returns t.
   int64_t check_attend(ConstView q, MutView out) const;
 
   DecodeConfig cfg_;
   int64_t bytes_read_ = 0;
-  double key_norm2_max_ = 0;
 };
 
 namespace decode {
