@@ -41,10 +41,7 @@ struct Problem {
   // Checks every invariant above plus: non-null data, last-axis stride 1, non-negative strides,
   // element offsets that fit in int64, out not overlapping any input nor itself (its axes of size
   // > 1, by increasing stride, each stride past the span of the smaller ones: every dense layout and
-  // permutation of one), key_lengths size and range, and scores within float32's range: scale
-  // times the largest row norm of q times that of k at most FLT_MAX (rows with a NaN or inf are
-  // skipped: they propagate by design); past it the fp32 softmax would give NaN for finite inputs.
-  // This check reads q and k once (O((n_q + n_k) · d)).
+  // permutation of one), key_lengths size and range.
   // Inputs may alias rows (zero or small strides: a broadcast); every backend reads them as given.
   // Throws attnkit::Error naming the argument, the value seen and the value expected.
   Shape validate() const;

@@ -62,35 +62,6 @@ bool overlaps(std::pair<const void*, const void*> a, std::pair<const void*, cons
   return a.first < b.second && b.first < a.second;
 }
 
-// The largest squared row norm of x (in double: no overflow), skipping rows with a NaN or inf
-// (non-finite inputs propagate to the output by design).
-double max_row_norm2(const ConstView& x) {
-  double m = 0;
-  for (int64_t b = 0; b < x.shape[0]; ++b)
-    for (int64_t h = 0; h < x.shape[1]; ++h)
-      for (int64_t i = 0; i < x.shape[2]; ++i) {
-        const float* r = x.row(b, h, i);
-        double s = 0;
-        for (int64_t c = 0; c < x.shape[3]; ++c) s += static_cast<double>(r[c]) * r[c];
-        if (std::isfinite(s) && s > m) m = s;
-      }
-  return m;
-}
-
-// Scores scale · q·k that can pass float32's range make the fp32 kernels' softmax inf - inf = NaN
-// for finite inputs: refused with the bound |scale · q·k| <= scale · |q| · |k| (Cauchy-Schwarz,
-// which also bounds every partial sum of the dot product).
-void check_score_range(const Problem& p, const Shape& d) {
-  (void)d;
-  const double s = p.effective_scale();
-  const double nq = std::sqrt(max_row_norm2(p.q)), nk = std::sqrt(max_row_norm2(p.k));
-  const double bound = s * nq * nk, top = std::numeric_limits<float>::max();
-  if (bound > top)
-    detail::fail("scale: ", s, " with query rows of norm up to ", nq, " and key rows of norm up to ", nk,
-                 ": scores can reach ", bound, ", past float32's largest value ", top,
-                 "; expected scale * |q| * |k| <= ", top, " (scale the inputs down)");
-}
-
 }  // namespace
 
 Shape Problem::dims() const {
@@ -128,7 +99,6 @@ Shape Problem::validate() const {
   if (overlaps(ro, rv)) detail::fail("out: overlaps v; expected a separate output buffer");
   if (scale && !(std::isfinite(*scale) && *scale > 0))
     detail::fail("scale: ", *scale, "; expected a finite value > 0");
-  check_score_range(*this, d);
   if (!mask.key_lengths.empty()) {
     if (static_cast<int64_t>(mask.key_lengths.size()) != d.batch)
       detail::fail("key_lengths: ", mask.key_lengths.size(), " entries; expected ", d.batch, " (one per batch)");
