@@ -80,8 +80,6 @@ class PagesDecode final : public CacheImpl {
         bounds_(reinterpret_cast<uint16_t*>(bounds_mem_.get())),
         selected_(static_cast<size_t>(cfg.batch * cfg.kv_heads)) {
     std::memset(bounds_, 0, static_cast<size_t>(bounds_n_) * sizeof(uint16_t));  // the scan reads whole blocks
-    if (npages_ > int64_t{0xffffffff})
-      detail::fail("pages: capacity=", cfg.capacity, " makes ", npages_, " pages of ", page, "; expected < 2^32 pages");
   }
 
   // Appends, then widens the bounds of the pages the new positions fall in with their stored
