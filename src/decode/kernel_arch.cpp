@@ -688,7 +688,7 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
             x = x * B::load_unaligned(blk.ks + j0 + j);
             x.store_unaligned(sr + j);
           }
-          mx = xsimd::select(x > mx, x, mx);  // like the scalar loop: a NaN score never wins
+          mx = simd::ATTNKIT_SIMD_NS::max_skip_nan<A>(mx, x);  // like the scalar loop: a NaN score never wins
         }
         const float hm = simd::ATTNKIT_SIMD_NS::hmax<A>(mx);
         mt = hm > mt ? hm : mt;

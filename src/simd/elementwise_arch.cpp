@@ -21,9 +21,6 @@ using B = xsimd::batch<float, A>;
 constexpr int64_t W = B::size;
 constexpr float kNegInf = -__builtin_inff();
 
-// Running maximum that skips NaN: x86 max returns its second operand when either is NaN.
-inline B max_skip_nan(const B& m, const B& x) { return xsimd::select(x > m, x, m); }
-
 // Loads the tail [i, n) padded with `fill`, applies f, stores it back.
 template <class F>
 inline void tail(float* p, int64_t i, int64_t n, float fill, F f) {
@@ -44,7 +41,7 @@ float add_and_max(float* p, int64_t n, float off) {
   for (; i + W <= n; i += W) {
     const B x = B::load_unaligned(p + i) + vo;
     x.store_unaligned(p + i);
-    mx = max_skip_nan(mx, x);
+    mx = max_skip_nan<A>(mx, x);
   }
   float r = hmax<A>(mx);
   for (; i < n; ++i) {
@@ -58,7 +55,7 @@ float max_of(const float* p, int64_t n) {
   ran(Kernel::elementwise);
   B mx(kNegInf);
   int64_t i = 0;
-  for (; i + W <= n; i += W) mx = max_skip_nan(mx, B::load_unaligned(p + i));
+  for (; i + W <= n; i += W) mx = max_skip_nan<A>(mx, B::load_unaligned(p + i));
   float r = hmax<A>(mx);
   for (; i < n; ++i) r = p[i] > r ? p[i] : r;
   return r;

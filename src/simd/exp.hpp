@@ -1,7 +1,7 @@
 #pragma once
 // Internal: the vectorised exp of the softmax kernels, templated on the xsimd architecture.
-// Included only by the per-architecture translation units (attend_arch.cpp), inside their own
-// namespace, so every instantiation is a distinct symbol compiled with that unit's flags.
+// Included only by the per-architecture translation units (src/simd/*_arch.cpp, the lowp sets,
+// src/decode/kernel_arch.cpp), inside their own namespace, so every instantiation is a distinct symbol compiled with that unit's flags.
 #include <xsimd/xsimd.hpp>
 #if defined(__AVX512F__)
 #include <immintrin.h>

@@ -196,7 +196,7 @@ void attend_tiles(const AttendArgs& a, const LowpKV& kv, std::span<const KeySpan
           B mx(kNegInf);
           for (int64_t t = 0; t < nt; ++t)
             for (int64_t j = t * kKeyTile; j < (t + 1) * kKeyTile; j += W)
-              mx = xsimd::max(mx, B::load_aligned(s + j) * f[t]);
+              mx = max_skip_nan<A>(mx, B::load_aligned(s + j) * f[t]);
           const float tmax = hmax<A>(mx);
           if (tmax == kNegInf) {  // nothing visible in this step either (or only NaN: made NaN here)
             // The scores, not the raw dots: a NaN key makes its tile's int8 scale NaN (hmax skips NaN).

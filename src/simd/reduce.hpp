@@ -23,6 +23,13 @@ inline float hmax_m256(__m256 x) {
 }
 #endif
 
+// Running lane-wise maximum that skips NaN (x86 max returns its second operand when either is NaN,
+// so a NaN would replace the lane's maximum so far): m stays NaN-free if it starts so.
+template <class A>
+inline xsimd::batch<float, A> max_skip_nan(const xsimd::batch<float, A>& m, const xsimd::batch<float, A>& x) {
+  return xsimd::select(x > m, x, m);
+}
+
 // The largest lane of x that is not NaN; -inf when every lane is NaN or -inf. The one contract of
 // the softmax maxima of every kernel (they detect NaN scores separately): a NaN lane neither wins
 // nor hides the other lanes, whichever lane it is in.
