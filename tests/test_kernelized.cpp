@@ -373,3 +373,86 @@ TEST_CASE("kernelized on structured inputs: figures against the mean-of-V baseli
     CHECK(el < 1.1 * eb);  // elu+1 attention is close to uniform: never much worse than the baseline
   }
 }
+
+// Keys 0..7 small, keys 8.. along W's row 0 (scaled ×10) at the norm that maximises their logit:
+// their key logits lie ~800 above the small keys', far past float32's range (~87).
+namespace {
+struct SpreadKeys {
+  std::vector<float> W;
+  std::string path;
+  int64_t d = 16, m = 32;
+  explicit SpreadKeys(const std::string& name) : W(size_t(32 * 16)) {
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd;
+    for (auto& w : W) w = nd(rng);
+    for (int64_t c = 0; c < d; ++c) W[size_t(c)] *= 10.0f;
+    path = write_projection(name, W, m, d);
+  }
+  ~SpreadKeys() { std::remove(path.c_str()); }
+  void fill(Owned& o) const {
+    double n0 = 0;
+    for (int64_t c = 0; c < d; ++c) n0 += double(W[size_t(c)]) * W[size_t(c)];
+    n0 = std::sqrt(n0);
+    const double s = 1.0 / std::sqrt(double(d)), alpha = n0 / std::sqrt(s);  // argmax of √s·α·|W0| − sα²/2
+    const int64_t n = o.k.view().shape[2];
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t c = 0; c < d; ++c) {
+        float& x = o.k.view().at(0, 0, j, c);
+        x = j < 8 ? 0.1f * x : static_cast<float>(alpha * W[size_t(c)] / n0);
+      }
+    for (int64_t i = 0; i < o.q.numel(); ++i) o.q.data()[i] *= 0.1f;
+  }
+};
+}  // namespace
+
+TEST_CASE("weights() carries forward()'s causal key constant: weights·V = forward where one constant would underflow", "[kernelized]") {
+  const SpreadKeys sk("spread");
+  for (int64_t chunk : {1, 4, 8}) {  // chunks that end at or before key 8 for the rows that see only keys 0..7
+    const auto be = make_backend("performer:features=32,chunk=" + std::to_string(chunk) + ",projection=" + sk.path);
+    const auto& kb = dynamic_cast<const KernelizedBackend&>(*be);
+    Owned o(1, 1, 1, 24, 24, 16, 8, 77);
+    sk.fill(o);
+    o.p.mask.causal = true;
+    be->forward(o.p);
+    const Tensor quad = quadratic_of(kb, o.p);
+    INFO("chunk " << chunk);
+    CHECK(rel_diff(o.out.data(), quad.data(), o.out.numel()) < 1e-5);
+    std::vector<float> w(24 * 24);
+    kb.weights(o.p, 0, 0, w.data());
+    for (int64_t i = 0; i < 24; ++i) {
+      double sum = 0;
+      for (int64_t j = 0; j < 24; ++j) sum += w[size_t(i * 24 + j)];
+      CHECK(sum == Approx(1.0).epsilon(1e-5));  // one constant for all keys left rows 0..7 at zero
+    }
+    const std::vector<int64_t> rows{3, 20, 7};
+    std::vector<float> wr(3 * 24);
+    kb.weights_rows(o.p, 0, 0, rows, wr.data());
+    for (size_t t = 0; t < rows.size(); ++t)
+      for (int64_t j = 0; j < 24; ++j) CHECK(wr[t * 24 + size_t(j)] == Approx(w[size_t(rows[t] * 24 + j)]).epsilon(1e-5).margin(1e-30));
+  }
+}
+
+TEST_CASE("a row whose keys' features all underflow float32 is an error, in forward() and weights() alike", "[kernelized]") {
+  const SpreadKeys sk("underflow");
+  // chunk 16: rows 0..7 share their chunk's constant with keys 8..15, ~800 above their own keys.
+  const auto be = make_backend("performer:features=32,chunk=16,projection=" + sk.path);
+  const auto& kb = dynamic_cast<const KernelizedBackend&>(*be);
+  Owned o(1, 1, 1, 24, 24, 16, 8, 78);
+  sk.fill(o);
+  o.p.mask.causal = true;
+  CHECK_THROWS_WITH(be->forward(o.p), Catch::Contains("query row 0 of batch 0, head 0") && Catch::Contains("underflowed"));
+  std::vector<float> w(24 * 24);
+  CHECK_THROWS_WITH(kb.weights(o.p, 0, 0, w.data()), Catch::Contains("underflowed"));
+  std::vector<float> wr(24);
+  CHECK_THROWS_WITH(kb.weights_rows(o.p, 0, 0, {5}, wr.data()), Catch::Contains("query row 5"));
+  CHECK_NOTHROW(kb.weights_rows(o.p, 0, 0, {20}, wr.data()));  // a row that sees the large keys is fine
+  // Without the mask every row sees the large keys: fine, and weights·V = forward.
+  o.p.mask.causal = false;
+  be->forward(o.p);
+  const Tensor quad = quadratic_of(kb, o.p);
+  CHECK(rel_diff(o.out.data(), quad.data(), o.out.numel()) < 1e-5);
+  // A row that sees no key is not an underflow: zeros.
+  o.p.mask.key_lengths = {0};
+  be->forward(o.p);
+  for (int64_t i = 0; i < o.out.numel(); ++i) CHECK(o.out.data()[i] == 0.0f);
+}

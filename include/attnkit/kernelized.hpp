@@ -35,8 +35,17 @@
 // relative weights of keys. Keys are processed in chunks with a running maximum; when it grows the
 // state (Σφ(k)vᵀ, Σφ(k)) is rescaled by exp(old − new), so every key term always carries the same
 // constant; under a causal mask the constant is the running max over the keys absorbed so far, which
-// again is common to every key a query sees. The denominator is guarded: a row that sees no key
-// (key_lengths 0, causal rows before the first key) gets zeros; NaN inputs propagate.
+// again is common to every key a query sees (it is the max over the keys up to the last row of the
+// query's chunk, so a key the query does not see yet may raise it).
+// Range: in float32, a key's features underflow to zero when its logits lie more than ~87 (natural
+// log) below that constant. That drops keys silently only where their terms are below float32's
+// resolution next to larger ones; but when every key a row sees underflows (its denominator below
+// FLT_MIN: zero, or subnormal with a few significant bits), forward() and weights() throw
+// attnkit::Error naming the row instead of returning 0/0 or a ratio of subnormals. It happens for
+// inputs of large norm (logits W·k·√s − s‖k‖²/2 spread by hundreds, e.g. q, k ~ N(0, 6²) at d = 32):
+// scale the inputs down, or use a smaller chunk (the intra-chunk keys then raise a row's constant
+// less; chunk=1 raises it only with keys the row sees). A row that sees no key (key_lengths 0,
+// causal rows before the first key) gets zeros; NaN inputs propagate.
 //
 // Masks: causal (bottom-right aligned as Problem defines, also for n_q != n_k; computed in chunks:
 // per chunk one masked intra-chunk product plus the running state), key_lengths (padded keys get
@@ -95,7 +104,10 @@ class KernelizedBackend : public Backend {
   Cost cost(const Shape& s) const override;
   // None: see the header comment.
   std::optional<ErrorBound> error_bound(const Problem&) const override { return std::nullopt; }
-  // The implied matrix φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j') over the visible keys, batch b, head h.
+  // The implied matrix φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j') over the visible keys, batch b, head h,
+  // with the key constant forward() gives row i (the stabiliser above), so weights·V is forward's
+  // output to rounding, also where features underflow; a row whose keys all underflow throws as in
+  // forward(). weights_rows gives the same rows to rounding (its GEMMs have other sizes).
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
   void weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows, float* w) const override;
 
@@ -153,7 +165,8 @@ class KernelizedState {
   // Appends one key (d floats) and value (d_v floats).
   void push(const float* k, const float* v);
   // Attention of one query (d floats) over every key pushed so far, into out (d_v floats); zeros
-  // before the first push.
+  // before the first push. Throws attnkit::Error when every pushed key's feature underflowed float32
+  // for this query (the range note above), leaving out unwritten.
   void query(const float* q, float* out) const;
   // push(k, v) then query(q, out): one token of causal self-attention.
   void step(const float* q, const float* k, const float* v, float* out) {

@@ -94,7 +94,8 @@ class KernelizedDecode final : public DecodeImpl {
   }
 
  private:
-  // An exception inside the parallel loops (out of memory) leaves some heads updated and others
+  // An exception inside the parallel loops (out of memory, or a query whose keys' features all
+  // underflowed float32: KernelizedState::query) leaves some heads updated and others
   // not: the recurrent state is then lost for good, and every later call says so instead of
   // decoding from a state that mixes steps.
   void fail_if(const ParallelErrors& errors) {
@@ -104,8 +105,8 @@ class KernelizedDecode final : public DecodeImpl {
   }
   void check_usable() const {
     if (broken_)
-      detail::fail("decoder: its recurrent state was lost to an earlier exception (out of memory) inside append or "
-                   "attend; expected a new Decoder");
+      detail::fail("decoder: its recurrent state was lost to an earlier exception (out of memory, or features "
+                   "underflowing float32) inside append or attend; expected a new Decoder");
   }
 
   // Absorbs position pos of (batch, kv head) i unless key_lengths marks it as padding.

@@ -4,6 +4,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
+#include <cfloat>
 #include <cmath>
 #include <optional>
 #include <vector>
@@ -99,7 +101,10 @@ void forward_noncausal(const Problem& p, const Shape& D, const Features& f) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(lds),
                     static_cast<int>(m), 1.0f, s->phiq.data(), static_cast<int>(m), state, static_cast<int>(lds),
                     0.0f, s->aug.data(), static_cast<int>(lds));
-        kern::finish_rows(s->aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2]);
+        const bool sees = key_length(p, b, D.n_k) > 0;
+        const int64_t r = kern::finish_rows(s->aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2],
+                                            [&](int64_t) { return sees; });
+        if (r >= 0) kern::fail_underflow(f.kind(), kern::row_name(b, h, i0 + r), s->aug[static_cast<size_t>(r * lds + dv)]);
       });
   }
   errors.rethrow();
@@ -146,7 +151,9 @@ void causal_rows(const Problem& p, const Shape& D, const Features& f, int64_t C,
         cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(nk), 1.0f, A,
                     static_cast<int>(nk), s.ones.data(), 1, 1.0f, s.aug.data() + dv, static_cast<int>(lds));
       }
-      kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2]);
+      const int64_t r = kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2],
+                                          [&](int64_t t) { return p.key_end(b, i0 + t) > 0; });
+      if (r >= 0) kern::fail_underflow(f.kind(), kern::row_name(b, h, i0 + r), s.aug[static_cast<size_t>(r * lds + dv)]);
     }
     if (nk > 0) {
       kern::accumulate(s.phik.data(), nk, m, v + e0 * ldv, ldv, dv, s.ones.data(), state);
@@ -239,34 +246,82 @@ void KernelizedBackend::forward(const Problem& caller) const {
 namespace {
 
 // The implied probability rows of (b, h): every query row (rows == nullptr) or the rows listed,
-// written as (count) x n_k. Each query's features depend on that query alone, so a row subset
-// gives the same rows as the whole matrix.
-void implied_rows(const kern::FeatureMap& fm, const Problem& p, const Shape& D, int64_t b, int64_t h,
+// written as (count) x n_k. Each query's features depend on that query alone, and each row's key
+// constant on its position only, so a row subset gives the same rows as the whole matrix.
+// The key features carry the constant forward() gives them for that row (the stabiliser changes no
+// exact result, but decides which features underflow float32): one for all keys of (b, g) without a
+// causal mask; under it, the running maximum over the keys absorbed when the row's chunk of `chunk`
+// rows is computed, the keys up to the chunk's last row (engine: causal_rows).
+void implied_rows(const kern::FeatureMap& fm, const Problem& p, const Shape& D, int64_t chunk, int64_t b, int64_t h,
                   const std::vector<int64_t>* rows, float* w) {
   const int64_t g = h / D.group();
   const Features f(fm, D.d, p.effective_scale(), D.batch, D.kv_heads, b, g);
   const int64_t m = f.m(), len = key_length(p, b, D.n_k), count = rows ? static_cast<int64_t>(rows->size()) : D.n_q;
   std::fill(w, w + count * D.n_k, 0.0f);
   if (len == 0 || count == 0) return;
+  auto row_of = [&](int64_t t) { return rows ? (*rows)[static_cast<size_t>(t)] : t; };
+  auto sees = [&](int64_t t) { return std::min(p.key_end(b, row_of(t)), len); };  // keys [0, sees) visible
   SingleThreadedBlas blas;
-  std::vector<float> phik(static_cast<size_t>(len * m)), phiq(static_cast<size_t>(count * m));
-  const float c = f.key_logits(p.k.row(b, g, 0), p.k.stride[2], len, f.w(b, g), phik.data());
-  f.key_finish(phik.data(), len, c);  // one constant for every key of this (b, g)
+  std::vector<float> logits(static_cast<size_t>(len * m)), phiq(static_cast<size_t>(count * m));
+  const float cmax = f.key_logits(p.k.row(b, g, 0), p.k.stride[2], len, f.w(b, g), logits.data());
   if (rows)
-    for (int64_t t = 0; t < count; ++t) f.queries(p.q.row(b, h, (*rows)[static_cast<size_t>(t)]), p.q.stride[2], 1, f.w(b, g), phiq.data() + t * m);
+    for (int64_t t = 0; t < count; ++t) f.queries(p.q.row(b, h, row_of(t)), p.q.stride[2], 1, f.w(b, g), phiq.data() + t * m);
   else
     f.queries(p.q.row(b, h, 0), p.q.stride[2], D.n_q, f.w(b, g), phiq.data());
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(count), static_cast<int>(len),
-              static_cast<int>(m), 1.0f, phiq.data(), static_cast<int>(m), phik.data(), static_cast<int>(m), 0.0f, w,
-              static_cast<int>(D.n_k));
+  std::vector<float> row_c(static_cast<size_t>(count), cmax);
+  if (p.mask.causal && f.kind() == kern::Kind::Favor) {
+    std::vector<float> pmax(static_cast<size_t>(len + 1), -INFINITY);  // pmax[e]: max logit of keys [0, e)
+    for (int64_t j = 0; j < len; ++j) {
+      float mx = pmax[static_cast<size_t>(j)];
+      for (int64_t l = 0; l < m; ++l) mx = std::max(mx, logits[static_cast<size_t>(j * m + l)]);
+      pmax[static_cast<size_t>(j + 1)] = mx;
+    }
+    for (int64_t t = 0; t < count; ++t) {
+      const int64_t i = row_of(t), last = std::min(i / chunk * chunk + chunk, D.n_q) - 1;
+      row_c[static_cast<size_t>(t)] = pmax[static_cast<size_t>(std::min(p.key_end(b, last), len))];
+    }
+  }
+  // Rows grouped by constant (by bit pattern: a total order, NaN included): per group one pass of
+  // key features over the keys its rows see, and GEMMs of kBlock rows.
+  std::vector<int64_t> order(static_cast<size_t>(count));
+  for (int64_t t = 0; t < count; ++t) order[static_cast<size_t>(t)] = t;
+  auto bits = [&](int64_t t) { return std::bit_cast<uint32_t>(row_c[static_cast<size_t>(t)]); };
+  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return bits(x) < bits(y); });
+  constexpr int64_t kBlock = 256;
+  std::vector<float> phik, qg, tmp;
+  for (int64_t a = 0; a < count;) {
+    int64_t z = a, keys = 0;
+    for (; z < count && bits(order[static_cast<size_t>(z)]) == bits(order[static_cast<size_t>(a)]); ++z)
+      keys = std::max(keys, sees(order[static_cast<size_t>(z)]));
+    if (keys > 0) {
+      phik.assign(logits.begin(), logits.begin() + keys * m);
+      f.key_finish(phik.data(), keys, row_c[static_cast<size_t>(order[static_cast<size_t>(a)])]);
+      for (int64_t r0 = a; r0 < z; r0 += kBlock) {
+        const int64_t nr = std::min(kBlock, z - r0);
+        qg.resize(static_cast<size_t>(nr * m));
+        tmp.resize(static_cast<size_t>(nr * keys));
+        for (int64_t r = 0; r < nr; ++r)
+          std::copy_n(phiq.begin() + order[static_cast<size_t>(r0 + r)] * m, m, qg.begin() + r * m);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nr), static_cast<int>(keys),
+                    static_cast<int>(m), 1.0f, qg.data(), static_cast<int>(m), phik.data(), static_cast<int>(m), 0.0f,
+                    tmp.data(), static_cast<int>(keys));
+        for (int64_t r = 0; r < nr; ++r) {
+          const int64_t t = order[static_cast<size_t>(r0 + r)];
+          std::copy_n(tmp.begin() + r * keys, sees(t), w + t * D.n_k);
+        }
+      }
+    }
+    a = z;
+  }
   for (int64_t t = 0; t < count; ++t) {
     float* row = w + t * D.n_k;
-    const int64_t e = p.key_end(b, rows ? (*rows)[static_cast<size_t>(t)] : t);
-    std::fill(row + e, row + D.n_k, 0.0f);
+    const int64_t e = sees(t);
     double sum = 0;
     for (int64_t j = 0; j < e; ++j) sum += row[j];
-    // Guarded like forward: no visible key (or a zero sum) gives zeros; NaN propagates.
-    for (int64_t j = 0; j < e; ++j) row[j] = sum == 0 ? 0.0f : static_cast<float>(row[j] / sum);
+    // As forward: no visible key gives zeros, NaN propagates, and a row that sees keys whose
+    // features all underflowed is an error (kern::finish_rows).
+    if (e > 0 && sum < FLT_MIN) kern::fail_underflow(f.kind(), kern::row_name(b, h, row_of(t)), sum);
+    for (int64_t j = 0; j < e; ++j) row[j] = static_cast<float>(row[j] / sum);
   }
 }
 
@@ -276,7 +331,7 @@ void KernelizedBackend::weights(const Problem& caller, int64_t b, int64_t h, flo
   const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
   const Problem& p = blas_rows.problem();
   const Shape D = check_weights(p, b, h, w);
-  implied_rows(*fm_, p, D, b, h, nullptr, w);
+  implied_rows(*fm_, p, D, chunk_ ? chunk_ : kCausalChunk, b, h, nullptr, w);
 }
 
 void KernelizedBackend::weights_rows(const Problem& caller, int64_t b, int64_t h, const std::vector<int64_t>& rows,
@@ -284,7 +339,7 @@ void KernelizedBackend::weights_rows(const Problem& caller, int64_t b, int64_t h
   const BlasRows blas_rows(caller);  // row strides BLAS accepts (blas_rows.hpp)
   const Problem& p = blas_rows.problem();
   const Shape D = check_weights_rows(p, b, h, rows, w);
-  implied_rows(*fm_, p, D, b, h, &rows, w);
+  implied_rows(*fm_, p, D, chunk_ ? chunk_ : kCausalChunk, b, h, &rows, w);
 }
 
 Cost KernelizedBackend::cost(const Shape& s) const {

@@ -1,5 +1,6 @@
 // KernelizedState: the recurrent (one token at a time) form of causal kernelized attention.
 #include <cmath>
+#include <string>
 
 #include "attnkit/error.hpp"
 #include "attnkit/kernelized.hpp"
@@ -7,6 +8,22 @@
 #include "state_ops.hpp"
 
 namespace attnkit {
+
+namespace kern {
+void fail_underflow(Kind kind, const std::string& row, double den) {
+  if (kind == Kind::Favor)
+    detail::fail("performer: ", row, " sees keys, but all their features underflowed float32 (denominator ", den,
+                 "): the key feature logits W·k·√s − s‖k‖²/2 differ by more than float32's range (about 87 "
+                 "in natural log) between the keys one stabiliser covers; expected inputs of smaller norm "
+                 "(scale q and k down), a smaller chunk, or an exact backend");
+  detail::fail("linear: ", row, " sees keys, but all their elu+1 features underflowed float32 (denominator ", den,
+               "): keys or queries with channels below about -87; expected inputs of smaller magnitude");
+}
+
+std::string row_name(int64_t b, int64_t h, int64_t i) {
+  return "query row " + std::to_string(i) + " of batch " + std::to_string(b) + ", head " + std::to_string(h);
+}
+}  // namespace kern
 
 KernelizedState::KernelizedState(const KernelizedBackend& backend, int64_t d, int64_t d_v, std::optional<float> scale,
                                  int64_t b, int64_t g)
@@ -46,7 +63,8 @@ void KernelizedState::query(const float* q, float* out) const {
     const float p = phi_[static_cast<size_t>(l)];
     for (int64_t c = 0; c <= d_v_; ++c) aug[static_cast<size_t>(c)] += p * row[c];
   }
-  kern::finish_rows(aug.data(), 1, d_v_, out, d_v_);
+  if (kern::finish_rows(aug.data(), 1, d_v_, out, d_v_, [&](int64_t) { return tokens_ > 0; }) >= 0)
+    kern::fail_underflow(f_->kind(), "the query after " + std::to_string(tokens_) + " keys", aug[static_cast<size_t>(d_v_)]);
 }
 
 void KernelizedState::reset() {

@@ -3,8 +3,10 @@
 // shared key stabiliser c it carries) and the block operations on it.
 #include <cblas.h>
 
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <string>
 
 #include "feature_map.hpp"
 
@@ -45,18 +47,31 @@ inline void absorb(const Features& f, const float* w, const float* k, int64_t ld
 }
 
 // out row = num / den from an augmented row (dv numerators, then the denominator). A row that saw
-// no key (den 0) gets zeros; NaN propagates.
-inline void finish_rows(const float* aug, int64_t rows, int64_t dv, float* out, int64_t ldo) {
+// no key (den 0) gets zeros; NaN propagates. sees(r): whether block row r sees at least one key.
+// The features are positive, so a row that sees keys and has a denominator below FLT_MIN (zero or
+// subnormal) lost every key's feature to float32 underflow: its output would be 0/0 or a ratio of
+// subnormals (a few significant bits). Returns the first such row (its output left unwritten), or
+// -1; the caller throws, naming the row.
+template <class Sees>
+int64_t finish_rows(const float* aug, int64_t rows, int64_t dv, float* out, int64_t ldo, Sees sees) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* a = aug + r * (dv + 1);
     float* o = out + r * ldo;
     const float den = a[dv];
+    if (den < FLT_MIN && sees(r)) return r;
     if (den <= 0.0f) {
       for (int64_t c = 0; c < dv; ++c) o[c] = 0.0f;
     } else {  // a division, not a reciprocal: 1/den overflows for a subnormal den
       for (int64_t c = 0; c < dv; ++c) o[c] = a[c] / den;
     }
   }
+  return -1;
 }
+
+// The attnkit::Error for a row whose keys' features all underflowed (finish_rows, weights()).
+// row: which query row, e.g. "query row 5 of batch 0, head 1".
+[[noreturn]] void fail_underflow(Kind kind, const std::string& row, double den);
+// "query row i of batch b, head h"
+std::string row_name(int64_t b, int64_t h, int64_t i);
 
 }  // namespace attnkit::kern
