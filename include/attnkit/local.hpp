@@ -114,6 +114,7 @@ class LocalBackend final : public Backend {
   // Flops of the allowed pairs: 2·(d + d_v) per (query, key in N(i)) (no key_lengths in a Shape).
   // Counts every query row's runs: O(n_q) time per call (O(heads·n_q) with random blocks), unlike
   // the O(1) of the dense backends.
+  // Counts the allowed pairs row by row: O(n_q) time (O(n_q·heads) with random blocks), not O(1).
   Cost cost(const Shape& s) const override;
   // Flops of the score tiles actually multiplied (union of each query tile's key ranges,
   // including masked corners): what the machine executes, for GFLOP/s on the computed band.

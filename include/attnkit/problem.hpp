@@ -29,6 +29,12 @@ struct Shape {
 // Shapes: q [B,H,n_q,d], k [B,H_kv,n_k,d], v [B,H_kv,n_k,d_v], out [B,H,n_q,d_v], H % H_kv == 0.
 // n_q != n_k is cross-attention; H_kv < H is grouped-query attention. Every dimension >= 1.
 // A query row that sees no key (fully masked) gets an all-zero output row.
+// Range: the fp32 backends compute the scores scale·q·k in float32 (`reference` in fp64, where
+// finite float inputs cannot overflow). A score beyond ±FLT_MAX (≈ 3.4e38) is not detected: +inf
+// makes its row's output NaN (inf − inf in the softmax; with nystrom, whose landmarks mix rows,
+// other rows' too), and a row whose every visible score is −inf gets zeros, as if it saw no key.
+// Keep |scale·q·k| below that, or use `reference`. (performer and linear never form the scores;
+// their float32 limit is their features': attnkit/kernelized.hpp.)
 // Thread-safety: a Problem only refers to its tensors; its const member functions only read and may
 // be called concurrently.
 struct Problem {
