@@ -158,8 +158,10 @@ Arrays are float32 numpy arrays or torch CPU tensors with a unit last stride, us
 layouts raise TypeError / ValueError naming the argument unless copy=True is passed (which
 converts real data, torch bfloat16 included, to float32; complex data raises TypeError).
 Raises attnkit.Error (a ValueError) naming the argument for a bad spec, size, storage or
-key_lengths. Every library error is raised before anything changes: a failed append leaves
-the cache as it was.
+key_lengths. Every library error is raised before anything changes (a failed append leaves
+the cache as it was), except two of performer / linear attend, raised after some heads' states
+moved on: out of memory, and a query whose features underflowed float32 (see
+include/attnkit/kernelized.hpp); that Decoder then raises attnkit.Error on every later call.
 Thread-safety: none, as the C++ Decoder: one Decoder per stream. append/attend/step release
 the GIL (other Python threads run meanwhile; attend uses the OpenMP threads inside), and a
 call on a Decoder that another thread is using raises RuntimeError instead of racing.)doc";
@@ -189,7 +191,8 @@ rank and type (numpy array or torch tensor). out: optional float32 buffer of tha
 unit-last-stride layout, e.g. C-contiguous; not overlapping q), written in place and returned.
 threads: OpenMP threads for this call; None keeps the current count.
 Raises attnkit.Error for a shape mismatch, t > size, t > max_step (local, performer, linear),
-positions a performer / linear decoder already attended, or out overlapping q. Releases the GIL.)doc")
+positions a performer / linear decoder already attended, out overlapping q, or (performer /
+linear, which it leaves unusable) a query whose features underflowed. Releases the GIL.)doc")
       .def(
           "step",
           [](PyDecoder& dec, py::handle q, py::handle k, py::handle v, py::handle out, std::optional<int> threads,

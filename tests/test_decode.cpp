@@ -425,6 +425,28 @@ TEST_CASE("performer and linear decode equal their causal forward", "[decode][ke
   CHECK_THROWS_WITH(dec.attend(slice(s.q.cview(), N - 1, N), o.view()), Catch::Contains("not yet absorbed"));
 }
 
+TEST_CASE("linear decode: a query whose features underflow float32 throws, naming it, and the decoder is lost", "[decode][kernelized][errors]") {
+  // q = k = -50 in every channel: elu+1 features e^-50, their products (e^-100) flush to zero.
+  DecodeConfig cfg;
+  cfg.batch = 1, cfg.heads = 2, cfg.kv_heads = 1, cfg.d = 4, cfg.d_v = 4, cfg.capacity = 8;
+  Decoder dec("linear", cfg);
+  Tensor q(1, 2, 1, 4), k(1, 1, 1, 4), v(1, 1, 1, 4), o(1, 2, 1, 4);
+  for (int64_t c = 0; c < 4; ++c) {
+    k.view().at(0, 0, 0, c) = -50.0f;
+    v.view().at(0, 0, 0, c) = 1.0f;
+    q.view().at(0, 0, 0, c) = 0.5f;  // head 0: features 1.5 against e^-50: fine
+    q.view().at(0, 1, 0, c) = -50.0f;
+  }
+  Decoder ok("linear", cfg);
+  q.view().at(0, 1, 0, 0) = 0.5f;
+  ok.step(q.cview(), k.cview(), v.cview(), o.view());
+  CHECK(o.view().at(0, 0, 0, 2) == Approx(1.0f));
+  q.view().at(0, 1, 0, 0) = -50.0f;
+  CHECK_THROWS_WITH(dec.step(q.cview(), k.cview(), v.cview(), o.view()),
+                    Catch::Contains("attend: batch 0, head 1, new position 0 of 1") && Catch::Contains("underflowed"));
+  CHECK_THROWS_WITH(dec.step(q.cview(), k.cview(), v.cview(), o.view()), Catch::Contains("recurrent state was lost"));
+}
+
 #endif
 
 TEST_CASE("bf16 and int8 storage: error vs fp64 within 1e-2 and 3e-2", "[decode][storage]") {

@@ -27,6 +27,12 @@ TEST_CASE("logits up to 1e4 give finite outputs", "[hardening]") {
     o.q.data()[0] = 300;
     o.k.data()[0] = 300;  // s * q.k >= 2e4 for that pair
     o.q.data()[16] = -300;
+    if (b->spec().rfind("performer", 0) == 0) {
+      // FAVOR+ features of such inputs span more than float32 holds: a clear error naming the row
+      // (attnkit/kernelized.hpp, "Range"), never zeros or a ratio of subnormals.
+      CHECK_THROWS_WITH(b->forward(o.p), Catch::Contains("query row") && Catch::Contains("underflowed"));
+      continue;
+    }
     b->forward(o.p);
     for (int64_t i = 0; i < o.out.numel(); ++i) REQUIRE(std::isfinite(o.out.data()[i]));
   }

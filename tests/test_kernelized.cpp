@@ -451,8 +451,80 @@ TEST_CASE("a row whose keys' features all underflow float32 is an error, in forw
   be->forward(o.p);
   const Tensor quad = quadratic_of(kb, o.p);
   CHECK(rel_diff(o.out.data(), quad.data(), o.out.numel()) < 1e-5);
+  // Without the mask, a query pointing away from W's row 0 (its feature there ~e^-200) against keys
+  // whose only non-negligible feature is that row: its denominator flushes to zero.
+  for (int64_t c = 0; c < 16; ++c) o.q.view().at(0, 0, 3, c) = -10.0f * sk.W[size_t(c)] / 40.0f;
+  CHECK_THROWS_WITH(be->forward(o.p), Catch::Contains("query row 3 of batch 0, head 0") && Catch::Contains("underflowed") &&
+                                          !Catch::Contains("chunk=1"));  // no chunk advice without the mask
+  CHECK_THROWS_WITH(kb.weights(o.p, 0, 0, w.data()), Catch::Contains("query row 3"));
+  // The recurrent state: the same query after the same keys.
+  KernelizedState st(kb, 16, 8);
+  for (int64_t j = 0; j < 24; ++j) st.push(o.k.view().row(0, 0, j), o.v.view().row(0, 0, j));
+  std::vector<float> y(8);
+  st.query(o.q.view().row(0, 0, 2), y.data());  // a query near zero is fine
+  CHECK_THROWS_WITH(st.query(o.q.view().row(0, 0, 3), y.data()), Catch::Contains("the query after 24 keys"));
   // A row that sees no key is not an underflow: zeros.
   o.p.mask.key_lengths = {0};
   be->forward(o.p);
   for (int64_t i = 0; i < o.out.numel(); ++i) CHECK(o.out.data()[i] == 0.0f);
+}
+
+TEST_CASE("linear: a row whose features' products underflow float32 is an error", "[kernelized]") {
+  const auto be = make_backend("linear");
+  Owned o(1, 1, 1, 8, 8, 4, 4, 79);
+  for (int64_t c = 0; c < 4; ++c) {
+    o.q.view().at(0, 0, 5, c) = -50.0f;  // elu+1 features e^-50: normal floats, their products flush
+    for (int64_t j = 0; j < 8; ++j) o.k.view().at(0, 0, j, c) = -50.0f;
+  }
+  for (bool causal : {false, true}) {
+    o.p.mask.causal = causal;
+    CHECK_THROWS_WITH(be->forward(o.p), Catch::Contains("linear: query row") && Catch::Contains("underflowed"));
+  }
+}
+
+TEST_CASE("causal: a non-finite value of a key a row does not see leaves that row finite, any chunk", "[kernelized]") {
+  for (const char* spec : {"performer:features=32,seed=1,chunk=8", "linear:chunk=8", "performer:features=32,chunk=1"}) {
+    const auto be = make_backend(spec);
+    Owned o(1, 1, 1, 32, 32, 8, 8, 80);
+    o.v.view().at(0, 0, 10, 3) = NAN;  // key 10, inside the chunk [8, 16)
+    o.p.mask.causal = true;
+    be->forward(o.p);
+    INFO(spec);
+    for (int64_t i = 0; i < 32; ++i)
+      for (int64_t c = 0; c < 8; ++c) {
+        INFO("row " << i << ", channel " << c);
+        if (i < 10 || c != 3) CHECK(std::isfinite(o.out.view().at(0, 0, i, c)));  // rows 8, 9 were NaN (0·NaN)
+        else CHECK(std::isnan(o.out.view().at(0, 0, i, c)));
+      }
+  }
+}
+
+TEST_CASE("a row that lost a key it sees to underflow throws even above FLT_MIN; chunk=1 computes it", "[kernelized]") {
+  // d = 2, W = [[a, 0], [0, 1]]: key 2 (on W's row 0) puts keys 0 and 1, which row 1 sees (implied
+  // weights 0.586 and 0.414), 87.25 and 87.4-87.9 below the constant of row 1's chunk of 4 rows:
+  // key 1's features flush to zero, key 0's do not, and the denominator (2.6e-38) is above FLT_MIN.
+  const double s = 1.0 / std::sqrt(2.0), a = std::sqrt(2 * 87.25);
+  const std::vector<float> W{float(a), 0.0f, 0.0f, 1.0f};
+  const std::string path = write_projection("silent", W, 2, 2);
+  Owned o(1, 1, 1, 4, 4, 2, 2, 81);
+  for (int64_t j = 0; j < 4; ++j)
+    for (int64_t c = 0; c < 2; ++c) {
+      o.q.view().at(0, 0, j, c) = 0.0f;
+      o.k.view().at(0, 0, j, c) = 0.0f;
+      o.v.view().at(0, 0, j, c) = float(j == c);
+    }
+  o.k.view().at(0, 0, 1, 1) = -0.6f;
+  o.k.view().at(0, 0, 2, 0) = float(a / std::sqrt(s));
+  o.p.mask.causal = true;
+  const auto chunked = make_backend("performer:features=2,chunk=4,projection=" + path);
+  CHECK_THROWS_WITH(chunked->forward(o.p), Catch::Contains("query row 0") && Catch::Contains("chunk=1"));
+  const auto one = make_backend("performer:features=2,chunk=1,projection=" + path);
+  one->forward(o.p);
+  CHECK(o.out.view().at(0, 0, 1, 0) == Approx(0.58614711).epsilon(1e-5));
+  CHECK(o.out.view().at(0, 0, 1, 1) == Approx(0.41385289).epsilon(1e-5));
+  std::vector<float> w(16);
+  dynamic_cast<const KernelizedBackend&>(*one).weights(o.p, 0, 0, w.data());
+  CHECK(w[4] == Approx(0.58614711).epsilon(1e-5));
+  CHECK(w[5] == Approx(0.41385289).epsilon(1e-5));
+  std::remove(path.c_str());
 }

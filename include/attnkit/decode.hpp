@@ -76,9 +76,11 @@
 // Thread-safety: none — one Decoder per stream; attend() uses the OpenMP threads inside
 // (omp_get_max_threads()). Errors: attnkit::Error naming the argument, the value seen and the
 // expected value, thrown before anything changes (a failed append leaves the cache as it was).
-// Out of memory inside append or attend of performer / linear (std::bad_alloc, after some heads'
-// recurrent states moved on) makes that Decoder unusable: every later call throws attnkit::Error
-// saying so, never a decode from mixed states.
+// Two failures of performer / linear come from inside append or attend, after some heads'
+// recurrent states moved on: out of memory (std::bad_alloc), and attend's attnkit::Error for a
+// query whose keys' features underflowed float32 (attnkit/kernelized.hpp, "Range"; it names the
+// batch entry, head and position). Either makes that Decoder unusable: every later call throws
+// attnkit::Error saying so, never a decode from mixed states.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -125,7 +127,8 @@ class Decoder {
   void append(ConstView k, ConstView v);
   // Decodes the last t positions: q [B, H, t, d] -> out [B, H, t, d_v] (out must not overlap q).
   // Throws for a shape mismatch, t > size(), t > max_step (local, performer, linear) or, for
-  // performer/linear, positions already attended.
+  // performer/linear, positions already attended; and (performer/linear, see above) for a query
+  // whose features underflowed.
   void attend(ConstView q, MutView out);
   // append(k, v) then attend(q, out).
   void step(ConstView q, ConstView k, ConstView v, MutView out) {

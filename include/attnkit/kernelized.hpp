@@ -37,15 +37,17 @@
 // constant; under a causal mask the constant is the running max over the keys absorbed so far, which
 // again is common to every key a query sees (it is the max over the keys up to the last row of the
 // query's chunk, so a key the query does not see yet may raise it).
-// Range: in float32, a key's features underflow to zero when its logits lie more than ~87 (natural
-// log) below that constant. That drops keys silently only where their terms are below float32's
-// resolution next to larger ones; but when every key a row sees underflows (its denominator below
-// FLT_MIN: zero, or subnormal with a few significant bits), forward() and weights() throw
-// attnkit::Error naming the row instead of returning 0/0 or a ratio of subnormals. It happens for
-// inputs of large norm (logits W·k·√s − s‖k‖²/2 spread by hundreds, e.g. q, k ~ N(0, 6²) at d = 32):
-// scale the inputs down, or use a smaller chunk (the intra-chunk keys then raise a row's constant
-// less; chunk=1 raises it only with keys the row sees). A row that sees no key (key_lengths 0,
-// causal rows before the first key) gets zeros; NaN inputs propagate.
+// Range: in float32, a feature (or a product of a query's and a key's) below FLT_MIN flushes to
+// zero: keys whose logits lie more than ~87 (natural log) below the constant, e.g. for inputs of
+// large norm (logits W·k·√s − s‖k‖²/2 spread by hundreds: q, k ~ N(0, 6²) at d = 32). A row that
+// sees n keys loses at most n·m·FLT_MIN of its denominator so; when its denominator is below
+// n·m·FLT_MIN / FLT_EPSILON, that loss may exceed float32's resolution of the row, and forward(),
+// weights() and KernelizedState::query throw attnkit::Error naming the row instead of returning
+// zeros, a ratio of subnormals, or weights missing a dominant key. Remedies: scale the inputs
+// down; under the causal mask a smaller chunk (a row's constant includes the keys up to its
+// chunk's last row, which it may not see; chunk=1 takes only keys it sees); an exact backend.
+// A row that sees no key (key_lengths 0, causal rows before the first key) gets zeros; NaN inputs
+// propagate, but under the causal mask only to the rows that see them.
 //
 // Masks: causal (bottom-right aligned as Problem defines, also for n_q != n_k; computed in chunks:
 // per chunk one masked intra-chunk product plus the running state), key_lengths (padded keys get
@@ -104,10 +106,12 @@ class KernelizedBackend : public Backend {
   Cost cost(const Shape& s) const override;
   // None: see the header comment.
   std::optional<ErrorBound> error_bound(const Problem&) const override { return std::nullopt; }
-  // The implied matrix φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j') over the visible keys, batch b, head h,
-  // with the key constant forward() gives row i (the stabiliser above), so weights·V is forward's
-  // output to rounding, also where features underflow; a row whose keys all underflow throws as in
-  // forward(). weights_rows gives the same rows to rounding (its GEMMs have other sizes).
+  // The implied matrix φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j') over the visible keys, batch b, head h.
+  // Row i's key features carry forward()'s constant for that row (the stabiliser above) or, for
+  // keys up to an earlier row's chunk, that row's smaller one with the product rescaled: no more
+  // underflow than forward(). Where neither throws (the range note), weights·V is forward's output
+  // to float32 rounding; a row below the floor throws as there. weights_rows gives the same rows to
+  // rounding. O(n_q·n_k·m) like forward's GEMMs, plus one exp per (row, distinct constant) pair.
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
   void weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows, float* w) const override;
 

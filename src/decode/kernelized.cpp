@@ -83,8 +83,14 @@ class KernelizedDecode final : public DecodeImpl {
         for (int64_t j = 0; j < npend_; ++j) {
           push(i, absorbed_ + j, pend + j * tok, pend + j * tok + cfg_.d);
           if (j < skip) continue;
-          for (int64_t hl = 0; hl < group; ++hl)
-            states_[static_cast<size_t>(i)].query(q.row(b, g * group + hl, j - skip), out.row(b, g * group + hl, j - skip));
+          for (int64_t hl = 0; hl < group; ++hl) {
+            const int64_t h = g * group + hl;
+            try {
+              states_[static_cast<size_t>(i)].query(q.row(b, h, j - skip), out.row(b, h, j - skip));
+            } catch (const Error& e) {  // the state names no batch entry or head: add them
+              detail::fail("attend: batch ", b, ", head ", h, ", new position ", j - skip, " of ", t, ": ", e.what());
+            }
+          }
         }
       });
     fail_if(errors);

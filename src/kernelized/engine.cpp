@@ -101,10 +101,9 @@ void forward_noncausal(const Problem& p, const Shape& D, const Features& f) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(lds),
                     static_cast<int>(m), 1.0f, s->phiq.data(), static_cast<int>(m), state, static_cast<int>(lds),
                     0.0f, s->aug.data(), static_cast<int>(lds));
-        const bool sees = key_length(p, b, D.n_k) > 0;
-        const int64_t r = kern::finish_rows(s->aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2],
-                                            [&](int64_t) { return sees; });
-        if (r >= 0) kern::fail_underflow(f.kind(), kern::row_name(b, h, i0 + r), s->aug[static_cast<size_t>(r * lds + dv)]);
+        const int64_t sees = key_length(p, b, D.n_k);
+        kern::finish_rows(s->aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2], f.kind(), m, false,
+                          [&](int64_t) { return sees; }, [&](int64_t r) { return kern::row_name(b, h, i0 + r); });
       });
   }
   errors.rethrow();
@@ -127,9 +126,14 @@ void causal_rows(const Problem& p, const Shape& D, const Features& f, int64_t C,
     kern::absorb(f, w, k, ldk, v, ldv, dv, absorbed, e0, kKeyChunk, state, c, s.phik.data(), s.ones.data());
     absorbed = e0;
     const int64_t nk = e1 - e0;  // < rows: e grows by at most one per row
+    // A non-finite value among the intra keys': the masked product would give rows that do not
+    // see it 0·NaN; then each row takes only the keys it sees (rarely: a scan of nk·dv per chunk).
+    bool v_finite = true;
     if (nk > 0) {
       const float cm = f.key_logits(k + e0 * ldk, ldk, nk, w, s.phik.data());
       f.key_finish(s.phik.data(), nk, kern::raise_constant(state, slen, c, cm));
+      for (int64_t j = 0; j < nk && v_finite; ++j)
+        for (int64_t x = 0; x < dv; ++x) v_finite &= std::isfinite(v[(e0 + j) * ldv + x]);
     }
     for (int64_t h = g * D.group(); h < (g + 1) * D.group(); ++h) {
       f.queries(p.q.row(b, h, i0), p.q.stride[2], rows, w, s.phiq.data());
@@ -145,15 +149,24 @@ void causal_rows(const Problem& p, const Shape& D, const Features& f, int64_t C,
           const int64_t vis = p.key_end(b, i0 + r) - e0;
           std::fill(A + r * nk + std::max<int64_t>(vis, 0), A + (r + 1) * nk, 0.0f);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(dv),
-                    static_cast<int>(nk), 1.0f, A, static_cast<int>(nk), v + e0 * ldv, static_cast<int>(ldv), 1.0f,
-                    s.aug.data(), static_cast<int>(lds));
+        if (v_finite) {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(dv),
+                      static_cast<int>(nk), 1.0f, A, static_cast<int>(nk), v + e0 * ldv, static_cast<int>(ldv), 1.0f,
+                      s.aug.data(), static_cast<int>(lds));
+        } else {
+          for (int64_t r = 0; r < rows; ++r) {
+            const int64_t vis = std::min(std::max<int64_t>(p.key_end(b, i0 + r) - e0, 0), nk);
+            if (vis > 0)
+              cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<int>(vis), static_cast<int>(dv), 1.0f, v + e0 * ldv,
+                          static_cast<int>(ldv), A + r * nk, 1, 1.0f, s.aug.data() + r * lds, 1);
+          }
+        }
         cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(nk), 1.0f, A,
                     static_cast<int>(nk), s.ones.data(), 1, 1.0f, s.aug.data() + dv, static_cast<int>(lds));
       }
-      const int64_t r = kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2],
-                                          [&](int64_t t) { return p.key_end(b, i0 + t) > 0; });
-      if (r >= 0) kern::fail_underflow(f.kind(), kern::row_name(b, h, i0 + r), s.aug[static_cast<size_t>(r * lds + dv)]);
+      kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2], f.kind(), m, true,
+                        [&](int64_t t) { return p.key_end(b, i0 + t); },
+                        [&](int64_t t) { return kern::row_name(b, h, i0 + t); });
     }
     if (nk > 0) {
       kern::accumulate(s.phik.data(), nk, m, v + e0 * ldv, ldv, dv, s.ones.data(), state);
@@ -246,12 +259,15 @@ void KernelizedBackend::forward(const Problem& caller) const {
 namespace {
 
 // The implied probability rows of (b, h): every query row (rows == nullptr) or the rows listed,
-// written as (count) x n_k. Each query's features depend on that query alone, and each row's key
-// constant on its position only, so a row subset gives the same rows as the whole matrix.
-// The key features carry the constant forward() gives them for that row (the stabiliser changes no
-// exact result, but decides which features underflow float32): one for all keys of (b, g) without a
-// causal mask; under it, the running maximum over the keys absorbed when the row's chunk of `chunk`
-// rows is computed, the keys up to the chunk's last row (engine: causal_rows).
+// written as (count) x n_k. Each query's features depend on that query alone.
+// Key constants: forward() gives a row's keys the running maximum of the key logits up to the last
+// row of its chunk (causal; one maximum for all keys without the mask). Computing every key's
+// features at the largest of those would underflow the keys of early rows (a later key may lie
+// hundreds above them); computing them per row costs n² exps. Instead the keys are cut into blocks
+// at the rows' key ends E_1 < … < E_G, block b's features taken at C_b = max logit of keys [0, E_b)
+// (so each is <= 1), one GEMM gives φ(q_i)·φ(k_j) at block constants, and entry (i, j) is scaled by
+// exp(C_b(j) − C_row(i)) <= 1, the row's own constant. The weights so carry no more underflow than
+// forward()'s, often less; kern::check_denominator decides, for both, when a row has lost too much.
 void implied_rows(const kern::FeatureMap& fm, const Problem& p, const Shape& D, int64_t chunk, int64_t b, int64_t h,
                   const std::vector<int64_t>* rows, float* w) {
   const int64_t g = h / D.group();
@@ -261,66 +277,63 @@ void implied_rows(const kern::FeatureMap& fm, const Problem& p, const Shape& D, 
   if (len == 0 || count == 0) return;
   auto row_of = [&](int64_t t) { return rows ? (*rows)[static_cast<size_t>(t)] : t; };
   auto sees = [&](int64_t t) { return std::min(p.key_end(b, row_of(t)), len); };  // keys [0, sees) visible
+  const bool blocks = p.mask.causal && f.kind() == kern::Kind::Favor;  // elu+1 has no constant
+  // E(t): the key end whose constant the row gets.
+  auto end_of = [&](int64_t t) {
+    if (!blocks) return len;
+    const int64_t i = row_of(t), last = std::min(i / chunk * chunk + chunk, D.n_q) - 1;
+    return std::min(p.key_end(b, last), len);
+  };
+  std::vector<int64_t> ends;
+  for (int64_t t = 0; t < count; ++t)
+    if (sees(t) > 0) ends.push_back(end_of(t));
+  if (ends.empty()) return;
+  std::sort(ends.begin(), ends.end());
+  ends.erase(std::unique(ends.begin(), ends.end()), ends.end());
+  const int64_t keys = ends.back();
   SingleThreadedBlas blas;
-  std::vector<float> logits(static_cast<size_t>(len * m)), phiq(static_cast<size_t>(count * m));
-  const float cmax = f.key_logits(p.k.row(b, g, 0), p.k.stride[2], len, f.w(b, g), logits.data());
+  std::vector<float> phik(static_cast<size_t>(keys * m)), phiq(static_cast<size_t>(count * m));
+  const float cmax = f.key_logits(p.k.row(b, g, 0), p.k.stride[2], keys, f.w(b, g), phik.data());
+  std::vector<float> bc(ends.size(), cmax);  // C_b
+  if (blocks) {
+    float run = -INFINITY;  // running max as forward's: NaN logits never raise it
+    int64_t j = 0;
+    for (size_t bi = 0; bi < ends.size(); ++bi) {
+      for (; j < ends[bi]; ++j)
+        for (int64_t l = 0; l < m; ++l) {
+          const float x = phik[static_cast<size_t>(j * m + l)];
+          run = x > run ? x : run;
+        }
+      bc[bi] = run;
+    }
+  }
+  for (size_t bi = 0, j0 = 0; bi < ends.size(); j0 = static_cast<size_t>(ends[bi]), ++bi)
+    f.key_finish(phik.data() + j0 * m, ends[bi] - static_cast<int64_t>(j0), bc[bi]);
   if (rows)
     for (int64_t t = 0; t < count; ++t) f.queries(p.q.row(b, h, row_of(t)), p.q.stride[2], 1, f.w(b, g), phiq.data() + t * m);
   else
     f.queries(p.q.row(b, h, 0), p.q.stride[2], D.n_q, f.w(b, g), phiq.data());
-  std::vector<float> row_c(static_cast<size_t>(count), cmax);
-  if (p.mask.causal && f.kind() == kern::Kind::Favor) {
-    std::vector<float> pmax(static_cast<size_t>(len + 1), -INFINITY);  // pmax[e]: max logit of keys [0, e)
-    for (int64_t j = 0; j < len; ++j) {
-      float mx = pmax[static_cast<size_t>(j)];
-      for (int64_t l = 0; l < m; ++l) mx = std::max(mx, logits[static_cast<size_t>(j * m + l)]);
-      pmax[static_cast<size_t>(j + 1)] = mx;
-    }
-    for (int64_t t = 0; t < count; ++t) {
-      const int64_t i = row_of(t), last = std::min(i / chunk * chunk + chunk, D.n_q) - 1;
-      row_c[static_cast<size_t>(t)] = pmax[static_cast<size_t>(std::min(p.key_end(b, last), len))];
-    }
-  }
-  // Rows grouped by constant (by bit pattern: a total order, NaN included): per group one pass of
-  // key features over the keys its rows see, and GEMMs of kBlock rows.
-  std::vector<int64_t> order(static_cast<size_t>(count));
-  for (int64_t t = 0; t < count; ++t) order[static_cast<size_t>(t)] = t;
-  auto bits = [&](int64_t t) { return std::bit_cast<uint32_t>(row_c[static_cast<size_t>(t)]); };
-  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return bits(x) < bits(y); });
-  constexpr int64_t kBlock = 256;
-  std::vector<float> phik, qg, tmp;
-  for (int64_t a = 0; a < count;) {
-    int64_t z = a, keys = 0;
-    for (; z < count && bits(order[static_cast<size_t>(z)]) == bits(order[static_cast<size_t>(a)]); ++z)
-      keys = std::max(keys, sees(order[static_cast<size_t>(z)]));
-    if (keys > 0) {
-      phik.assign(logits.begin(), logits.begin() + keys * m);
-      f.key_finish(phik.data(), keys, row_c[static_cast<size_t>(order[static_cast<size_t>(a)])]);
-      for (int64_t r0 = a; r0 < z; r0 += kBlock) {
-        const int64_t nr = std::min(kBlock, z - r0);
-        qg.resize(static_cast<size_t>(nr * m));
-        tmp.resize(static_cast<size_t>(nr * keys));
-        for (int64_t r = 0; r < nr; ++r)
-          std::copy_n(phiq.begin() + order[static_cast<size_t>(r0 + r)] * m, m, qg.begin() + r * m);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nr), static_cast<int>(keys),
-                    static_cast<int>(m), 1.0f, qg.data(), static_cast<int>(m), phik.data(), static_cast<int>(m), 0.0f,
-                    tmp.data(), static_cast<int>(keys));
-        for (int64_t r = 0; r < nr; ++r) {
-          const int64_t t = order[static_cast<size_t>(r0 + r)];
-          std::copy_n(tmp.begin() + r * keys, sees(t), w + t * D.n_k);
-        }
-      }
-    }
-    a = z;
-  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(count), static_cast<int>(keys),
+              static_cast<int>(m), 1.0f, phiq.data(), static_cast<int>(m), phik.data(), static_cast<int>(m), 0.0f, w,
+              static_cast<int>(D.n_k));
   for (int64_t t = 0; t < count; ++t) {
     float* row = w + t * D.n_k;
     const int64_t e = sees(t);
+    std::fill(row + std::min(e, keys), row + keys, 0.0f);
+    if (e == 0) continue;
+    if (blocks) {  // entry (t, j) from C_b(j) to the row's constant
+      const size_t gi = static_cast<size_t>(std::lower_bound(ends.begin(), ends.end(), end_of(t)) - ends.begin());
+      for (size_t bi = 0, j0 = 0; bi < gi && static_cast<int64_t>(j0) < e; j0 = static_cast<size_t>(ends[bi]), ++bi) {
+        if (bc[bi] == bc[gi]) continue;
+        const float s = std::exp(bc[bi] - bc[gi]);
+        for (int64_t j = static_cast<int64_t>(j0); j < std::min(ends[bi], e); ++j) row[j] *= s;
+      }
+    }
     double sum = 0;
     for (int64_t j = 0; j < e; ++j) sum += row[j];
-    // As forward: no visible key gives zeros, NaN propagates, and a row that sees keys whose
-    // features all underflowed is an error (kern::finish_rows).
-    if (e > 0 && sum < FLT_MIN) kern::fail_underflow(f.kind(), kern::row_name(b, h, row_of(t)), sum);
+    // As forward: no visible key gives zeros, NaN propagates, and a row whose sum lies below the
+    // floor is an error (kern::check_denominator).
+    kern::check_denominator(f.kind(), sum, e, m, blocks, [&] { return kern::row_name(b, h, row_of(t)); });
     for (int64_t j = 0; j < e; ++j) row[j] = static_cast<float>(row[j] / sum);
   }
 }

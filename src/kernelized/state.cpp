@@ -10,14 +10,20 @@
 namespace attnkit {
 
 namespace kern {
-void fail_underflow(Kind kind, const std::string& row, double den) {
+void fail_underflow(Kind kind, const std::string& row, double den, double floor, bool chunked) {
+  const char* what = "float32 features or their products underflowed, and what was lost may exceed float32's "
+                     "resolution of the row; ";
   if (kind == Kind::Favor)
-    detail::fail("performer: ", row, " sees keys, but all their features underflowed float32 (denominator ", den,
-                 "): the key feature logits W·k·√s − s‖k‖²/2 differ by more than float32's range (about 87 "
-                 "in natural log) between the keys one stabiliser covers; expected inputs of smaller norm "
-                 "(scale q and k down), a smaller chunk, or an exact backend");
-  detail::fail("linear: ", row, " sees keys, but all their elu+1 features underflowed float32 (denominator ", den,
-               "): keys or queries with channels below about -87; expected inputs of smaller magnitude");
+    detail::fail("performer: ", row, " sees keys, but the denominator Σ φ(q)·φ(k) of its weights is ", den, ", below ",
+                 floor, " (keys · features · FLT_MIN / FLT_EPSILON): ", what,
+                 "the feature logits W·x·√s − s‖x‖²/2 of the keys (or of the query) span more than float32's range "
+                 "(about 87 in natural log); expected inputs of smaller norm (scale q and k down)",
+                 chunked ? ", a smaller chunk (chunk=1: a row's key constant then comes only from keys it sees)" : "",
+                 " or an exact backend");
+  detail::fail("linear: ", row, " sees keys, but the denominator Σ φ(q)·φ(k) of its weights is ", den, ", below ", floor,
+               " (keys · features · FLT_MIN / FLT_EPSILON): ", what,
+               "elu+1 features of large negative channels (elu(x) + 1 = e^x below 0) are that small; expected inputs of "
+               "smaller magnitude or an exact backend");
 }
 
 std::string row_name(int64_t b, int64_t h, int64_t i) {
@@ -63,8 +69,8 @@ void KernelizedState::query(const float* q, float* out) const {
     const float p = phi_[static_cast<size_t>(l)];
     for (int64_t c = 0; c <= d_v_; ++c) aug[static_cast<size_t>(c)] += p * row[c];
   }
-  if (kern::finish_rows(aug.data(), 1, d_v_, out, d_v_, [&](int64_t) { return tokens_ > 0; }) >= 0)
-    kern::fail_underflow(f_->kind(), "the query after " + std::to_string(tokens_) + " keys", aug[static_cast<size_t>(d_v_)]);
+  kern::finish_rows(aug.data(), 1, d_v_, out, d_v_, f_->kind(), m_, false, [&](int64_t) { return tokens_; },
+                    [&](int64_t) { return "the query after " + std::to_string(tokens_) + " keys"; });
 }
 
 void KernelizedState::reset() {

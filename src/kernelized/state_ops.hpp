@@ -46,32 +46,44 @@ inline void absorb(const Features& f, const float* w, const float* k, int64_t ld
   }
 }
 
+// Underflow: every feature product φ(q)_l·φ(k)_l that float32 flushed to zero was below FLT_MIN,
+// so a row that sees n keys lost at most n·m·FLT_MIN of its denominator. Below the floor
+// n·m·FLT_MIN / FLT_EPSILON that loss may exceed float32's resolution of the row (it happens
+// for inputs of large norm: attnkit/kernelized.hpp, "Range"), and the row is an error.
+inline double denominator_floor(int64_t n_visible, int64_t m) {
+  return static_cast<double>(n_visible) * static_cast<double>(m) * (double{FLT_MIN} / double{FLT_EPSILON});
+}
+
+// The attnkit::Error for a row below the floor. row: e.g. "query row 5 of batch 0, head 1";
+// chunked: the causal chunked path (its message suggests a smaller chunk).
+[[noreturn]] void fail_underflow(Kind kind, const std::string& row, double den, double floor, bool chunked);
+// "query row i of batch b, head h"
+std::string row_name(int64_t b, int64_t h, int64_t i);
+
+// Throws fail_underflow when a row that sees n_visible > 0 keys has den below the floor (NaN: no).
+template <class Name>
+void check_denominator(Kind kind, double den, int64_t n_visible, int64_t m, bool chunked, Name name) {
+  if (n_visible > 0 && den < denominator_floor(n_visible, m))
+    fail_underflow(kind, name(), den, denominator_floor(n_visible, m), chunked);
+}
+
 // out row = num / den from an augmented row (dv numerators, then the denominator). A row that saw
-// no key (den 0) gets zeros; NaN propagates. sees(r): whether block row r sees at least one key.
-// The features are positive, so a row that sees keys and has a denominator below FLT_MIN (zero or
-// subnormal) lost every key's feature to float32 underflow: its output would be 0/0 or a ratio of
-// subnormals (a few significant bits). Returns the first such row (its output left unwritten), or
-// -1; the caller throws, naming the row.
-template <class Sees>
-int64_t finish_rows(const float* aug, int64_t rows, int64_t dv, float* out, int64_t ldo, Sees sees) {
+// no key (den 0) gets zeros; NaN propagates. visible(r): how many keys block row r sees; a row
+// whose den is below the floor throws (check_denominator, name(r) names it).
+template <class Visible, class Name>
+void finish_rows(const float* aug, int64_t rows, int64_t dv, float* out, int64_t ldo, Kind kind, int64_t m,
+                 bool chunked, Visible visible, Name name) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* a = aug + r * (dv + 1);
     float* o = out + r * ldo;
     const float den = a[dv];
-    if (den < FLT_MIN && sees(r)) return r;
+    check_denominator(kind, den, visible(r), m, chunked, [&] { return name(r); });
     if (den <= 0.0f) {
       for (int64_t c = 0; c < dv; ++c) o[c] = 0.0f;
     } else {  // a division, not a reciprocal: 1/den overflows for a subnormal den
       for (int64_t c = 0; c < dv; ++c) o[c] = a[c] / den;
     }
   }
-  return -1;
 }
-
-// The attnkit::Error for a row whose keys' features all underflowed (finish_rows, weights()).
-// row: which query row, e.g. "query row 5 of batch 0, head 1".
-[[noreturn]] void fail_underflow(Kind kind, const std::string& row, double den);
-// "query row i of batch b, head h"
-std::string row_name(int64_t b, int64_t h, int64_t i);
 
 }  // namespace attnkit::kern
