@@ -123,6 +123,13 @@ if grep -q "^performer$" list.txt; then
   /usr/bin/python3 -c "import json; r = json.load(open('out.txt')); assert 'projection=p\"r\\\\oj.npy' in r['backend'], r" \
     && ok || bad "run --json with a quoted spec: $(cat out.txt)"
 fi
+# Out of memory end to end: a clear line and exit 2, not a crash. Under a 4 GiB address-space limit
+# (ulimit -v), which the sanitizers' shadow memory cannot run in: skipped for a sanitizer build.
+if ldd "$cli" 2>/dev/null | grep -qE 'libasan|libubsan'; then
+  echo "cli: out-of-memory check skipped (sanitizer build)"
+else
+  expect_2 "gen past the memory limit" "could not allocate" bash -c "ulimit -v 4000000 && exec \"\$0\" gen --n 3000000 --d 256 --heads 8 --prefix huge" "$cli"
+fi
 printf 'garbage garbage garbage' > junk.npy
 expect_2 "garbage npy" "magic" "$cli" run --backend exact --q junk.npy --k k2.npy --v v2.npy --out o.npy
 echo "cli: $pass passed, $fail failed"

@@ -78,6 +78,13 @@ done
 expect_2 "steps > N" "attnkit decode: --steps 5000 exceeds the sequence length 1100; expected S <= N" "$cli" decode --backend exact --steps 5000 --q a_q.npy --k b_k.npy --v b_v.npy
 expect_2 "bad backend" "expected exact, local, pages, performer or linear" "$cli" decode --backend nystrom --steps 1 --cache 10
 "$cli" list | grep -q "^performer$" && expect_2 "performer int8" "expected f32" "$cli" decode --backend performer --storage int8 --steps 1 --cache 10
+# Out of memory end to end (a 32 GiB cache under a 4 GiB address-space limit): one line, exit 2.
+# The sanitizers' shadow memory cannot run under the limit: skipped for a sanitizer build.
+if ldd "$cli" 2>/dev/null | grep -qE 'libasan|libubsan'; then
+  echo "decode cli: out-of-memory check skipped (sanitizer build)"
+else
+  expect_2 "cache past the memory limit" "attnkit decode: out of memory" bash -c "ulimit -v 4000000 && exec \"\$0\" decode --backend exact --cache 4000000 --heads 8 --kv-heads 8 --d 128 --steps 1" "$cli"
+fi
 
 echo "decode cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
