@@ -528,3 +528,51 @@ TEST_CASE("a row that lost a key it sees to underflow throws even above FLT_MIN;
   CHECK(w[5] == Approx(0.41385289).epsilon(1e-5));
   std::remove(path.c_str());
 }
+
+TEST_CASE("a key whose squared norm overflows float32 gets zero features, not NaN for every later row", "[kernelized]") {
+  const auto be = make_backend("performer:features=16,seed=2,chunk=8");
+  const auto& kb = dynamic_cast<const KernelizedBackend&>(*be);
+  Owned o(1, 1, 1, 40, 40, 8, 8, 82);
+  for (int64_t c = 0; c < 8; ++c) o.k.view().at(0, 0, 0, c) = 1e19f;  // ‖k‖² = 8e38: logits -inf
+  o.p.mask.causal = true;
+  // Row 0 sees only that key: nothing left of its denominator (before: every row NaN, no error).
+  CHECK_THROWS_WITH(be->forward(o.p), Catch::Contains("query row 0 of batch 0, head 0"));
+  std::vector<float> w(2 * 40);
+  kb.weights_rows(o.p, 0, 0, {5, 39}, w.data());
+  for (int64_t t = 0; t < 2; ++t) {
+    CHECK(w[size_t(t * 40)] == 0.0f);
+    double sum = 0;
+    for (int64_t j = 0; j < 40; ++j) {
+      REQUIRE(std::isfinite(w[size_t(t * 40 + j)]));
+      sum += w[size_t(t * 40 + j)];
+    }
+    CHECK(sum == Approx(1.0).epsilon(1e-5));
+  }
+  // The recurrent state: that key first, then an ordinary one — the query gets the ordinary value.
+  KernelizedState st(kb, 8, 8);
+  st.push(o.k.view().row(0, 0, 0), o.v.view().row(0, 0, 0));
+  st.push(o.k.view().row(0, 0, 1), o.v.view().row(0, 0, 1));
+  std::vector<float> y(8);
+  st.query(o.q.view().row(0, 0, 1), y.data());
+  for (int64_t c = 0; c < 8; ++c) CHECK(y[size_t(c)] == Approx(o.v.view().at(0, 0, 1, c)).epsilon(1e-5));
+}
+
+TEST_CASE("a row with a small denominator that lost nothing is not an error", "[kernelized]") {
+  // d = 2, W = [[√150, 0], [0, 1]]: key 1 lies 75 above key 0 in the same chunk; row 0 sees key 0
+  // only: weight 1, its denominator ~5e-33 (a normal float).
+  const double s = 1.0 / std::sqrt(2.0), a = std::sqrt(150.0);
+  const std::vector<float> W{float(a), 0.0f, 0.0f, 1.0f};
+  const std::string path = write_projection("onekey", W, 2, 2);
+  const auto be = make_backend("performer:features=2,chunk=4,projection=" + path);
+  Owned o(1, 1, 1, 4, 4, 2, 2, 83);
+  for (int64_t j = 0; j < 4; ++j)
+    for (int64_t c = 0; c < 2; ++c) {
+      o.q.view().at(0, 0, j, c) = 0.0f;
+      o.k.view().at(0, 0, j, c) = 0.0f;
+    }
+  o.k.view().at(0, 0, 1, 0) = float(a / std::sqrt(s));
+  o.p.mask.causal = true;
+  be->forward(o.p);
+  for (int64_t c = 0; c < 2; ++c) CHECK(o.out.view().at(0, 0, 0, c) == Approx(o.v.view().at(0, 0, 0, c)).epsilon(1e-5));
+  std::remove(path.c_str());
+}

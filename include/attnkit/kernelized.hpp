@@ -37,15 +37,18 @@
 // constant; under a causal mask the constant is the running max over the keys absorbed so far, which
 // again is common to every key a query sees (it is the max over the keys up to the last row of the
 // query's chunk, so a key the query does not see yet may raise it).
-// Range: in float32, a feature (or a product of a query's and a key's) below FLT_MIN flushes to
-// zero: keys whose logits lie more than ~87 (natural log) below the constant, e.g. for inputs of
-// large norm (logits W·k·√s − s‖k‖²/2 spread by hundreds: q, k ~ N(0, 6²) at d = 32). A row that
-// sees n keys loses at most n·m·FLT_MIN of its denominator so; when its denominator is below
-// n·m·FLT_MIN / FLT_EPSILON, that loss may exceed float32's resolution of the row, and forward(),
-// weights() and KernelizedState::query throw attnkit::Error naming the row instead of returning
-// zeros, a ratio of subnormals, or weights missing a dominant key. Remedies: scale the inputs
-// down; under the causal mask a smaller chunk (a row's constant includes the keys up to its
-// chunk's last row, which it may not see; chunk=1 takes only keys it sees); an exact backend.
+// Range: in float32 a feature below e^-87.3 is 0 (the features' exp), and a product φ(q)_l·φ(k)_l
+// below FLT_MIN is a subnormal (few bits) or 0: keys whose logits lie that far below the constant,
+// e.g. for inputs of large norm (logits W·k·√s − s‖k‖²/2 spread by hundreds: q, k ~ N(0, 6²) at
+// d = 32; N(0, 5²) at d = 128, n = 4096). A row that sees n keys loses at most n·m·FLT_MIN of its
+// denominator so (FAVOR+ features are <= 1; linear's elu+1 query features are not bounded, so
+// there it holds for queries of moderate magnitude); when its denominator is below
+// n·m·FLT_MIN / 1e-3, that loss may exceed 1e-3 of the row, and forward(), weights() and
+// KernelizedState::query throw attnkit::Error naming the row instead of returning zeros, a ratio
+// of subnormals, or weights missing a dominant key. Remedies: scale the inputs down; under the
+// causal mask chunk=1 (a row's constant includes the keys up to its chunk's last row, which it may
+// not see; with chunk=1 only keys it sees); an exact backend. A key whose ‖k‖² overflows float32
+// has logits −inf: features 0.
 // A row that sees no key (key_lengths 0, causal rows before the first key) gets zeros; NaN inputs
 // propagate, but under the causal mask only to the rows that see them.
 //
@@ -108,10 +111,11 @@ class KernelizedBackend : public Backend {
   std::optional<ErrorBound> error_bound(const Problem&) const override { return std::nullopt; }
   // The implied matrix φ(q_i)·φ(k_j) / Σ_j' φ(q_i)·φ(k_j') over the visible keys, batch b, head h.
   // Row i's key features carry forward()'s constant for that row (the stabiliser above) or, for
-  // keys up to an earlier row's chunk, that row's smaller one with the product rescaled: no more
-  // underflow than forward(). Where neither throws (the range note), weights·V is forward's output
-  // to float32 rounding; a row below the floor throws as there. weights_rows gives the same rows to
-  // rounding. O(n_q·n_k·m) like forward's GEMMs, plus one exp per (row, distinct constant) pair.
+  // keys up to an earlier row's chunk, that row's smaller one with the product rescaled: the same
+  // underflow as forward() but for products below FLT_MIN. Where neither throws (the range note),
+  // weights·V is forward's output to float32 rounding; a row below the floor throws as there.
+  // weights_rows gives the same rows to rounding. Time O(n_q·n_k·m) (one GEMM) plus one exp per
+  // (row, distinct constant) pair.
   void weights(const Problem& p, int64_t b, int64_t h, float* w) const override;
   void weights_rows(const Problem& p, int64_t b, int64_t h, const std::vector<int64_t>& rows, float* w) const override;
 

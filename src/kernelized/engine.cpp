@@ -164,7 +164,7 @@ void causal_rows(const Problem& p, const Shape& D, const Features& f, int64_t C,
         cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(nk), 1.0f, A,
                     static_cast<int>(nk), s.ones.data(), 1, 1.0f, s.aug.data() + dv, static_cast<int>(lds));
       }
-      kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2], f.kind(), m, true,
+      kern::finish_rows(s.aug.data(), rows, dv, p.out.row(b, h, i0), p.out.stride[2], f.kind(), m, C > 1,
                         [&](int64_t t) { return p.key_end(b, i0 + t); },
                         [&](int64_t t) { return kern::row_name(b, h, i0 + t); });
     }
@@ -333,7 +333,7 @@ void implied_rows(const kern::FeatureMap& fm, const Problem& p, const Shape& D, 
     for (int64_t j = 0; j < e; ++j) sum += row[j];
     // As forward: no visible key gives zeros, NaN propagates, and a row whose sum lies below the
     // floor is an error (kern::check_denominator).
-    kern::check_denominator(f.kind(), sum, e, m, blocks, [&] { return kern::row_name(b, h, row_of(t)); });
+    kern::check_denominator(f.kind(), sum, e, m, blocks && chunk > 1, [&] { return kern::row_name(b, h, row_of(t)); });
     for (int64_t j = 0; j < e; ++j) row[j] = static_cast<float>(row[j] / sum);
   }
 }

@@ -124,7 +124,9 @@ float Features::key_logits(const float* x, int64_t ldx, int64_t rows, const floa
 }
 
 void Features::key_finish(float* phi, int64_t rows, float c) const {
-  if (kind_ == Kind::Favor) exp_shift(phi, rows * m_, c);
+  // c = -inf: every logit so far is -inf (keys whose ‖k‖² overflows float32): their features are 0,
+  // not exp(-inf + inf) = NaN, which would poison the state of every later row.
+  if (kind_ == Kind::Favor) exp_shift(phi, rows * m_, c == -INFINITY ? 0.0f : c);
 }
 
 }  // namespace attnkit::kern

@@ -11,17 +11,18 @@ namespace attnkit {
 
 namespace kern {
 void fail_underflow(Kind kind, const std::string& row, double den, double floor, bool chunked) {
-  const char* what = "float32 features or their products underflowed, and what was lost may exceed float32's "
-                     "resolution of the row; ";
+  const char* what = "float32 features or their products underflowed, and what was lost may exceed 1e-3 of the "
+                     "row; ";
   if (kind == Kind::Favor)
     detail::fail("performer: ", row, " sees keys, but the denominator Σ φ(q)·φ(k) of its weights is ", den, ", below ",
-                 floor, " (keys · features · FLT_MIN / FLT_EPSILON): ", what,
-                 "the feature logits W·x·√s − s‖x‖²/2 of the keys (or of the query) span more than float32's range "
-                 "(about 87 in natural log); expected inputs of smaller norm (scale q and k down)",
+                 floor, " (keys · features · FLT_MIN / 1e-3): ", what,
+                 "the feature logits W·x·√s − s‖x‖²/2 of the keys it sees lie far (tens of units in natural log) "
+                 "below the stabiliser, or the query's features are that small where the keys' are not; expected "
+                 "inputs of smaller norm (scale q and k down)",
                  chunked ? ", a smaller chunk (chunk=1: a row's key constant then comes only from keys it sees)" : "",
                  " or an exact backend");
   detail::fail("linear: ", row, " sees keys, but the denominator Σ φ(q)·φ(k) of its weights is ", den, ", below ", floor,
-               " (keys · features · FLT_MIN / FLT_EPSILON): ", what,
+               " (keys · features · FLT_MIN / 1e-3): ", what,
                "elu+1 features of large negative channels (elu(x) + 1 = e^x below 0) are that small; expected inputs of "
                "smaller magnitude or an exact backend");
 }
