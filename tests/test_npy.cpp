@@ -53,6 +53,9 @@ TEST_CASE("npy versions 2.0 and 3.0 and scalar shape", "[npy]") {
   CHECK(read_npy(tmp("v3")).i32.size() == 2);
   write_raw(tmp("v0"), 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }\n", data);
   CHECK(read_npy(tmp("v0")).f32.size() == 1);
+  // No trailing comma, other key order, double quotes, padding: all as numpy reads them.
+  write_raw(tmp("v2"), 1, "{\"shape\": (2,), 'fortran_order': False, 'descr': '<f4'}          \n", data);
+  CHECK(read_npy(tmp("v2")).shape == std::vector<int64_t>{2});
   for (auto n : {"v2", "v3", "v0"}) std::remove(tmp(n).c_str());
 }
 
@@ -71,6 +74,12 @@ TEST_CASE("malformed npy files give clear errors", "[npy]") {
       {"{'descr': '<f4', 'shape': (2, 2), }\n", data, 1, "fortran_order"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2}\n", data, 1, "unterminated tuple"},
       {"not a dict at all\n", data, 1, "not a dict"},
+      // numpy's reader refuses these too: other keys, a key twice, text after the dict
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'extra': 1, }\n", data, 1, "'extra' is unknown"},
+      {"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }\n", data, 1, "'descr' twice"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), } x\n", data, 1, "text after its dict"},
+      {"{'descr': '<f4' 'fortran_order': False, 'shape': (2, 2), }\n", data, 1, "malformed after entry 'descr'"},
+      {"{'note': \"'descr': '<f4'\", 'fortran_order': False, 'shape': (2, 2)}\n", data, 1, "'note' is unknown"},
       {ok, data, 4, "version 4"},
   };
   for (const Case& c : cases) {

@@ -18,7 +18,8 @@ struct NpyArray {
 };
 
 // Reads a .npy file. Throws attnkit::Error (naming the file and the problem) for a missing file,
-// a bad magic string or version, a malformed header, a dtype other than '<f4'/'<i4', Fortran
+// a bad magic string or version, a malformed header (as numpy's reader: a dict of exactly the keys
+// 'descr', 'fortran_order' and 'shape', then only padding), a dtype other than '<f4'/'<i4', Fortran
 // order, a negative or overflowing shape, more than max_bytes of data, or a truncated file.
 // Never allocates more than the file's actual size allows.
 NpyArray read_npy(const std::string& path, int64_t max_bytes = int64_t{1} << 34);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,30 +34,67 @@ std::ifstream open_file(const std::string& path) {
   return f;
 }
 
-// Finds the value text that follows 'key': in a Python dict literal header.
-std::string dict_value(const std::string& path, const std::string& h, const std::string& key) {
-  const std::string k1 = "'" + key + "'";
-  size_t p = h.find(k1);
-  if (p == std::string::npos) bad(path, "header has no " + k1 + " entry; expected a NumPy .npy header");
-  p = h.find(':', p + k1.size());
-  if (p == std::string::npos) bad(path, "header entry " + k1 + " has no ':'");
+// The header dict, parsed as numpy writes it and as numpy's reader accepts it: { 'key': value, ... }
+// with an optional trailing comma, then only spaces (the padding) and the final newline; values a
+// quoted string (its text), a tuple (the text inside the parentheses) or a bare word (True /
+// False). Exactly the keys 'descr', 'fortran_order' and 'shape', each once (numpy refuses others).
+std::map<std::string, std::string> parse_dict(const std::string& path, const std::string& h) {
+  size_t p = 0;
+  auto ws = [&] {
+    while (p < h.size() && (h[p] == ' ' || h[p] == '\t' || h[p] == '\n' || h[p] == '\r')) ++p;
+  };
+  ws();
+  if (p >= h.size() || h[p] != '{') bad(path, "header is not a dict literal; expected a NumPy .npy header");
   ++p;
-  while (p < h.size() && h[p] == ' ') ++p;
-  if (p >= h.size()) bad(path, "header entry " + k1 + " has no value");
-  size_t e;
-  if (h[p] == '\'') {
-    e = h.find('\'', p + 1);
-    if (e == std::string::npos) bad(path, "header entry " + k1 + " is an unterminated string");
-    return h.substr(p + 1, e - p - 1);
+  std::map<std::string, std::string> d;
+  for (;;) {
+    ws();
+    if (p < h.size() && h[p] == '}') break;
+    if (p >= h.size() || (h[p] != '\'' && h[p] != '"')) bad(path, "header dict is malformed at byte " + std::to_string(p) + "; expected a quoted key or '}'");
+    const char kq = h[p];
+    const size_t ke = h.find(kq, p + 1);
+    if (ke == std::string::npos) bad(path, "header key is an unterminated string");
+    const std::string key = h.substr(p + 1, ke - p - 1), k1 = "'" + key + "'";
+    p = ke + 1;
+    ws();
+    if (p >= h.size() || h[p] != ':') bad(path, "header entry " + k1 + " has no ':'");
+    ++p;
+    ws();
+    if (p >= h.size()) bad(path, "header entry " + k1 + " has no value");
+    std::string value;
+    if (h[p] == '\'' || h[p] == '"') {
+      const size_t e = h.find(h[p], p + 1);
+      if (e == std::string::npos) bad(path, "header entry " + k1 + " is an unterminated string");
+      value = h.substr(p + 1, e - p - 1);
+      p = e + 1;
+    } else if (h[p] == '(') {
+      const size_t e = h.find(')', p);
+      if (e == std::string::npos) bad(path, "header entry " + k1 + " is an unterminated tuple");
+      value = h.substr(p + 1, e - p - 1);
+      p = e + 1;
+    } else {
+      const size_t e = h.find_first_of(",} ", p);
+      if (e == std::string::npos) bad(path, "header entry " + k1 + " is unterminated");
+      value = h.substr(p, e - p);
+      p = e;
+    }
+    if (key != "descr" && key != "fortran_order" && key != "shape")
+      bad(path, "header entry " + k1 + " is unknown; expected exactly 'descr', 'fortran_order' and 'shape'");
+    if (!d.emplace(key, value).second) bad(path, "header has the entry " + k1 + " twice");
+    ws();
+    if (p < h.size() && h[p] == ',') {
+      ++p;
+      continue;
+    }
+    if (p < h.size() && h[p] == '}') break;
+    bad(path, "header dict is malformed after entry " + k1 + "; expected ',' or '}'");
   }
-  if (h[p] == '(') {
-    e = h.find(')', p);
-    if (e == std::string::npos) bad(path, "header entry " + k1 + " is an unterminated tuple");
-    return h.substr(p + 1, e - p - 1);
-  }
-  e = h.find_first_of(",}", p);
-  if (e == std::string::npos) bad(path, "header entry " + k1 + " is unterminated");
-  return h.substr(p, e - p);
+  ++p;  // the '}'
+  ws();
+  if (p != h.size()) bad(path, "header has text after its dict; expected only padding spaces and a newline");
+  for (const char* key : {"descr", "fortran_order", "shape"})
+    if (!d.count(key)) bad(path, std::string("header has no '") + key + "' entry; expected a NumPy .npy header");
+  return d;
 }
 
 std::vector<int64_t> parse_shape(const std::string& path, const std::string& t) {
@@ -134,11 +172,11 @@ NpyHeader parse_header(const unsigned char* p, int64_t size, int64_t file_size, 
   if (hlen > (1u << 20) || data_off > size)
     bad(path, "header length " + std::to_string(hlen) + " exceeds the file; expected a complete header");
   const std::string h(reinterpret_cast<const char*>(p + 8 + lenbytes), hlen);
-  if (h.find('{') == std::string::npos || h.find('}') == std::string::npos) bad(path, "header is not a dict literal");
-  const std::string descr = dict_value(path, h, "descr");
-  const std::string fortran = dict_value(path, h, "fortran_order");
+  const std::map<std::string, std::string> dict = parse_dict(path, h);
+  const std::string& descr = dict.at("descr");
+  const std::string& fortran = dict.at("fortran_order");
   NpyHeader a;
-  a.shape = parse_shape(path, dict_value(path, h, "shape"));
+  a.shape = parse_shape(path, dict.at("shape"));
   if (descr == "<f4") a.dtype = NpyArray::DType::Float32;
   else if (descr == "<i4") a.dtype = NpyArray::DType::Int32;
   else bad(path, "dtype '" + descr + "'; expected '<f4' (float32) or '<i4' (int32)");
