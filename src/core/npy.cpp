@@ -43,6 +43,14 @@ std::map<std::string, std::string> parse_dict(const std::string& path, const std
   auto ws = [&] {
     while (p < h.size() && (h[p] == ' ' || h[p] == '\t' || h[p] == '\n' || h[p] == '\r')) ++p;
   };
+  // The text of the quoted string at p (either quote), p then past its closing quote.
+  auto quoted = [&](const std::string& what) {
+    const size_t e = h.find(h[p], p + 1);
+    if (e == std::string::npos) bad(path, what + " is an unterminated string");
+    const std::string text = h.substr(p + 1, e - p - 1);
+    p = e + 1;
+    return text;
+  };
   ws();
   if (p >= h.size() || h[p] != '{') bad(path, "header is not a dict literal; expected a NumPy .npy header");
   ++p;
@@ -50,12 +58,9 @@ std::map<std::string, std::string> parse_dict(const std::string& path, const std
   for (;;) {
     ws();
     if (p < h.size() && h[p] == '}') break;
-    if (p >= h.size() || (h[p] != '\'' && h[p] != '"')) bad(path, "header dict is malformed at byte " + std::to_string(p) + "; expected a quoted key or '}'");
-    const char kq = h[p];
-    const size_t ke = h.find(kq, p + 1);
-    if (ke == std::string::npos) bad(path, "header key is an unterminated string");
-    const std::string key = h.substr(p + 1, ke - p - 1), k1 = "'" + key + "'";
-    p = ke + 1;
+    if (p >= h.size() || (h[p] != '\'' && h[p] != '"'))
+      bad(path, "header dict is malformed at byte " + std::to_string(p) + "; expected a quoted key or '}'");
+    const std::string key = quoted("header key"), k1 = "'" + key + "'";
     ws();
     if (p >= h.size() || h[p] != ':') bad(path, "header entry " + k1 + " has no ':'");
     ++p;
@@ -63,10 +68,7 @@ std::map<std::string, std::string> parse_dict(const std::string& path, const std
     if (p >= h.size()) bad(path, "header entry " + k1 + " has no value");
     std::string value;
     if (h[p] == '\'' || h[p] == '"') {
-      const size_t e = h.find(h[p], p + 1);
-      if (e == std::string::npos) bad(path, "header entry " + k1 + " is an unterminated string");
-      value = h.substr(p + 1, e - p - 1);
-      p = e + 1;
+      value = quoted("header entry " + k1);
     } else if (h[p] == '(') {
       const size_t e = h.find(')', p);
       if (e == std::string::npos) bad(path, "header entry " + k1 + " is an unterminated tuple");

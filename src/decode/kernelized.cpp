@@ -100,8 +100,8 @@ class KernelizedDecode final : public DecodeImpl {
   }
 
  private:
-  // An exception inside the parallel loops (out of memory, or a query whose keys' features all
-  // underflowed float32: KernelizedState::query) leaves some heads updated and others
+  // An exception inside the parallel loops (out of memory, or a query whose features underflowed
+  // float32 past the floor of KernelizedState::query) leaves some heads updated and others
   // not: the recurrent state is then lost for good, and every later call says so instead of
   // decoding from a state that mixes steps.
   void fail_if(const ParallelErrors& errors) {

@@ -1,4 +1,5 @@
-// KernelizedState: the recurrent (one token at a time) form of causal kernelized attention.
+// KernelizedState: the recurrent (one token at a time) form of causal kernelized attention; and the
+// underflow error every kernelized path throws (state_ops.hpp: check_denominator).
 #include <cmath>
 #include <string>
 
