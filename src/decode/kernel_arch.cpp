@@ -162,6 +162,10 @@ constexpr int64_t kCoarsePvKeys = 8;
 // and at 3 GCC spilled an accumulator every step (52 vs 42 ns per cache row at 2, in L1).
 template <class E>
 constexpr bool kWide = !std::is_same_v<E, int8_t>;
+// With 16-float vectors (AVX-512: 32 registers) QK takes 4 keys per step: 16 accumulators that one
+// haddp reduces (a 16-lane vector holds 16 sums), where 3 keys left 12 accumulators reduced one by
+// one (~8 instructions each, as many as the step's FMAs).
+constexpr int kQuadKeys = W == 16 ? 4 : 3;
 
 // Keeps x in a register. Without it GCC folds the load of a q vector into each FMA that uses it
 // (two loads instead of one), and the QK loop becomes load-bound on Zen 2's two load ports.
@@ -176,11 +180,49 @@ inline void in_reg(B& x) {
 }
 
 
-// out[0..n) = the horizontal sums of a[0..n): whole groups of W with one haddp, the rest one by one.
+#if defined(__AVX512F__)
+// The 16 horizontal sums of a[0..16), in order, in one vector: 45 shuffles and adds (16 separate
+// reductions: ~130). xsimd 8.1's haddp for avx512f returns its sums in the lane order
+// 0 1 4 5 2 3 6 7 8 9 12 13 10 11 14 15, so it is not used.
+// Int: the vectors hold int32 (the sums of int8 storage's QK, exact in any order).
+template <bool Int = false>
+inline __m512 hsum16(const __m512* a) {
+  const auto add = [](__m512 x, __m512 y) {
+    if constexpr (Int) return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(x), _mm512_castps_si512(y)));
+    else return _mm512_add_ps(x, y);
+  };
+  __m512 b[8], c[4];
+  for (int k = 0; k < 8; ++k) {  // per 128-bit lane: [x0+x2, y0+y2, x1+x3, y1+y3], x = a[2k], y = a[2k+1]
+    const __m512 x = a[2 * k], y = a[2 * k + 1];
+    b[k] = add(_mm512_unpacklo_ps(x, y), _mm512_unpackhi_ps(x, y));
+  }
+  for (int k = 0; k < 4; ++k)  // per 128-bit lane: the lane sums of a[4k .. 4k+3]
+    c[k] = add(_mm512_shuffle_ps(b[2 * k], b[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+               _mm512_shuffle_ps(b[2 * k], b[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 d0 = add(_mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                        _mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 d1 = add(_mm512_shuffle_f32x4(c[2], c[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                        _mm512_shuffle_f32x4(c[2], c[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  return add(_mm512_shuffle_f32x4(d0, d1, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(d0, d1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+inline __m512 hsum16(const B* a) {
+  __m512 x[16];
+  for (int i = 0; i < 16; ++i) x[i] = a[i];
+  return hsum16<false>(x);
+}
+#endif
+
+// out[0..n) = the horizontal sums of a[0..n): whole groups of W with one haddp (AVX-512: hsum16),
+// the rest one by one.
 template <int N>
 inline void reduce_sums(const B* a, float* out) {
   int i = 0;
+#if defined(__AVX512F__)
+  static_assert(W == 16);
+  for (; i + W <= N; i += W) _mm512_storeu_ps(out + i, hsum16(a + i));
+#else
   for (; i + W <= N; i += W) xsimd::haddp(a + i).store_unaligned(out + i);
+#endif
   for (; i < N; ++i) out[i] = xsimd::hadd(a[i]);
 }
 
@@ -351,6 +393,41 @@ inline void scores8(const __m256i t[4], const float* qs, const float* ks, float*
 }
 #endif
 
+#if defined(__AVX512BW__)
+// AVX-512BW, d a multiple of 32: the exact int32 sums Σ_c q16[r][c] · k_i[c] of the 4 rows and 4
+// keys k0, k0 + d, ..., lane 4r + i = row r, key i. Twice the channels per vpmaddwd of dot4i_vec
+// and 16 accumulators in the 32 registers.
+inline __m512i dot4i_zmm(const int16_t* q, int64_t d, const int8_t* k0, Prefetch& pf) {
+  __m512 a[16];
+  for (auto& x : a) x = _mm512_setzero_ps();
+  pf.step();
+  for (int64_t c = 0; c < d; c += 32) {
+    __m512i x[4];
+    for (int i = 0; i < 4; ++i) x[i] = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k0 + i * d + c)));
+    for (int r = 0; r < 4; ++r) {
+      const __m512i qr = _mm512_loadu_si512(q + r * d + c);
+      for (int i = 0; i < 4; ++i)
+        a[r * 4 + i] = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(a[r * 4 + i]), _mm512_madd_epi16(qr, x[i])));
+    }
+  }
+  return _mm512_castps_si512(hsum16<true>(a));
+}
+
+// srow[r * TK + j] = (float(sum_r,j) · qs[r]) · ks[j] for 16 keys j of the 4 rows, from the
+// dot4i_zmm sums of their 4 key quads: a 4 x 4 transpose of 128-bit (row, quad) cells.
+inline void scores16(const __m512i t[4], const float* qs, const float* ks, float* srow) {
+  const __m512i u0 = _mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(1, 0, 1, 0));  // t0 rows 0 1, t1 rows 0 1
+  const __m512i u1 = _mm512_shuffle_i32x4(t[0], t[1], _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512i u2 = _mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512i u3 = _mm512_shuffle_i32x4(t[2], t[3], _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512i row[4] = {_mm512_shuffle_i32x4(u0, u2, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_i32x4(u0, u2, _MM_SHUFFLE(3, 1, 3, 1)),
+                          _mm512_shuffle_i32x4(u1, u3, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_i32x4(u1, u3, _MM_SHUFFLE(3, 1, 3, 1))};
+  const __m512 kv = _mm512_loadu_ps(ks);
+  for (int r = 0; r < 4; ++r)
+    _mm512_storeu_ps(srow + r * TK, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(row[r]), _mm512_set1_ps(qs[r])), kv));
+}
+#endif
+
 // out[r * K + i] = float(Σ_c q16[r][c] · k_i[c]) (exact int32 sum) for the 4 rows and K <= 2 keys.
 template <int K>
 inline void dot4i(const int16_t* q, int64_t d, const int8_t* k0, float* out, Prefetch& pf) {
@@ -506,10 +583,83 @@ inline void pv8_step(const int8_t* const a[8], const uint8_t* wb, __m256i& o0, _
 }
 #endif
 
+#if defined(__AVX512BW__)
+// pv8_step in 512-bit registers: 8 cache rows x 32 channels. Four rows' 32 bytes are interleaved in
+// each 128-bit lane as in ATTNKIT_PV8_QUAD (32-bit lane: one channel of the 4 rows), which leaves
+// the channels of the two vectors of a quad in the order [0-3, 16-19, 8-11, 24-27] and
+// [4-7, 20-23, 12-15, 28-31]; pv4u puts them in order once per tile (kPvLoIdx, kPvHiIdx). Half the
+// shuffles and multiplying instructions per channel of the 256-bit step, and 32 registers: written
+// with intrinsics, GCC keeps the 8 accumulators and the 4 interleaved vectors in registers.
+inline void quad_zmm(const int8_t* p0, const int8_t* p1, const int8_t* p2, const int8_t* p3, __m512i& x0, __m512i& x1) {
+  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0));
+  const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1));
+  const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p2));
+  const __m256i d = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p3));
+  const __m256i ab_lo = _mm256_unpacklo_epi8(a, b), ab_hi = _mm256_unpackhi_epi8(a, b);
+  const __m256i cd_lo = _mm256_unpacklo_epi8(c, d), cd_hi = _mm256_unpackhi_epi8(c, d);
+  x0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_unpacklo_epi16(ab_lo, cd_lo)), _mm256_unpacklo_epi16(ab_hi, cd_hi), 1);
+  x1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_unpackhi_epi16(ab_lo, cd_lo)), _mm256_unpackhi_epi16(ab_hi, cd_hi), 1);
+}
+
+// o[2r], o[2r + 1] += the int32 sums over the 8 rows a[0..7] (32 channels each, quad_zmm's order)
+// of w8[r * TK + i] · a[i] for the 4 query rows r.
+inline void pv8_step_zmm(const int8_t* const a[8], const uint8_t* wb, __m512i o[8]) {
+  __m512i x0, x1, y0, y1;
+  quad_zmm(a[0], a[1], a[2], a[3], x0, x1);
+  quad_zmm(a[4], a[5], a[6], a[7], y0, y1);
+  const __m512i ones = _mm512_set1_epi16(1);
+  for (int r = 0; r < 4; ++r) {
+    int32_t w0, w1;
+    std::memcpy(&w0, wb + r * TK, 4);
+    std::memcpy(&w1, wb + r * TK + 4, 4);
+    const __m512i b0 = _mm512_set1_epi32(w0), b1 = _mm512_set1_epi32(w1);
+    // 4 products of |w| <= 258 (rows j..j+3 sum to <= 258) times |v| <= 127 per int16: no overflow
+    const __m512i lo = _mm512_add_epi16(_mm512_maddubs_epi16(b0, x0), _mm512_maddubs_epi16(b1, y0));
+    const __m512i hi = _mm512_add_epi16(_mm512_maddubs_epi16(b0, x1), _mm512_maddubs_epi16(b1, y1));
+    o[2 * r] = _mm512_add_epi32(o[2 * r], _mm512_madd_epi16(lo, ones));
+    o[2 * r + 1] = _mm512_add_epi32(o[2 * r + 1], _mm512_madd_epi16(hi, ones));
+  }
+}
+#endif
+
 // acc rows 0..3 (stride dv) += float(Σ_j w8[r][j] · v_j) · ws[r] for j < nk (w8 row stride TK,
 // quantize_u8's weights: 0 from nk to the next multiple of 8).
 inline void pv4u(const uint8_t* w8, const float* ws, const int8_t* vp, int64_t nk, int64_t dv, float* acc, Prefetch& pf) {
   int64_t c = 0;
+#if defined(__AVX512BW__)
+  {
+    int since_step = 0;
+    const int64_t nk8 = (nk + 7) / 8 * 8;
+    // lanes of (x0 sums, x1 sums) holding channels 0-15 and 16-31 (see quad_zmm)
+    const __m512i lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    const __m512i hi_idx = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    for (; c + 32 <= dv; c += 32) {
+      __m512i o[8];
+      for (auto& x : o) x = _mm512_setzero_si512();
+      for (int64_t j = 0; j < nk8; j += 8) {
+        const int8_t* a[8];
+        const int8_t* r0 = vp + j * dv + c;
+        if (j + 8 <= nk) {
+          for (int i = 0; i < 8; ++i) a[i] = r0 + i * dv;
+        } else {  // past nk: row nk - 1 again (in the block; its weight there is 0)
+          for (int i = 0; i < 8; ++i) a[i] = vp + (j + i < nk ? j + i : nk - 1) * dv + c;
+        }
+        pv8_step_zmm(a, w8 + j, o);
+        if (++since_step == 2) {  // a step does twice the 256-bit step's work (kPvStepsPerPacing)
+          since_step = 0;
+          pf.step();
+        }
+      }
+      for (int r = 0; r < 4; ++r) {
+        const __m512 f = _mm512_set1_ps(ws[r]);
+        const __m512 s0 = _mm512_cvtepi32_ps(o[2 * r]), s1 = _mm512_cvtepi32_ps(o[2 * r + 1]);
+        float* ar = acc + r * dv + c;
+        _mm512_storeu_ps(ar, _mm512_fmadd_ps(_mm512_permutex2var_ps(s0, lo_idx, s1), f, _mm512_loadu_ps(ar)));
+        _mm512_storeu_ps(ar + 16, _mm512_fmadd_ps(_mm512_permutex2var_ps(s0, hi_idx, s1), f, _mm512_loadu_ps(ar + 16)));
+      }
+    }
+  }
+#endif
 #if defined(__AVX2__) && defined(__GNUC__)
   int since_step = 0;
   const int64_t nk8 = (nk + 7) / 8 * 8;
@@ -618,13 +768,21 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
 #else
     const bool ks_applied = false;
 #endif
-    float dots[12];
+    float dots[16];
     if (use_int) {  // int8, integer dot products
       for (int64_t rb = 0; rb < rows; rb += 4) {
         const int16_t* q = R.q16 + rb * d;
         float* srow = s + rb * TK;
         const float* qs = R.q16_scale + rb;
         int64_t j = 0;
+#if defined(__AVX512BW__)
+        if (ks_applied && d % 32 == 0)  // nk is a whole number of vectors, so of 16 keys
+          for (; j + 16 <= nk; j += 16) {
+            __m512i t[4];
+            for (int p = 0; p < 4; ++p) t[p] = dot4i_zmm(q, d, reinterpret_cast<const int8_t*>(kp + (j + 4 * p) * d), pf);
+            scores16(t, qs, blk.ks + j0 + j, srow + j);
+          }
+#endif
 #if defined(__AVX2__)
         if (ks_applied)  // nk is a whole number of vectors, so of 8 keys
           for (; j + 8 <= nk; j += 8) {
@@ -648,14 +806,15 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
         const float* q = R.q + rb * d;
         float* srow = s + rb * TK;
         int64_t j = 0;
-        // Triples, then pairs (a remainder of one key would run the latency-bound single-key loop:
-        // 16 keys = 4 triples + 2 pairs).
-        const int64_t n3 = kWide<E> ? nk / 3 - (nk % 3 == 1 && nk >= 4 ? 1 : 0) : 0;
+        // Steps of kQuadKeys keys, then pairs (a remainder of one key would run the latency-bound
+        // single-key loop: 16 keys = 4 triples + 2 pairs, or 4 quads).
+        constexpr int KQ = kQuadKeys;
+        const int64_t n3 = kWide<E> ? nk / KQ - (nk % KQ == 1 && nk > KQ ? 1 : 0) : 0;
         if constexpr (kWide<E>)
-          for (; j < 3 * n3; j += 3) {
-            dot4<3>(q, d, kp + j * d, dots, pf);
+          for (; j < KQ * n3; j += KQ) {
+            dot4<KQ>(q, d, kp + j * d, dots, pf);
             for (int r = 0; r < 4; ++r)
-              for (int i = 0; i < 3; ++i) srow[r * TK + j + i] = dots[r * 3 + i];
+              for (int i = 0; i < KQ; ++i) srow[r * TK + j + i] = dots[r * KQ + i];
           }
         for (; j + 2 <= nk; j += 2) {
           dot4<2>(q, d, kp + j * d, dots, pf);
