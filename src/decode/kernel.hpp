@@ -57,12 +57,11 @@ constexpr int64_t kBoundLanes = 16;  // pages per block of the page-bound layout
 
 // Floats of scratch one attend_block call needs.
 inline int64_t scratch_floats(int64_t rows, int64_t d, int64_t d_v) {
-  (void)d;
   (void)d_v;
   // the tile's scores / probabilities; int8: their u8 weights (kTileKeys bytes per row), then per
-  // row one scale
+  // row one scale; bf16 on 16-float vectors: the rows of q in even / odd channel order (rows x d)
   static_assert(kTileKeys % 8 == 0, "int8 PV: the u8 weights of a tile are whole groups of 8");
-  return rows * kTileKeys + rows * (kTileKeys / 4) + rows + 64;
+  return rows * kTileKeys + rows * (kTileKeys / 4) + rows + rows * d + 64;
 }
 
 struct Kernels {

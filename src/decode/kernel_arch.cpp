@@ -279,11 +279,96 @@ inline void pv_cols(const float* p, const E* vp, int64_t nk, int64_t dv, float* 
     for (int i = 0; i < NV; ++i) o[r * NV + i].store_unaligned(acc + r * dv + c + i * W);
 }
 
+// ---- bf16 storage on 16-float vectors (AVX-512): even / odd channels ----
+// A 64-byte load holds 32 bf16 channels; shifting each 32-bit lane left by 16 gives the even
+// channels as floats, masking off its low half the odd ones: 2 instructions per 32 channels where
+// widening (vpmovzxwd + vpslld per 16) takes 4, on the ports the FMAs use. QK multiplies them by q
+// in the same order (eo_q: per 32 channels, the 16 even then the 16 odd); PV accumulates even and
+// odd channels apart and interleaves them once per tile.
+#if defined(__AVX512F__)
+constexpr bool kEvenOdd = true;
+inline void eo_split(const uint16_t* p, __m512& even, __m512& odd) {
+  const __m512i x = _mm512_loadu_si512(p);
+  even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+  odd = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
+// qeo[r * d + c + i] = q[r * d + c + 2i], qeo[r * d + c + 16 + i] = q[r * d + c + 2i + 1] for each
+// 32 channels c (d a multiple of 32).
+inline void eo_q(const float* q, int64_t rows, int64_t d, float* qeo) {
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < d; c += 32) {
+      const __m512 a = _mm512_loadu_ps(q + r * d + c), b = _mm512_loadu_ps(q + r * d + c + 16);
+      _mm512_storeu_ps(qeo + r * d + c, _mm512_permutex2var_ps(a, ie, b));
+      _mm512_storeu_ps(qeo + r * d + c + 16, _mm512_permutex2var_ps(a, io, b));
+    }
+}
+
+// out[r * 4 + i] = q_r · k_i for the 4 rows of qeo (eo_q's order, row stride d) and 4 bf16 keys.
+inline void dot4_eo(const float* qeo, int64_t d, const uint16_t* k0, float* out, Prefetch& pf) {
+  B a[16];
+  for (auto& x : a) x = B(0.0f);
+  pf.step();
+  for (int64_t c = 0; c < d; c += 32) {
+    __m512 e[4], o[4];
+    for (int i = 0; i < 4; ++i) eo_split(k0 + i * d + c, e[i], o[i]);
+    for (int r = 0; r < 4; ++r) {
+      B qe = B::load_unaligned(qeo + r * d + c), qo = B::load_unaligned(qeo + r * d + c + 16);
+      in_reg(qe);
+      in_reg(qo);
+      for (int i = 0; i < 4; ++i) a[r * 4 + i] = xsimd::fma(qo, B(o[i]), xsimd::fma(qe, B(e[i]), a[r * 4 + i]));
+    }
+  }
+  reduce_sums<16>(a, out);
+}
+
+// acc rows 0..3 (stride dv), columns [c, c + 64) += Σ_j p[r*TK + j] · v_j[c..] for j < nk (bf16).
+inline void pv_cols_eo(const float* p, const uint16_t* vp, int64_t nk, int64_t dv, float* acc, int64_t c, Prefetch& pf) {
+  __m512 o[16];  // row r: even 0-31, odd 0-31, even 32-63, odd 32-63
+  for (auto& x : o) x = _mm512_setzero_ps();
+  for (int64_t j = 0; j < nk; ++j) {
+    if (j % kCoarsePvKeys == 0) pf.step();
+    __m512 v[4];
+    eo_split(vp + j * dv + c, v[0], v[1]);
+    eo_split(vp + j * dv + c + 32, v[2], v[3]);
+    for (int r = 0; r < 4; ++r) {
+      const __m512 pr = _mm512_set1_ps(p[r * TK + j]);
+      for (int i = 0; i < 4; ++i) o[r * 4 + i] = _mm512_fmadd_ps(pr, v[i], o[r * 4 + i]);
+    }
+  }
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int r = 0; r < 4; ++r)
+    for (int h = 0; h < 2; ++h) {
+      float* ar = acc + r * dv + c + 32 * h;
+      const __m512 e = o[r * 4 + 2 * h], od = o[r * 4 + 2 * h + 1];
+      _mm512_storeu_ps(ar, _mm512_add_ps(_mm512_loadu_ps(ar), _mm512_permutex2var_ps(e, lo, od)));
+      _mm512_storeu_ps(ar + 16, _mm512_add_ps(_mm512_loadu_ps(ar + 16), _mm512_permutex2var_ps(e, hi, od)));
+    }
+}
+#else
+constexpr bool kEvenOdd = false;
+#endif
+
 // acc rows 0..3 (stride dv) += Σ_j p[r*TK + j] · v_j for j < nk.
 template <class E>
 inline void pv4(const float* p, const E* vp, int64_t nk, int64_t dv, float* acc, Prefetch& pf) {
   int64_t c = 0;
-  if constexpr (kWide<E>) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<E, uint16_t>)
+    for (; c + 64 <= dv; c += 64) pv_cols_eo(p, vp, nk, dv, acc, c, pf);
+#endif
+  if constexpr (kWide<E> && W == 16) {
+    // 32 registers: groups of 4 vectors (16 accumulators; d_v = 128 = 2 x 4), each pass over the
+    // keys broadcasting the 4 rows' probabilities once
+    for (; c + 4 * W <= dv; c += 4 * W) pv_cols<4>(p, vp, nk, dv, acc, c, pf);
+    if (c + 3 * W <= dv) {
+      pv_cols<3>(p, vp, nk, dv, acc, c, pf);
+      c += 3 * W;
+    }
+  } else if constexpr (kWide<E>) {
     // Groups of 3 vectors, then of 2: a last single vector (4 accumulators) would be bound by the
     // FMA latency (d_v = 128 = 16 vectors: 4 x 3 + 2 x 2, not 5 x 3 + 1).
     const int64_t nv = dv / W;
@@ -714,6 +799,13 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
   constexpr bool int8 = std::is_same_v<E, int8_t>;
   const bool use_int = int8 && R.q16;  // the integer kernel (int8, d <= kInt16MaxD)
   const int64_t kbytes = d * int64_t(sizeof(E)), vbytes = dv * int64_t(sizeof(E));
+  // bf16 on 16-float vectors: q in even / odd channel order (dot4_eo), in the scratch after the
+  // int8 part, at a whole vector (a load split across two cache lines costs two)
+  [[maybe_unused]] const bool use_eo = kEvenOdd && std::is_same_v<E, uint16_t> && d % 32 == 0;
+  [[maybe_unused]] float* qeo = s + (rows * TK + rows * (TK / 4) + rows + 15) / 16 * 16;
+#if defined(__AVX512F__)
+  if (use_eo) eo_q(R.q, rows, d, qeo);
+#endif
   // The first tiles: nobody requested them yet.
   Prefetch pf(!int8);
   // A block of several tiles requests, during its last tile, the next block's first tile (one tile
@@ -812,9 +904,21 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
         const int64_t n3 = kWide<E> ? nk / KQ - (nk % KQ == 1 && nk > KQ ? 1 : 0) : 0;
         if constexpr (kWide<E>)
           for (; j < KQ * n3; j += KQ) {
+#if defined(__AVX512F__)
+            if constexpr (std::is_same_v<E, uint16_t>) {
+              if (use_eo)
+                dot4_eo(qeo + rb * d, d, kp + j * d, dots, pf);
+              else
+                dot4<KQ>(q, d, kp + j * d, dots, pf);
+            } else {
+              dot4<KQ>(q, d, kp + j * d, dots, pf);
+            }
+#else
             dot4<KQ>(q, d, kp + j * d, dots, pf);
-            for (int r = 0; r < 4; ++r)
-              for (int i = 0; i < KQ; ++i) srow[r * TK + j + i] = dots[r * KQ + i];
+#endif
+            // whole rows of KQ floats (one vector copy each): element by element, GCC extracted
+            // each of the 16 sums from the register with its own shuffle
+            for (int r = 0; r < 4; ++r) std::memcpy(srow + r * TK + j, dots + r * KQ, KQ * sizeof(float));
           }
         for (; j + 2 <= nk; j += 2) {
           dot4<2>(q, d, kp + j * d, dots, pf);
