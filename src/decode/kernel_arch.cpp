@@ -549,6 +549,18 @@ inline float quantize_u8(const float* w, int64_t nk, uint8_t* w8) {
   const int64_t nk8 = (nk + 7) / 8 * 8;
   float G = 0;
   int64_t j = 0;
+#if defined(__AVX512F__)
+  {  // two groups per vector, the same additions per lane as below
+    __m512 gz = _mm512_setzero_ps();
+    for (; j + 16 <= nk; j += 16) {
+      const __m512 x = _mm512_loadu_ps(w + j);
+      const __m512 t = _mm512_add_ps(x, _mm512_shuffle_f32x4(x, x, _MM_SHUFFLE(2, 3, 0, 1)));
+      const __m512 u = _mm512_add_ps(t, _mm512_permute_ps(t, _MM_SHUFFLE(2, 3, 0, 1)));
+      gz = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, gz, _CMP_GT_OQ), gz, u);
+    }
+    G = _mm512_reduce_max_ps(gz);  // no NaN (the blend lets none win), all >= 0
+  }
+#endif
 #if defined(__AVX2__)
   __m256 gv = _mm256_setzero_ps();
   for (; j + 8 <= nk; j += 8) {
@@ -557,7 +569,8 @@ inline float quantize_u8(const float* w, int64_t nk, uint8_t* w8) {
     const __m256 u = _mm256_add_ps(t, _mm256_permute_ps(t, _MM_SHUFFLE(2, 3, 0, 1)));  // lane 0, 2: the sums
     gv = _mm256_blendv_ps(gv, u, _mm256_cmp_ps(u, gv, _CMP_GT_OQ));
   }
-  G = simd::ATTNKIT_SIMD_NS::hmax_m256(gv);  // gv holds no NaN (the blend lets none win)
+  const float g8 = simd::ATTNKIT_SIMD_NS::hmax_m256(gv);  // gv holds no NaN (the blend lets none win)
+  G = g8 > G ? g8 : G;
 #endif
   for (; j < nk8; j += 8) {
     float x[8];
@@ -572,6 +585,16 @@ inline float quantize_u8(const float* w, int64_t nk, uint8_t* w8) {
   }
   const float inv = 256.0f / G;
   j = 0;
+#if defined(__AVX512F__)
+  {
+    const __m512 iv = _mm512_set1_ps(inv), top = _mm512_set1_ps(255.0f);
+    for (; j + 16 <= nk; j += 16) {
+      // as below; values in [0, 255], so the unsigned saturating narrowing is exact
+      const __m512i x = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(_mm512_loadu_ps(w + j), iv), top));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(w8 + j), _mm512_cvtusepi32_epi8(x));
+    }
+  }
+#endif
 #if defined(__AVX2__)
   // _mm256_cvtps_epi32 rounds in the current (default: nearest-even) mode, like std::nearbyint;
   // _mm256_min_ps(x, 255) gives 255 for a NaN x, like the scalar loop.
