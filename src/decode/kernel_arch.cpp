@@ -737,6 +737,16 @@ inline void pv8_step_zmm(const int8_t* const a[8], const uint8_t* wb, __m512i o[
 }
 #endif
 
+// a[i] = channel c of value row j + i (i < 8); past nk, row nk - 1 again (in the block; its
+// weight there is 0).
+inline void value_rows(const int8_t* vp, int64_t j, int64_t nk, int64_t dv, int64_t c, const int8_t* a[8]) {
+  if (j + 8 <= nk) {
+    for (int i = 0; i < 8; ++i) a[i] = vp + (j + i) * dv + c;
+  } else {
+    for (int i = 0; i < 8; ++i) a[i] = vp + (j + i < nk ? j + i : nk - 1) * dv + c;
+  }
+}
+
 // acc rows 0..3 (stride dv) += float(Σ_j w8[r][j] · v_j) · ws[r] for j < nk (w8 row stride TK,
 // quantize_u8's weights: 0 from nk to the next multiple of 8).
 inline void pv4u(const uint8_t* w8, const float* ws, const int8_t* vp, int64_t nk, int64_t dv, float* acc, Prefetch& pf) {
@@ -753,12 +763,7 @@ inline void pv4u(const uint8_t* w8, const float* ws, const int8_t* vp, int64_t n
       for (auto& x : o) x = _mm512_setzero_si512();
       for (int64_t j = 0; j < nk8; j += 8) {
         const int8_t* a[8];
-        const int8_t* r0 = vp + j * dv + c;
-        if (j + 8 <= nk) {
-          for (int i = 0; i < 8; ++i) a[i] = r0 + i * dv;
-        } else {  // past nk: row nk - 1 again (in the block; its weight there is 0)
-          for (int i = 0; i < 8; ++i) a[i] = vp + (j + i < nk ? j + i : nk - 1) * dv + c;
-        }
+        value_rows(vp, j, nk, dv, c, a);
         pv8_step_zmm(a, w8 + j, o);
         if (++since_step == 2) {  // a step does twice the 256-bit step's work (kPvStepsPerPacing)
           since_step = 0;
@@ -783,12 +788,7 @@ inline void pv4u(const uint8_t* w8, const float* ws, const int8_t* vp, int64_t n
     // Prefetch pacing continues here, a step per kPvStepsPerPacing pv8_steps (see there).
     for (int64_t j = 0; j < nk8; j += 8) {
       const int8_t* a[8];
-      const int8_t* r0 = vp + j * dv + c;
-      if (j + 8 <= nk) {
-        for (int i = 0; i < 8; ++i) a[i] = r0 + i * dv;
-      } else {  // past nk: row nk - 1 again (in the block; its weight there is 0)
-        for (int i = 0; i < 8; ++i) a[i] = vp + (j + i < nk ? j + i : nk - 1) * dv + c;
-      }
+      value_rows(vp, j, nk, dv, c, a);
       pv8_step(a, w8 + j, o0, o1, o2, o3, o4, o5, o6, o7);
       if (++since_step == kPvStepsPerPacing) {
         since_step = 0;
