@@ -928,10 +928,11 @@ void attend_tiles(const Rows& R, const Block& blk, float* m, float* l, float* ac
         const float* q = R.q + rb * d;
         float* srow = s + rb * TK;
         int64_t j = 0;
-        // Steps of kQuadKeys keys, then pairs (a remainder of one key would run the latency-bound
-        // single-key loop: 16 keys = 4 triples + 2 pairs, or 4 quads).
+        // Steps of kQuadKeys keys, then pairs. Triples leave a remainder of one key as 2 pairs
+        // instead (16 keys = 4 triples + 2 pairs: the single-key loop is latency-bound); with
+        // quads that would cost a quad and still leave the single key.
         constexpr int KQ = kQuadKeys;
-        const int64_t n3 = kWide<E> ? nk / KQ - (nk % KQ == 1 && nk > KQ ? 1 : 0) : 0;
+        const int64_t n3 = kWide<E> ? nk / KQ - (KQ == 3 && nk % KQ == 1 && nk > KQ ? 1 : 0) : 0;
         if constexpr (kWide<E>)
           for (; j < KQ * n3; j += KQ) {
 #if defined(__AVX512F__)
