@@ -10,8 +10,9 @@
 namespace attnkit::test {
 
 // True in the AddressSanitizer build of the test command's second stage. A few full-length
-// trained-input cases (n = 2048, O(n²) fp64 oracles) run only in the release stage: under the
-// sanitizer they take minutes and check no memory access that the smaller cases do not.
+// trained-input cases (n = 2048, O(n²) fp64 oracles) and repeats of a case on other values (more
+// input families, more layers) run only in the release stage: under the sanitizer they take
+// minutes and check no memory access that the cases kept there do not.
 inline constexpr bool sanitized() {
 #if defined(__SANITIZE_ADDRESS__)
   return true;

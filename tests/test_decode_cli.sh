@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # attnkit decode: decoding the last S positions of files equals `attnkit run --causal` on the whole
 # sequence (B=2, H=8, G=2, several N and S, every storage within its bound, every backend); the
-# generated mode's JSON fields; bad input exits 2 with one clear line.
+# generated mode's JSON fields; bad input exits 2 with one clear line. Runs that check outputs use a
+# 2 MiB read probe (--probe-mib 2); "generated" runs the default one (16x the last-level cache).
 cli="$1"
 . "$(dirname "$0")/cli_checks.sh"
 
@@ -25,12 +26,12 @@ for n in 40 1100; do
     expect_ok "run $run_spec n=$n" "$cli" run --backend "$run_spec" --causal --q a_q.npy --k b_k.npy --v b_v.npy --out ref.npy
     s=7; [ $n -gt 100 ] && s=3  # several S: 7 of 40, 3 of 1100
     for s in $s; do
-      expect_ok "decode $spec n=$n s=$s" "$cli" decode --backend "$spec" --steps $s --q a_q.npy --k b_k.npy --v b_v.npy --out o.npy
+      expect_ok "decode $spec n=$n s=$s" "$cli" decode --probe-mib 2 --backend "$spec" --steps $s --q a_q.npy --k b_k.npy --v b_v.npy --out o.npy
       if compare ref.npy o.npy $s 1e-5; then ok; else bad "decode $spec n=$n s=$s differs from run --causal"; fi
     done
   done
   for st in bf16 int8; do
-    expect_ok "decode exact $st" "$cli" decode --backend exact --storage $st --steps 3 --q a_q.npy --k b_k.npy --v b_v.npy --out o.npy --check --json
+    expect_ok "decode exact $st" "$cli" decode --probe-mib 2 --backend exact --storage $st --steps 3 --q a_q.npy --k b_k.npy --v b_v.npy --out o.npy --check --json
     if /usr/bin/python3 -c "
 import json; r = json.load(open('out.txt'))
 assert r['storage'] == '$st' and r['rel_fro'] <= ({'bf16': 1e-2, 'int8': 3e-2}['$st']), r"; then ok; else bad "$st error $(cat out.txt)"; fi
@@ -44,13 +45,13 @@ for k in ('backend', 'storage', 'cache', 'ms_per_token', 'cache_gbps', 'read_gbp
 assert r['backend'] == 'exact' and r['storage'] == 'f32' and r['cache'] == 3000 and r['threads'] == 2, r
 assert r['ms_per_token'] > 0 and r['read_gbps'] > 0 and abs(r['ratio_read'] - r['cache_gbps'] / r['read_gbps']) < 1e-3 * r['ratio_read'], r
 assert r['rel_fro'] <= 1e-5, r"; then ok; else bad "generated json $(cat out.txt)"; fi
-expect_ok "generated text" "$cli" decode --backend pages:page=16,keep=512 --storage int8 --cache 2000 --heads 4 --kv-heads 2 --d 32 --steps 2
+expect_ok "generated text" "$cli" decode --probe-mib 2 --backend pages:page=16,keep=512 --storage int8 --cache 2000 --heads 4 --kv-heads 2 --d 32 --steps 2
 grep -q "ms per token" out.txt && grep -q "read bandwidth" out.txt && ok || bad "text output $(cat out.txt)"
 
 # --json stays valid JSON when the spec holds '"' or '\' (performer's projection= is a file name).
 if "$cli" list | grep -q "^performer$"; then
   /usr/bin/python3 -c "import numpy as np; np.save('p\"r\\\\oj.npy', np.random.default_rng(0).normal(size=(16, 16)).astype(np.float32))"
-  expect_ok "decode --json quoted spec" "$cli" decode --backend 'performer:features=16,projection=p"r\oj.npy' --cache 20 \
+  expect_ok "decode --json quoted spec" "$cli" decode --probe-mib 2 --backend 'performer:features=16,projection=p"r\oj.npy' --cache 20 \
     --heads 2 --kv-heads 1 --d 16 --steps 2 --json
   /usr/bin/python3 -c "import json; r = json.load(open('out.txt')); assert 'projection=p\"r\\\\oj.npy' in r['backend'], r" \
     && ok || bad "decode --json with a quoted spec: $(cat out.txt)"
@@ -58,6 +59,7 @@ fi
 
 "$cli" gen --n 1100 --d 16 --heads 3 --batch 2 --seed 1 --prefix h3 >/dev/null
 expect_2 "H not multiple of G" "attnkit decode: --q/--k: q has 3 heads, not a multiple" "$cli" decode --backend exact --steps 2 --q h3_q.npy --k b_k.npy --v b_v.npy
+expect_2 "negative probe size" "--probe-mib" "$cli" decode --backend exact --steps 1 --cache 10 --probe-mib -1
 expect_2 "no steps" "--steps is required" "$cli" decode --backend exact --cache 10
 # a bad ATTNKIT_SIMD: a clear error from every decode backend (performer/linear's first kernel call
 # is inside a parallel region, where an exception aborted the process)

@@ -163,6 +163,7 @@ TEST_CASE("precision=fp32 is bit-identical to no precision parameter", "[precisi
 TEST_CASE("bf16 / int8 error vs fp64: gaussian and peaky, H = 8, d = 64 and 128, causal and not", "[precision][path]") {
   for (InputFamily fam : {InputFamily::Gaussian, InputFamily::Peaky})
     for (int64_t dim : {64, 128}) {
+      if (test::sanitized() && fam != InputFamily::Gaussian) continue;  // the same code on other values
       const Inputs in = generate(fam, 1, 8, 256, dim, 17 + static_cast<uint64_t>(dim));
       Tensor out(1, 8, 256, dim);
       for (bool causal : {false, true}) {
@@ -226,6 +227,7 @@ TEST_CASE("bf16 / int8 error vs fp64 on trained attention (w0, layers 1-3)", "[p
     return t;
   };
   for (int layer : {1, 2, 3}) {
+    if (test::sanitized() && layer != 1) continue;  // the same code on other values
     const std::string pre = "w0_layer" + std::to_string(layer) + "_";
     // one full-length case, the others on a prefix (all on a prefix in the sanitizer stage)
     const int64_t n = layer == 2 && !test::sanitized() ? 2048 : 512;

@@ -32,7 +32,10 @@ PY
 expect_ok "gen" "$cli" gen --n 1001 --d 64 --heads 4 --seed 11 --prefix g
 expect_ok "exact" "$cli" run --backend exact --q g_q.npy --k g_k.npy --v g_v.npy --out ref.npy --threads 1
 expect_ok "exact causal" "$cli" run --backend exact --q g_q.npy --k g_k.npy --v g_v.npy --out ref_c.npy --threads 1 --causal
-for P in 2 3 4; do
+# Under the sanitizers (ATTNKIT_TEST_SANITIZED, ~7 s per mpirun) P = 3 only: the release stage runs all.
+ranks="2 3 4"
+[ -n "${ATTNKIT_TEST_SANITIZED:-}" ] && ranks=3
+for P in $ranks; do
   for layout in contiguous zigzag; do
     for causal in "" --causal; do
       what="P=$P $layout ${causal:-full}"
@@ -104,7 +107,9 @@ every_rank_fails() {
   done
   grep -qF -- "$msg" err.txt && ok || bad "$what: stderr lacks '$msg': $(cat err.txt)"
   [ ! -e o.npy ] && ok || bad "$what: left an output file behind"
-  # Passing the ranks' status on, mpirun itself fails.
+  # Passing the ranks' status on, mpirun itself fails (mpirun's behaviour, not attnkit's code: not
+  # repeated under the sanitizers).
+  [ -n "${ATTNKIT_TEST_SANITIZED:-}" ] && return
   timeout 120 "${mpi[@]}" -np "$P" "${envs[@]}" ./rank.sh "$cli" ring "$@" >out.txt 2>err.txt
   rc=$?
   [ $rc -ne 0 ] && [ $rc -ne 124 ] && ok || bad "$what: mpirun exit $rc, expected non-zero (124: hang)"

@@ -94,13 +94,17 @@ Tensor reference(const Source& src, float scale) {
 
 int cmd_decode(const std::vector<std::string>& argv) {
   Args args(argv, {"--backend", "--steps", "--storage", "--threads", "--out", "--cache", "--heads", "--kv-heads", "--d",
-                   "--batch", "--q", "--k", "--v", "--key-lengths"},
+                   "--batch", "--q", "--k", "--v", "--key-lengths", "--probe-mib"},
             {"--json", "--check"});
   const std::string spec = args.str("--backend");
   const int64_t steps = args.integer("--steps", -1, 1, int64_t{1} << 30);
   if (steps < 0) detail::fail("--steps is required; expected --steps S (decoded positions, >= 1)");
   const KvStorage storage = parse_kv_storage(args.str("--storage", "f32"));
   const int64_t threads = args.integer("--threads", 0, 0, kMaxThreads);
+  // The probe's size: 0 = 16x the last-level cache, >= 256 MiB (ReadProbe). A smaller probe no
+  // longer measures the memory's bandwidth (nor evicts the cache); tests that check outputs, not
+  // speed, use one to save the passes' time.
+  const int64_t probe_mib = args.integer("--probe-mib", 0, 0, int64_t{1} << 20);
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
   const bool gen = args.has("--cache"), files = args.has("--q") || args.has("--k") || args.has("--v");
   if (gen == files)
@@ -192,7 +196,7 @@ int cmd_decode(const std::vector<std::string>& argv) {
   // the ceiling and the steps see the same machine; best of each. Each pass also evicts the cache
   // from the last-level cache, as a model's other layers would between two steps.
   // At most about 8 passes between the steps (a pass of 256 MiB takes 10-30 ms).
-  ReadProbe probe;
+  ReadProbe probe(probe_mib << 20);
   for (int r = 0; r < 3; ++r) probe.run();
   const int64_t probe_every = std::max<int64_t>(1, steps / 8);
 

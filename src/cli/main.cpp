@@ -33,6 +33,7 @@ const char* kUsage =
     "      --in-proj [3·d_model,d_model] [--in-proj-bias [3·d_model]] --out-proj [d_model,d_model]\n"
     "      [--out-proj-bias [d_model]]\n"
     "  decode --backend SPEC --steps S [--storage f32|bf16|int8] [--threads T] [--out O.npy] [--json] [--check]\n"
+    "         [--probe-mib M]\n"
     "      --cache N [--heads H] [--kv-heads G] [--d D] [--batch B]   (generated: N cached, then S decoded)\n"
     "      or --q Q.npy --k K.npy --v V.npy [--key-lengths L.npy]      (last S positions decoded one by one)\n"
     "      SPEC: exact | local:window=W | pages:page=P,keep=K | performer[:...] | linear\n"
