@@ -46,9 +46,9 @@ if [ "${ATTNKIT_TEST_QUICK:-0}" != 1 ]; then
 
   stage "fuzzers (${ATTNKIT_FUZZ_SECONDS:-35} s each)"
   if [ ! -f build-fuzz/build.ninja ]; then
-    # -O2 with line tables only (-g1), as the sanitizer build above
-    CXX=clang++ meson setup build-fuzz -Doptimization=2 -Ddebug=false -Dcpp_args=-g1 -Dfuzz=true -Dtests=false \
-      -Dbench=false -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
+    # -O2 with line tables only (-g1) and assertions on, as the sanitizer build above
+    CXX=clang++ meson setup build-fuzz -Doptimization=2 -Ddebug=false -Dcpp_args=-g1 -Db_ndebug=false -Dfuzz=true \
+      -Dtests=false -Dbench=false -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || exit 1
   fi
   # only the fuzz targets: the rest of that configuration (the CLI: ~70 s of compiling) is not fuzzed
   fuzz_targets="npy spec forward"

@@ -237,7 +237,7 @@ double check_weights(const Backend& be, Prepared& pc, const Tensor& out) {
       }
       if (is_exact(be.spec())) {
         const std::vector<float>& r = pc.reference_weights(b, h);
-        for (size_t x = 0; x < w.size(); ++x) worst_ref = std::max(worst_ref, double(std::fabs(w[x] - r[x])));
+        for (size_t e = 0; e < w.size(); ++e) worst_ref = std::max(worst_ref, double(std::fabs(w[e] - r[e])));
       }
     }
   INFO("weights: entries negative, non-finite or on masked keys " << bad_entries << ", worst |row sum - 1| (non-zero rows) "
