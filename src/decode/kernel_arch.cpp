@@ -737,11 +737,15 @@ inline void pv8_step_zmm(const int8_t* const a[8], const uint8_t* wb, __m512i o[
 }
 #endif
 
+// a[i] = b + i · dv: the 8 rows of a whole group, from the address of its first.
+inline void group_rows(const int8_t* b, int64_t dv, const int8_t* a[8]) {
+  for (int i = 0; i < 8; ++i) a[i] = b + i * dv;
+}
 // a[i] = channel c of value row j + i (i < 8); past nk, row nk - 1 again (in the block; its
 // weight there is 0).
 inline void value_rows(const int8_t* vp, int64_t j, int64_t nk, int64_t dv, int64_t c, const int8_t* a[8]) {
   if (j + 8 <= nk) {
-    for (int i = 0; i < 8; ++i) a[i] = vp + (j + i) * dv + c;
+    group_rows(vp + j * dv + c, dv, a);
   } else {
     for (int i = 0; i < 8; ++i) a[i] = vp + (j + i < nk ? j + i : nk - 1) * dv + c;
   }
@@ -768,12 +772,11 @@ inline void pv4u(const uint8_t* w8, const float* ws, const int8_t* vp, int64_t n
       for (auto& x : o) x = _mm512_setzero_si512();
       int64_t j = 0;
       for (; j < nk16; j += 16) {
-        const int8_t* b = vp + j * dv + c;
-        const int8_t* a[8] = {b, b + dv, b + 2 * dv, b + 3 * dv, b + 4 * dv, b + 5 * dv, b + 6 * dv, b + 7 * dv};
+        const int8_t* a[8];
+        group_rows(vp + j * dv + c, dv, a);
         pv8_step_zmm(a, w8 + j, o);
-        b += 8 * dv;
-        const int8_t* a2[8] = {b, b + dv, b + 2 * dv, b + 3 * dv, b + 4 * dv, b + 5 * dv, b + 6 * dv, b + 7 * dv};
-        pv8_step_zmm(a2, w8 + j + 8, o);
+        group_rows(vp + (j + 8) * dv + c, dv, a);
+        pv8_step_zmm(a, w8 + j + 8, o);
         pf.step();
       }
       for (; j < nk8; j += 8) {
